@@ -1,0 +1,220 @@
+"""The async interface to a language model, and the shared fan-out of ``n`` > 1 requests."""
+
+from __future__ import annotations as _annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._concurrency import task_group
+from ._messages import GenerationSettings, Prompt
+from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
+
+__all__ = ("ModelClient", "WrapperClient", "collect_stream", "merge_completions")
+
+_DEFAULT_SETTINGS = GenerationSettings()
+
+
+class ModelClient(ABC):
+    """An LLM behind an async interface.
+
+    Implementations provide :meth:`request_stream` (an async generator of
+    :data:`ResponseEvent`) and may override :meth:`request` with a cheaper non-streaming call.
+    Callers use :meth:`complete` and :meth:`stream`, which fan a request with ``n`` > 1 out into
+    concurrent single requests when the client cannot produce several choices natively.
+    """
+
+    @property
+    def model_name(self) -> str:
+        """The model this client talks to, for logs and responses."""
+        return type(self).__name__
+
+    @property
+    def supports_native_n(self) -> bool:
+        """Whether one request with ``n`` > 1 returns ``n`` choices."""
+        return False
+
+    @abstractmethod
+    def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        """Send one request and yield its events, ending with one :class:`Completed`.
+
+        ``settings.n`` is 1 unless :attr:`supports_native_n` is true.
+        """
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        """Send one request and return it collected; override for a non-streaming wire call."""
+        return await collect_stream(self.request_stream(prompt, settings), settings.n)
+
+    async def complete(self, prompt: Prompt, settings: GenerationSettings | None = None) -> Completion:
+        """Run a request to completion, fanning ``n`` > 1 out concurrently when it is not native."""
+        settings = settings or _DEFAULT_SETTINGS
+        if settings.n > 1 and not self.supports_native_n:
+            return await _fan_out_complete(self, prompt, settings)
+        return await self.request(prompt, settings)
+
+    @asynccontextmanager
+    async def stream(
+        self, prompt: Prompt, settings: GenerationSettings | None = None
+    ) -> AsyncIterator[AsyncIterator[ResponseEvent]]:
+        """Stream a request: ``async with client.stream(p) as events: async for e in events: ...``.
+
+        Leaving the block early closes the underlying connection.
+        """
+        settings = settings or _DEFAULT_SETTINGS
+        if settings.n > 1 and not self.supports_native_n:
+            async with _fan_out_stream(self, prompt, settings) as events:
+                yield events
+            return
+        events = self.request_stream(prompt, settings)
+        try:
+            yield events
+        finally:
+            await _aclose(events)
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook: most clients hold nothing to release
+        """Release connections and other resources."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class WrapperClient(ModelClient):
+    """A client that delegates to another; subclass it to add behaviour around every call."""
+
+    def __init__(self, wrapped: ModelClient) -> None:
+        self.wrapped = wrapped
+
+    @property
+    def model_name(self) -> str:
+        return self.wrapped.model_name
+
+    @property
+    def supports_native_n(self) -> bool:
+        return self.wrapped.supports_native_n
+
+    def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        return self.wrapped.request_stream(prompt, settings)
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        return await self.wrapped.request(prompt, settings)
+
+    async def aclose(self) -> None:
+        await self.wrapped.aclose()
+
+
+async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Completion:
+    """Collect a stream of events into a :class:`Completion` with ``n`` choices (more if the stream has more)."""
+    pieces: list[list[str]] = [[] for _ in range(n)]
+    completed: Completed | None = None
+    try:
+        async for event in events:
+            if isinstance(event, OutputTextDelta):
+                while event.index >= len(pieces):
+                    pieces.append([])
+                pieces[event.index].append(event.delta)
+            else:
+                completed = event
+    finally:
+        await _aclose(events)
+    texts = tuple("".join(p) for p in pieces)
+    if completed is None:
+        return Completion(texts=texts)
+    return Completion(
+        texts=texts,
+        usage=completed.usage or TokenUsage(),
+        finish_reasons=completed.finish_reasons,
+        model=completed.model,
+    )
+
+
+def merge_completions(parts: Sequence[Completion]) -> Completion:
+    """Join single-choice completions into one completion with a choice per part, in order."""
+    usage = sum((p.usage for p in parts), TokenUsage())
+    return Completion(
+        texts=tuple(p.text for p in parts),
+        usage=usage,
+        finish_reasons=tuple(p.finish_reason() for p in parts),
+        model=next((p.model for p in parts if p.model), None),
+    )
+
+
+async def _fan_out_complete(client: ModelClient, prompt: Prompt, settings: GenerationSettings) -> Completion:
+    single = settings.with_(n=1)
+    results: list[Completion | None] = [None] * settings.n
+
+    async def one(index: int) -> None:
+        results[index] = await client.request(prompt, single)
+
+    async with task_group() as tg:
+        for index in range(settings.n):
+            tg.start_soon(one, index)
+    return merge_completions([r for r in results if r is not None])
+
+
+@asynccontextmanager
+async def _fan_out_stream(
+    client: ModelClient, prompt: Prompt, settings: GenerationSettings
+) -> AsyncIterator[AsyncIterator[ResponseEvent]]:
+    """Run ``n`` single-choice streams concurrently and merge them, each relabelled with its choice index."""
+    single = settings.with_(n=1)
+    send, receive = anyio.create_memory_object_stream[ResponseEvent](math.inf)
+    usages: list[TokenUsage] = []
+    finish: list[FinishReason | None] = [None] * settings.n
+    models: list[str] = []
+
+    async def one(index: int, out: MemoryObjectSendStream[ResponseEvent]) -> None:
+        async with out:
+            events = client.request_stream(prompt, single)
+            try:
+                async for event in events:
+                    if isinstance(event, OutputTextDelta):
+                        await out.send(OutputTextDelta(delta=event.delta, index=index))
+                    else:
+                        usages.append(event.usage or TokenUsage())
+                        finish[index] = _first(event.finish_reasons)
+                        if event.model:
+                            models.append(event.model)
+            finally:
+                await _aclose(events)
+
+    async def merged() -> AsyncIterator[ResponseEvent]:
+        async with receive:
+            async for event in receive:
+                yield event
+        yield Completed(
+            usage=sum(usages, TokenUsage()),
+            finish_reasons=tuple(finish),
+            model=models[0] if models else None,
+        )
+
+    async with task_group() as tg:
+        async with send:
+            for index in range(settings.n):
+                tg.start_soon(one, index, send.clone())
+        events = merged()
+        try:
+            yield events
+        finally:
+            tg.cancel_scope.cancel()
+            await _aclose(events)
+
+
+def _first(reasons: tuple[FinishReason | None, ...]) -> FinishReason | None:
+    return reasons[0] if reasons else None

@@ -1,0 +1,75 @@
+"""Run independent awaitables concurrently in an anyio task group, with plain exceptions out."""
+
+from __future__ import annotations as _annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+__all__ = ("gather", "gather_settled", "task_group")
+
+T = TypeVar("T")
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf that is not a cancellation, else the group itself."""
+    cancelled = anyio.get_cancelled_exc_class()
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaf = _first_error(exc)
+            if leaf is not exc:
+                return leaf
+        elif not isinstance(exc, cancelled):
+            return exc
+    return group
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[TaskGroup]:
+    """An anyio task group that raises the first real error itself instead of an ``ExceptionGroup``.
+
+    The first failure cancels the sibling tasks, as in any task group.
+    """
+    try:
+        async with anyio.create_task_group() as tg:
+            yield tg
+    except BaseExceptionGroup as group:
+        error = _first_error(group)
+        if error is group:
+            raise
+        raise error from None
+
+
+async def gather(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Await every thunk concurrently and return their results in order.
+
+    The first failure cancels the others and is raised as it is.
+    """
+    calls = list(thunks)
+    slots: dict[int, T] = {}
+
+    async def run(index: int, thunk: Callable[[], Awaitable[T]]) -> None:
+        slots[index] = await thunk()
+
+    async with task_group() as tg:
+        for index, thunk in enumerate(calls):
+            tg.start_soon(run, index, thunk)
+    return [slots[i] for i in range(len(calls))]
+
+
+async def gather_settled(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
+    """Like :func:`gather`, but a failing thunk leaves its exception in its slot and cancels nothing."""
+
+    def settled(thunk: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T | Exception]]:
+        async def run() -> T | Exception:
+            try:
+                return await thunk()
+            except Exception as exc:
+                return exc
+
+        return run
+
+    return await gather(settled(thunk) for thunk in thunks)

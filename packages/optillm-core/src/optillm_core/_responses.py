@@ -1,0 +1,92 @@
+"""What a model sends back: streaming events, token usage and collected completions."""
+
+from __future__ import annotations as _annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, computed_field
+
+__all__ = ("Completed", "Completion", "FinishReason", "OutputTextDelta", "ResponseEvent", "TokenUsage")
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
+
+
+class TokenUsage(BaseModel):
+    """Tokens of one call or of many (``+`` adds them up)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        """OpenAI's name for ``input_tokens``."""
+        return self.input_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        """OpenAI's name for ``output_tokens``."""
+        return self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+    @classmethod
+    def zero(cls) -> Self:
+        return cls()
+
+
+class OutputTextDelta(BaseModel):
+    """A piece of generated text for choice ``index``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["output_text_delta"] = "output_text_delta"
+    delta: str
+    index: NonNegativeInt = 0
+
+
+class Completed(BaseModel):
+    """The last event of a stream: usage of the whole call and the finish reason of each choice."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["completed"] = "completed"
+    usage: TokenUsage | None = None
+    finish_reasons: tuple[FinishReason | None, ...] = ()
+    model: str | None = None
+
+
+ResponseEvent = Annotated[OutputTextDelta | Completed, Field(discriminator="type")]
+
+
+class Completion(BaseModel):
+    """A finished call: one text per choice, usage and finish reasons."""
+
+    model_config = ConfigDict(frozen=True)
+
+    texts: tuple[str, ...]
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reasons: tuple[FinishReason | None, ...] = ()
+    model: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's text."""
+        return self.texts[0] if self.texts else ""
+
+    def finish_reason(self, index: int = 0) -> FinishReason | None:
+        return self.finish_reasons[index] if index < len(self.finish_reasons) else None
+
+    def truncated(self, index: int = 0) -> bool:
+        """Whether choice ``index`` stopped because it reached ``max_tokens``."""
+        return self.finish_reason(index) == "length"

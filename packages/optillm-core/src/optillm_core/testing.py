@@ -1,0 +1,277 @@
+"""Test doubles for optillm: clients that need no network and record everything they were asked.
+
+- :class:`ScriptedClient` answers from a queue of replies.
+- :class:`FunctionClient` computes each reply from the request.
+- :class:`LatencyClient` and :class:`FaultyClient` wrap any client to add delay or injected errors.
+
+Every double records :class:`RecordedRequest` objects (prompt, settings, start and end times),
+from which :func:`sequential_depth` computes the longest chain of dependent calls of a run.
+"""
+
+from __future__ import annotations as _annotations
+
+import inspect
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from ._client import ModelClient, WrapperClient
+from ._messages import GenerationSettings, Message, Prompt
+from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
+
+__all__ = (
+    "FaultyClient",
+    "FunctionClient",
+    "LatencyClient",
+    "RecordedRequest",
+    "Reply",
+    "ScriptExhausted",
+    "ScriptedClient",
+    "count_tokens",
+    "sequential_depth",
+)
+
+
+def count_tokens(text: str) -> int:
+    """The doubles' deterministic token count: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer; ``usage`` defaults to word counts of prompt and text."""
+
+    text: str
+    finish_reason: FinishReason = "stop"
+    usage: TokenUsage | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """A request a double received, with anyio clock times of its start and end."""
+
+    prompt: Prompt
+    settings: GenerationSettings
+    started_at: float
+    ended_at: float | None = None
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return self.prompt.effective_messages()
+
+    @property
+    def user_text(self) -> str:
+        """The last user message, the usual place to look for which phase sent a request."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    @property
+    def system_text(self) -> str | None:
+        return self.prompt.system_text()
+
+
+class ScriptExhausted(AssertionError):
+    """A :class:`ScriptedClient` was called more often than it had replies."""
+
+
+ReplyLike = str | Reply | BaseException
+ReplyFunction = Callable[[Prompt, GenerationSettings], ReplyLike | Awaitable[ReplyLike]]
+
+
+def _as_reply(value: ReplyLike) -> Reply:
+    if isinstance(value, BaseException):
+        raise value
+    return value if isinstance(value, Reply) else Reply(value)
+
+
+def _chunks(text: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+class _RecordingClient(ModelClient):
+    def __init__(self, *, native_n: bool, model_name: str) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._native_n = native_n
+        self._model_name = model_name
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def supports_native_n(self) -> bool:
+        return self._native_n
+
+    async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:
+        raise NotImplementedError
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        record = RecordedRequest(prompt=prompt, settings=settings, started_at=anyio.current_time())
+        self.requests.append(record)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            replies = await self._replies(prompt, settings)
+            prompt_tokens = sum(count_tokens(m.content) for m in prompt.effective_messages())
+            usage = TokenUsage()
+            for index, reply in enumerate(replies):
+                for piece in _chunks(reply.text):
+                    yield OutputTextDelta(delta=piece, index=index)
+                usage = usage + (
+                    reply.usage
+                    or TokenUsage(
+                        input_tokens=prompt_tokens if index == 0 else 0,
+                        output_tokens=count_tokens(reply.text),
+                    )
+                )
+            yield Completed(
+                usage=usage,
+                finish_reasons=tuple(r.finish_reason for r in replies),
+                model=self._model_name,
+            )
+        finally:
+            self.in_flight -= 1
+            record.ended_at = anyio.current_time()
+
+    @property
+    def settings_seen(self) -> list[GenerationSettings]:
+        return [r.settings for r in self.requests]
+
+
+class ScriptedClient(_RecordingClient):
+    """Answers from a queue: strings, :class:`Reply` objects, or exceptions to raise at that call.
+
+    With ``native_n`` a request with ``n`` > 1 takes ``n`` replies at once; otherwise core fans it
+    out into ``n`` requests. Running out of replies raises :class:`ScriptExhausted`.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        replies: Iterable[ReplyLike] = (),
+        *,
+        native_n: bool = False,
+        model_name: str = "scripted",
+    ) -> None:
+        super().__init__(native_n=native_n, model_name=model_name)
+        self._queue: deque[ReplyLike] = deque(replies)
+
+    def add(self, *replies: ReplyLike) -> None:
+        self._queue.extend(replies)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._queue)
+
+    async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:
+        replies = []
+        for _ in range(settings.n):
+            if not self._queue:
+                raise ScriptExhausted(f"ScriptedClient ran out of replies at request {len(self.requests)}")
+            replies.append(_as_reply(self._queue.popleft()))
+        await anyio.lowlevel.checkpoint()
+        return replies
+
+
+class FunctionClient(_RecordingClient):
+    """Computes each reply with ``function(prompt, settings)`` (sync or async).
+
+    The function may return a string or :class:`Reply`, or raise (or return) an exception.
+    With ``native_n`` it is called once per choice.
+    """
+
+    __test__ = False
+
+    def __init__(self, function: ReplyFunction, *, native_n: bool = False, model_name: str = "function") -> None:
+        super().__init__(native_n=native_n, model_name=model_name)
+        self._function = function
+
+    async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:
+        replies = []
+        for _ in range(settings.n):
+            result = self._function(prompt, settings)
+            if inspect.isawaitable(result):
+                result = await result
+            replies.append(_as_reply(result))
+        await anyio.lowlevel.checkpoint()
+        return replies
+
+
+class LatencyClient(WrapperClient):
+    """Waits ``delay`` seconds before each call reaches the wrapped client."""
+
+    def __init__(self, wrapped: ModelClient, delay: float) -> None:
+        super().__init__(wrapped)
+        self.delay = delay
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        await anyio.sleep(self.delay)
+        return await self.wrapped.request(prompt, settings)
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        await anyio.sleep(self.delay)
+        async for event in self.wrapped.request_stream(prompt, settings):
+            yield event
+
+
+FaultRule = Mapping[int, BaseException] | Callable[[int, Prompt, GenerationSettings], BaseException | None]
+
+
+class FaultyClient(WrapperClient):
+    """Raises injected errors instead of calling the wrapped client.
+
+    ``faults`` maps a call number (0-based, in the order calls arrive) to the exception to raise,
+    or is a function of ``(call_number, prompt, settings)`` returning an exception or ``None``.
+    """
+
+    def __init__(self, wrapped: ModelClient, faults: FaultRule) -> None:
+        super().__init__(wrapped)
+        self._faults = faults
+        self.calls = 0
+        self.raised: list[BaseException] = []
+
+    def _check(self, prompt: Prompt, settings: GenerationSettings) -> None:
+        number = self.calls
+        self.calls += 1
+        fault = (
+            self._faults.get(number) if isinstance(self._faults, Mapping) else self._faults(number, prompt, settings)
+        )
+        if fault is not None:
+            self.raised.append(fault)
+            raise fault
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        self._check(prompt, settings)
+        return await self.wrapped.request(prompt, settings)
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        self._check(prompt, settings)
+        async for event in self.wrapped.request_stream(prompt, settings):
+            yield event
+
+
+def sequential_depth(intervals: Sequence[RecordedRequest] | Sequence[tuple[float, float]]) -> int:
+    """The longest chain of calls in which each starts after the previous one ended.
+
+    That is the number of sequential model round-trips of a run: its critical path in calls.
+    """
+    spans: list[tuple[float, float]] = []
+    for item in intervals:
+        if isinstance(item, RecordedRequest):
+            spans.append((item.started_at, item.ended_at if item.ended_at is not None else item.started_at))
+        else:
+            spans.append(item)
+    spans.sort()
+    depth_at_end: list[tuple[float, int]] = []
+    best = 0
+    for start, end in spans:
+        before = max((d for e, d in depth_at_end if e <= start), default=0)
+        depth = before + 1
+        depth_at_end.append((end, depth))
+        best = max(best, depth)
+    return best

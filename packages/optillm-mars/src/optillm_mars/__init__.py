@@ -1,0 +1,3 @@
+"""optillm-mars."""
+
+__all__: tuple[str, ...] = ()

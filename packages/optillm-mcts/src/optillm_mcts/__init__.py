@@ -1,0 +1,3 @@
+"""optillm-mcts."""
+
+__all__: tuple[str, ...] = ()

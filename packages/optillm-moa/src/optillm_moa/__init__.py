@@ -1,0 +1,3 @@
+"""optillm-moa."""
+
+__all__: tuple[str, ...] = ()

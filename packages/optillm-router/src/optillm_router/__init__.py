@@ -1,0 +1,3 @@
+"""optillm-router: one ModelClient over many providers."""
+
+__all__: tuple[str, ...] = ()

@@ -1,0 +1,338 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
+
+It speaks ``POST /v1/chat/completions`` (JSON, and SSE with ``stream_options.include_usage``)
+and ``GET /v1/models``, with configurable latency, native ``n`` on or off, injected faults,
+and a log of every request from which calls, peak concurrency and sequential depth follow::
+
+    async with FakeOpenAIServer(latency=0.1) as server:
+        ...  # point a client at server.base_url
+
+    with FakeOpenAIServer().running_in_thread() as server:  # for sync code and subprocesses
+        ...
+"""
+
+from __future__ import annotations as _annotations
+
+import asyncio
+import inspect
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+from aiohttp import web
+
+__all__ = ("FakeOpenAIServer", "FakeReply", "FakeRequest", "Fault", "count_words")
+
+
+def count_words(text: str) -> int:
+    """The fake server's token count: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """What the fake model says; ``finish_reason`` ``"length"`` marks a truncated answer."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure for one request.
+
+    ``kind``: ``"status"`` answers ``status`` with ``body`` and ``headers``; ``"malformed"`` answers
+    200 with a body that is not JSON; ``"truncate"`` cuts a stream after its first chunk (or a JSON
+    body in the middle); ``"hang"`` waits ``delay`` seconds before answering normally.
+    """
+
+    kind: Literal["status", "malformed", "truncate", "hang"] = "status"
+    status: int = 500
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class FakeRequest:
+    """One request the server received (``time.monotonic`` times)."""
+
+    path: str
+    headers: Mapping[str, str]
+    body: dict[str, Any]
+    started_at: float
+    ended_at: float | None = None
+    status: int = 200
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages = self.body.get("messages", [])
+        return messages if isinstance(messages, list) else []
+
+    @property
+    def user_text(self) -> str:
+        return next((str(m.get("content")) for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+ReplyFunction = Callable[[dict[str, Any], int], "str | FakeReply | Awaitable[str | FakeReply]"]
+FaultFunction = Callable[[int, dict[str, Any]], "Fault | None"]
+
+
+def _default_reply(body: dict[str, Any], choice: int) -> str:
+    messages = body.get("messages") or [{}]
+    last = str(messages[-1].get("content", ""))
+    return f"Reply {choice} to: {last[:60]}. The answer is \\boxed{{42}}."
+
+
+class FakeOpenAIServer:
+    """A fake OpenAI-compatible chat server bound to 127.0.0.1 on a free port."""
+
+    def __init__(
+        self,
+        *,
+        reply: ReplyFunction | None = None,
+        latency: float = 0.0,
+        token_latency: float = 0.0,
+        native_n: bool = True,
+        faults: Mapping[int, Fault] | FaultFunction | None = None,
+        model: str = "fake-model",
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("fake-model",),
+    ) -> None:
+        self.reply = reply or _default_reply
+        self.latency = latency
+        self.token_latency = token_latency
+        self.native_n = native_n
+        self.faults = faults
+        self.model = model
+        self.api_key = api_key
+        self.models = models
+        self.requests: list[FakeRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, ending in ``/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def chat_requests(self) -> list[FakeRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def intervals(self) -> list[tuple[float, float]]:
+        """(start, end) of every finished chat request, for ``optillm_core.testing.sequential_depth``."""
+        return [(r.started_at, r.ended_at) for r in self.chat_requests if r.ended_at is not None]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @contextmanager
+    def running_in_thread(self) -> Iterator[Self]:
+        """Serve from a background thread with its own event loop (for sync clients and subprocesses)."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                errors.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        thread = threading.Thread(target=serve, name="fake-openai-server", daemon=True)
+        thread.start()
+        started.wait()
+        if errors:
+            raise errors[0]
+        try:
+            yield self
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        denied = self._check_key(request)
+        if denied is not None:
+            return denied
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    def _check_key(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        if request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return None
+        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+
+    def _fault_for(self, index: int, body: dict[str, Any]) -> Fault | None:
+        if self.faults is None:
+            return None
+        if isinstance(self.faults, Mapping):
+            return self.faults.get(index)
+        return self.faults(index, body)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        record = FakeRequest(path=request.path, headers=dict(request.headers), body={}, started_at=time.monotonic())
+        self.requests.append(record)
+        index = len(self.requests) - 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self._answer(request, record, index)
+            record.status = response.status
+            return response
+        finally:
+            self.in_flight -= 1
+            record.ended_at = time.monotonic()
+
+    async def _answer(self, request: web.Request, record: FakeRequest, index: int) -> web.StreamResponse:
+        denied = self._check_key(request)
+        if denied is not None:
+            return denied
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "'messages' is a required property", "invalid_request_error", param="messages")
+        record.body = body
+        n = int(body.get("n") or 1)
+        if n > 1 and not self.native_n:
+            return _error(400, "Only one completion choice is allowed", "invalid_request_error", param="n")
+        fault = self._fault_for(index, body)
+        if fault is not None and fault.kind == "status":
+            await anyio.sleep(self.latency)
+            payload = fault.body if fault.body is not None else {"error": {"message": f"injected {fault.status}"}}
+            if isinstance(payload, str):
+                return web.Response(status=fault.status, text=payload, headers=dict(fault.headers))
+            return web.json_response(payload, status=fault.status, headers=dict(fault.headers))
+        if fault is not None and fault.kind == "hang":
+            await anyio.sleep(fault.delay)
+        await anyio.sleep(self.latency)
+        replies = [await self._reply(body, choice) for choice in range(n)]
+        prompt_tokens = sum(count_words(str(m.get("content", ""))) for m in body["messages"])
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": sum(count_words(r.text) for r in replies),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if body.get("stream"):
+            return await self._stream(request, body, replies, usage, fault)
+        if fault is not None and fault.kind == "malformed":
+            return web.Response(status=200, text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
+        payload = {
+            "id": f"chatcmpl-{index}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": r.text},
+                    "finish_reason": r.finish_reason,
+                    "logprobs": None,
+                }
+                for i, r in enumerate(replies)
+            ],
+            "usage": usage,
+        }
+        if fault is not None and fault.kind == "truncate":
+            text = json.dumps(payload)
+            return web.Response(status=200, text=text[: len(text) // 2], content_type="application/json")
+        return web.json_response(payload)
+
+    async def _reply(self, body: dict[str, Any], choice: int) -> FakeReply:
+        result = self.reply(body, choice)
+        if inspect.isawaitable(result):
+            result = await result
+        return result if isinstance(result, FakeReply) else FakeReply(str(result))
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        replies: list[FakeReply],
+        usage: dict[str, int],
+        fault: Fault | None,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        base = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time())}
+        base["model"] = body.get("model", self.model)
+
+        async def send(chunk: dict[str, Any]) -> None:
+            await response.write(f"data: {json.dumps({**base, **chunk})}\n\n".encode())
+
+        for i in range(len(replies)):
+            await send(
+                {"choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+            )
+        if fault is not None and fault.kind == "malformed":
+            await response.write(b"data: {not json\n\n")
+            return response
+        for i, reply in enumerate(replies):
+            for word_index, word in enumerate(reply.text.split(" ")):
+                piece = word if word_index == 0 else " " + word
+                if self.token_latency:
+                    await anyio.sleep(self.token_latency)
+                await send({"choices": [{"index": i, "delta": {"content": piece}, "finish_reason": None}]})
+                if fault is not None and fault.kind == "truncate":
+                    return response  # connection ends without a finish chunk or [DONE]
+            await send({"choices": [{"index": i, "delta": {}, "finish_reason": reply.finish_reason}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({"choices": [], "usage": usage})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status=status)

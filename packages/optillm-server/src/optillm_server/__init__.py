@@ -1,0 +1,3 @@
+"""optillm-server."""
+
+__all__: tuple[str, ...] = ()

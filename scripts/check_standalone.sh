@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build every workspace package without workspace sources, then install each wheel alone into a
+# fresh virtual environment (its optillm dependencies from the built wheels, the rest from PyPI)
+# and import it in isolated mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"' EXIT
+uv build --all-packages --no-sources --quiet --out-dir "$dist"
+
+for pyproject in packages/*/pyproject.toml; do
+    package=$(basename "$(dirname "$pyproject")")
+    module=${package//-/_}
+    wheel=$(ls "$dist"/"${module}"-*.whl)
+    venv="$dist/venv-$package"
+    uv venv --quiet --python python3.11 "$venv"
+    uv pip install --quiet --python "$venv/bin/python" --find-links "$dist" "$wheel" \
+        --override <(echo "llm; sys_platform == 'never'")
+    "$venv/bin/python" -I -c "import $module; print('$package', 'imports alone:', len($module.__all__), 'public names')"
+done
