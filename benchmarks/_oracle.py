@@ -7,13 +7,16 @@ The oracle's rules (also stated in docs/benchmarks.md):
   it differs), the truth + 1, the truth - 1 and the truth + 10 (the truth - 10 fills in when the
   left-to-right value equals the truth).
 - A *draw* is right with probability ``p``; otherwise it is one of the four distractors, uniformly.
-- The reply to a prompt depends on its kind, read from keywords of the prompt (see :func:`classify`):
+- The reply to a prompt depends on its kind, read from keywords of its instruction, the last paragraph
+  of its last user message (see :func:`classify`):
   ``solve``: a prompt with no ``\\boxed{}`` answers in it gets a fresh draw.
   ``combine`` (synthesis, aggregation, improvement): a prompt holding ``\\boxed{}`` answers gets
   their plurality answer when one value is strictly the most frequent and appears at least twice;
   otherwise (one candidate, or no agreement) a fresh draw.
-  ``verify`` / ``score``: the judge looks at the last ``\\boxed{}`` answer in the prompt and judges
-  it correctly with probability ``(1 + p) / 2``; it replies with a verdict or a score.
+  ``verify``: the judge looks at the last ``\\boxed{}`` answer in the prompt and judges it correctly
+  with probability ``(1 + p) / 2``; it replies with a VERDICT / SCORE / ISSUES / SUGGESTIONS block.
+  ``score``: every ``\\boxed{}`` answer in the conversation is judged so; the score is high only when
+  all are judged right.
   ``critique``: one judged line per candidate, no ``\\boxed{}``.
   ``next_turn`` and ``strategy``: fixed sensible text without numbers.
 - Randomness is a hash of (seed, question, prompt kind, prompt text, how many draws this exact prompt
@@ -37,7 +40,9 @@ __all__ = (
     "PromptKind",
     "Question",
     "classify",
+    "copy_or_redraw",
     "generate_questions",
+    "instruction_of",
     "majority_bound",
     "plurality_bound",
 )
@@ -101,27 +106,41 @@ def generate_questions(count: int, seed: int = 0) -> list[Question]:
     return questions
 
 
-_NEXT_TURN = re.compile(r"next (user )?(message|question|turn|query)|user (might|would|will) (ask|say)|follow-up", re.I)
-_SCORE = re.compile(
-    r"\b(rate|score|evaluate|rating)\b.*\b(0|zero)\b.*\b(1|10|one|ten)\b|number between 0 and 1|from 0 to (1|10)",
-    re.I | re.S,
+_NEXT_TURN = re.compile(r"\buser\b[^.]{0,60}\bnext\b|\bnext\b[^.]{0,30}\buser\b|follow-up question", re.I)
+_VERIFY = re.compile(r"\bverdict\b|\bverif(y|ication)\b|\bCORRECT, INCORRECT\b", re.I)
+_SCORE = re.compile(r"\b(rate|score|rating)\b[^.]*\b0\b[^.]*\b(1|10)\b", re.I)
+_STRATEGY = re.compile(
+    r"\b(extract|describe|summari[sz]e|identify|name)\b[^.]{0,40}\b(strateg(y|ies)|approach)\b", re.I
 )
-_VERIFY = re.compile(r"\bverif(y|ication|ier)\b|\bverdict\b|correct,? incorrect|\bINCORRECT\b", re.I)
-_STRATEGY = re.compile(r"\b(extract|describe|summari[sz]e|identify)\b.{0,60}\b(strateg(y|ies)|approach)\b", re.I | re.S)
 _CRITIQUE = re.compile(r"\bcritique\b|\bstrengths\b|\bweaknesses\b|\bcritici[sz]e\b", re.I)
+_ANSWER_REQUEST = re.compile(
+    r"\b(write|give|produce|provide)\b[^.]{0,40}\b(best|final|improved|single|refined|corrected)\b[^.]{0,20}"
+    r"\b(response|answer|solution)\b",
+    re.I,
+)
+
+
+def instruction_of(messages: Sequence[tuple[str, str]]) -> str:
+    """The instruction a prompt ends with: the last paragraph of its last user message.
+
+    Strategies put the material (candidates, solutions, reviews) first and what they ask for last.
+    """
+    last_user = next((content for role, content in reversed(messages) if role == "user"), "")
+    paragraphs = [p for p in last_user.strip().split("\n\n") if p.strip()]
+    return paragraphs[-1] if paragraphs else ""
 
 
 def classify(instruction: str, full_text: str) -> PromptKind:
-    """What a prompt asks for, from keywords of its last user message and system prompt (``instruction``)."""
+    """What a prompt asks for, from keywords of its ``instruction`` (see :func:`instruction_of`)."""
     if _NEXT_TURN.search(instruction):
         return "next_turn"
-    if _SCORE.search(instruction):
-        return "score"
     if _VERIFY.search(instruction):
         return "verify"
+    if _SCORE.search(instruction):
+        return "score"
     if _STRATEGY.search(instruction):
         return "strategy"
-    if _CRITIQUE.search(instruction):
+    if _CRITIQUE.search(instruction) and not _ANSWER_REQUEST.search(instruction):
         return "critique"
     if Question.parse(full_text) is None:
         return "unknown"
@@ -148,9 +167,7 @@ class Oracle:
     def reply(self, messages: Sequence[tuple[str, str]]) -> str:
         """The reply to a chat given as (role, content) pairs."""
         full_text = "\n".join(content for _, content in messages)
-        last_user = next((c for r, c in reversed(messages) if r == "user"), "")
-        system = "\n".join(c for r, c in messages if r == "system")
-        kind = classify(f"{system}\n{last_user}", full_text)
+        kind = classify(instruction_of(messages), full_text)
         self.kinds[kind] += 1
         question = Question.parse(full_text)
         rng = self._rng(question, kind, full_text)
@@ -190,16 +207,19 @@ class Oracle:
         candidate = _last_boxed(text)
         if self.judge(question, candidate, rng):
             return (
-                "VERDICT: CORRECT\nSCORE: 0.9\nISSUES: none\n"
-                f"Recomputing with operator precedence confirms {candidate}; the solution is sound."
+                "VERDICT: CORRECT\nSCORE: 0.9\nISSUES:\n- none\nSUGGESTIONS:\n- none\n"
+                f"Recomputing with operator precedence confirms {candidate}."
             )
         return (
-            "VERDICT: INCORRECT\nSCORE: 0.1\nISSUES: an arithmetic step is wrong.\n"
-            f"Recomputing with operator precedence does not give {candidate}; redo the calculation."
+            "VERDICT: INCORRECT\nSCORE: 0.1\nISSUES:\n"
+            f"- recomputing with operator precedence does not give {candidate}\n"
+            "SUGGESTIONS:\n- redo the calculation, multiplying before adding or subtracting"
         )
 
     def _score(self, question: Question, rng: random.Random, text: str) -> str:
-        good = self.judge(question, _last_boxed(text), rng)
+        # The whole conversation is rated: good only when every answer in it is judged right.
+        values: list[int | None] = [int(v) for v in _BOXED_NUMBER.findall(text)] or [None]
+        good = all([self.judge(question, value, rng) for value in values])
         if re.search(r"\b10\b", text[-400:]):
             return "9" if good else "2"
         return "0.9" if good else "0.1"
@@ -215,7 +235,11 @@ class Oracle:
         return "Can you check that result once more, step by step?"
 
     def _strategy(self, question: Question, rng: random.Random, text: str) -> str:
-        return "Strategy: apply operator precedence, evaluating multiplication before addition and subtraction."
+        return (
+            "- Key insight: multiplication binds tighter than addition and subtraction.\n"
+            "- Method: evaluate the product first, then combine the rest from left to right.\n"
+            "- Check: recompute the result in a different order."
+        )
 
 
 _REPLIES = {
@@ -249,23 +273,43 @@ def majority_bound(k: int, p: float) -> float:
     return sum(comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(k // 2 + 1, k + 1))
 
 
+def _outcomes(k: int, p: float, distractors: int) -> list[tuple[tuple[int, ...], float]]:
+    """Every count vector (truth first, then each distractor) of ``k`` draws, with its probability."""
+    q = (1 - p) / distractors
+    outcomes = []
+    for counts in product(range(k + 1), repeat=distractors + 1):
+        if sum(counts) != k:
+            continue
+        ways = factorial(k)
+        for c in counts:
+            ways //= factorial(c)
+        outcomes.append((counts, ways * p ** counts[0] * q ** (k - counts[0])))
+    return outcomes
+
+
+def copy_or_redraw(k: int, p: float, distractors: int = DISTRACTORS) -> float:
+    """Exact accuracy of the oracle's ``combine`` rule over ``k`` draws (MoA's synthesis over its candidates).
+
+    A strictly most frequent value seen at least twice is copied; otherwise the reply is a fresh draw.
+    """
+    total = 0.0
+    for counts, probability in _outcomes(k, p, distractors):
+        top = max(counts)
+        if top >= 2 and counts.count(top) == 1:
+            total += probability * (counts[0] == top)
+        else:
+            total += probability * p
+    return total
+
+
 def plurality_bound(k: int, p: float, distractors: int = DISTRACTORS) -> float:
     """Exact accuracy of a plurality vote over ``k`` oracle draws, ties broken uniformly at random.
 
     Wrong draws spread uniformly over ``distractors`` values, as the oracle's do.
     """
-    q = (1 - p) / distractors
     total = 0.0
-    for counts in product(range(k + 1), repeat=distractors + 1):
-        if sum(counts) != k:
-            continue
-        right = counts[0]
+    for counts, probability in _outcomes(k, p, distractors):
         top = max(counts)
-        if right != top:
-            continue
-        ways = factorial(k)
-        for c in counts:
-            ways //= factorial(c)
-        probability = ways * p**right * q ** (k - right)
-        total += probability / sum(1 for c in counts if c == top)
+        if counts[0] == top:
+            total += probability / counts.count(top)
     return total

@@ -12,7 +12,14 @@ import anyio
 
 from benchmarks._clients import StrategyCase, strategy_cases
 from benchmarks._options import Options
-from benchmarks._oracle import Oracle, Question, generate_questions, majority_bound, plurality_bound
+from benchmarks._oracle import (
+    Oracle,
+    Question,
+    copy_or_redraw,
+    generate_questions,
+    majority_bound,
+    plurality_bound,
+)
 from benchmarks._report import Section, Table
 from optillm_core import (
     Completed,
@@ -132,11 +139,17 @@ async def run(options: Options) -> Section:
         ],
     )
     bounds = Table(
-        "Exact vote bounds: k independent oracle draws (4 distractors, uniform)",
-        ["k", *(f"majority, p = {p}" for p in PS), *(f"plurality, p = {p}" for p in PS)],
+        "Exact accuracies over k independent oracle draws (4 distractors, uniform)",
+        ["rule", "k", *(f"p = {p}" for p in PS)],
     )
-    for k in (3, 5, 7):
-        bounds.add(k, *(round(majority_bound(k, p), 3) for p in PS), *(round(plurality_bound(k, p), 3) for p in PS))
+    rules = (
+        ("strict majority (binomial)", majority_bound),
+        ("plurality, ties random", plurality_bound),
+        ("copy a repeated plurality, else redraw (MoA under the oracle)", copy_or_redraw),
+    )
+    for label, rule in rules:
+        for k in (3, 5, 7):
+            bounds.add(label, k, *(round(rule(k, p), 3) for p in PS))
     for case in strategy_cases():
         for p in PS:
             result = await _evaluate(case, p, questions)

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks._oracle import Oracle, Question, classify, generate_questions, majority_bound, plurality_bound
+from benchmarks._oracle import (
+    Oracle,
+    Question,
+    classify,
+    copy_or_redraw,
+    generate_questions,
+    instruction_of,
+    majority_bound,
+    plurality_bound,
+)
 
 
 def _boxed(text: str) -> int:
@@ -57,10 +66,36 @@ def test_distractors_are_four_distinct_wrong_values(question: Question) -> None:
         ("Verify the solution below and give a verdict.", "verify"),
         ("Extract the key strategy used in this solution.", "strategy"),
         ("Critique each candidate: strengths and weaknesses.", "critique"),
+        ("Using the strengths and weaknesses above, write the single best response.", "combine"),
     ],
 )
 def test_classify(instruction: str, kind: str) -> None:
-    assert classify(instruction, "What is 2 + 3 * 4?") == kind
+    text = "What is 2 + 3 * 4?" + ("\n\\boxed{14}" if kind == "combine" else "")
+    assert classify(instruction, text) == kind
+
+
+def test_the_instruction_is_the_last_paragraph_of_the_last_user_message() -> None:
+    review = "VERDICT: INCORRECT\nSCORE: 0.1"
+    messages = [
+        ("system", "Verify everything."),
+        ("user", "What is 2 + 3 * 4?"),
+        ("assistant", "\\boxed{20}"),
+        ("user", f"Problem: What is 2 + 3 * 4?\n\nReview 1:\n{review}\n\nWrite a corrected solution."),
+    ]
+    assert instruction_of(messages) == "Write a corrected solution."
+    assert Oracle(p=1.0).reply(messages).endswith("\\boxed{14}.")  # an improvement, not a verdict
+
+
+def test_verdicts_and_scores_judge_the_answers_in_the_prompt() -> None:
+    oracle = Oracle(p=1.0)  # the judge is always right
+    right = "What is 2 + 3 * 4?\n\nSolution: \\boxed{14}\n\nGive your verdict."
+    wrong = "What is 2 + 3 * 4?\n\nSolution: \\boxed{20}\n\nGive your verdict."
+    assert oracle.reply([("user", right)]).startswith("VERDICT: CORRECT")
+    assert oracle.reply([("user", wrong)]).startswith("VERDICT: INCORRECT")
+    conversation = [("user", "What is 2 + 3 * 4?"), ("assistant", "\\boxed{14}")]
+    assert oracle.reply([*conversation, ("user", "Rate the replies from 0 to 1.")]) == "0.9"
+    bad = [("user", "What is 2 + 3 * 4?"), ("assistant", "\\boxed{14}"), ("assistant", "\\boxed{20}")]
+    assert oracle.reply([*bad, ("user", "Rate the replies from 0 to 1.")]) == "0.1"
 
 
 def test_combine_copies_a_majority_and_redraws_otherwise() -> None:
@@ -114,3 +149,23 @@ def test_plurality_bound_for_one_and_three_draws() -> None:
     # Right when >= 2 draws are right, or when 1 is right and the two wrong ones differ (a three-way tie).
     one_right_two_distinct_wrong = 3 * p * (1 - p) ** 2 * (1 - 4 * q**2 / (1 - p) ** 2)
     assert plurality_bound(3, p) == pytest.approx(majority_bound(3, p) + one_right_two_distinct_wrong / 3)
+
+
+def test_copy_or_redraw_for_three_draws() -> None:
+    p = 0.6
+    q = (1 - p) / 4
+    two_or_three_right = majority_bound(3, p)
+    # No value repeats: the truth at most once and the wrong draws on distinct distractors.
+    all_distinct = (1 - p) ** 3 * (4 * 3 * 2) / 4**3 + 3 * p * (1 - p) ** 2 * (1 - 4 * q**2 / (1 - p) ** 2)
+    assert copy_or_redraw(3, p) == pytest.approx(two_or_three_right + all_distinct * p)
+
+
+def test_copy_or_redraw_matches_a_simulation_of_the_rule() -> None:
+    oracle = Oracle(p=0.6, seed=9)
+    questions = generate_questions(3000, seed=9)
+    right = 0
+    for q in questions:
+        candidates = [oracle.reply([("user", q.text)]) for _ in range(3)]
+        final = oracle.reply([("user", q.text + "\n\n" + "\n\n".join(candidates) + "\n\nWrite the best answer.")])
+        right += _boxed(final) == q.answer
+    assert right / len(questions) == pytest.approx(copy_or_redraw(3, 0.6), abs=0.03)
