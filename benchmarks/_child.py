@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 
+from benchmarks._logs import quiet_logs
+
 __all__ = ("run_child",)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--strategy", default="moa")
     options = parser.parse_args()
+    quiet_logs()
     result = anyio.run(_moa_scale, options.base_url, options.runs, options.strategy)
     print(json.dumps(result))
 

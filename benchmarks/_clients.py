@@ -23,7 +23,6 @@ __all__ = (
     "BASELINE",
     "Baseline",
     "Missing",
-    "NoNativeN",
     "StrategyCase",
     "client_label",
     "router_client",
@@ -47,14 +46,6 @@ class Baseline(Optimizer[OptimizerConfig]):
     async def run(self, ctx: RunContext[OptimizerConfig]) -> Outcome:
         completion = await ctx.generate(ctx.query, ctx.settings)
         return Outcome(answer=completion.text)
-
-
-class NoNativeN(WrapperClient):
-    """Hides native ``n`` so that core fans ``n`` > 1 out into concurrent single requests."""
-
-    @property
-    def supports_native_n(self) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ def strategy_cases(
 
 
 class _PooledClient(WrapperClient):
-    """A provider client that also owns its connection pool (the fallback when the router is absent)."""
+    """A client that also owns the connection pool its provider clients share."""
 
     def __init__(self, wrapped: ModelClient, pool: Any) -> None:
         super().__init__(wrapped)
@@ -95,9 +86,9 @@ class _PooledClient(WrapperClient):
 def client_label(client: ModelClient) -> str:
     """Which client a section measured, for its notes."""
     inner = client.wrapped if isinstance(client, WrapperClient) else client
-    if isinstance(client, _PooledClient):
-        return f"optillm_router's {type(inner).__name__} on an HttpPool (ModelClientRouter not installed)"
-    return f"optillm_router's {type(inner).__name__}"
+    if type(inner).__name__ == "ModelClientRouter":
+        return "optillm_router's ModelClientRouter"
+    return f"optillm_router's {type(inner).__name__} alone (ModelClientRouter not installed)"
 
 
 def _import(module: str) -> Any:
@@ -120,29 +111,31 @@ def _router(spec_fields: dict[str, Any]) -> ModelClient:
 def router_client(base_url: str, *, model: str = "fake-model", native_n: bool = True) -> ModelClient:
     """The real router with one OpenAI-compatible ("custom") provider at ``base_url``.
 
-    With ``native_n`` the provider is declared to honour ``n`` (the fake server does); without, the
-    client hides native ``n`` so that core fans ``n`` > 1 out into concurrent single requests.
-    Before the router lands, the router package's OpenAI-compatible provider client is used alone.
+    The ``custom`` provider declares no native ``n``, so the router fans ``n`` > 1 out into
+    concurrent single requests; with ``native_n`` a client factory declares it (the fake server
+    honours ``n``) and one request carries all ``n``. Before the router lands, the router package's
+    OpenAI-compatible provider client is used alone.
     """
     router = _import("optillm_router")
-    client: ModelClient
-    if hasattr(router, "ModelClientRouter"):
-        fields = router.ProviderSpec.model_fields
-        spec: dict[str, Any] = {"provider": "custom", "model": model, "base_url": base_url, "api_key": "x"}
-        if "native_n" in fields:
-            spec["native_n"] = native_n
-        elif "capabilities" in fields:
-            spec["capabilities"] = {"native_n": native_n}
-        client = _router(spec)
-    else:
-        providers = _import("optillm_router._providers")
-        pool = _import("optillm_router._http").HttpPool()
-        caps = replace(providers.PROVIDERS["custom"].capabilities, native_n=native_n)
-        inner: ModelClient = providers.create_provider_client(
-            "custom", model=model, api_key="x", base_url=base_url, http=pool, capabilities=caps
+    providers = router if hasattr(router, "create_provider_client") else _import("optillm_router._providers")
+    pool = (router.HttpPool if hasattr(router, "HttpPool") else _import("optillm_router._http").HttpPool)()
+    caps = replace(providers.PROVIDERS["custom"].capabilities, native_n=native_n)
+
+    def provider_client(provider: str, key: str | None, url: str | None, name: str) -> ModelClient:
+        client: ModelClient = providers.create_provider_client(
+            provider, model=name, api_key=key, base_url=url, http=pool, capabilities=caps
         )
-        client = _PooledClient(inner, pool)
-    return client if native_n else NoNativeN(client)
+        return client
+
+    if not hasattr(router, "ModelClientRouter"):
+        return _PooledClient(provider_client("custom", "x", base_url, model), pool)
+    spec = router.ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")
+    config = router.ProviderRoutingConfig.single(spec)
+
+    def factory(spec: Any, key: str | None) -> ModelClient:
+        return provider_client(spec.provider, key, spec.base_url, spec.model)
+
+    return _PooledClient(router.ModelClientRouter(config, client_factory=factory), pool)
 
 
 def local_client() -> ModelClient:

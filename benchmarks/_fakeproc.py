@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._logs import quiet_logs
+
 __all__ = ("FakeServerProcess", "ServerLog", "fake_server_process")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +116,7 @@ def fake_server_process(
 
 
 def _serve(options: argparse.Namespace) -> None:
+    quiet_logs()
     import anyio
     from aiohttp import web
 

@@ -12,6 +12,7 @@ import anyio
 
 from benchmarks import cost, critical_path, overhead, quality, real_model, scale
 from benchmarks._clients import Missing
+from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
 from benchmarks._report import Section, update_docs, write_section
 
@@ -88,6 +89,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     names, options, write_docs = _parse(argv)
+    quiet_logs()
     sections = anyio.run(run_sections, names, options)
     if write_docs:
         update_docs(DOC, sections)

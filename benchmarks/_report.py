@@ -44,9 +44,13 @@ class Machine:
     arch: str
     python: str
     system: str
+    load: float
 
     def describe(self) -> str:
-        return f"{self.cpus} CPU cores, {self.arch}, {self.system}, CPython {self.python}"
+        return (
+            f"{self.cpus} CPU cores, {self.arch}, {self.system}, CPython {self.python}; "
+            f"1-minute load average {self.load:.1f} when the section started"
+        )
 
 
 def machine() -> Machine:
@@ -55,6 +59,7 @@ def machine() -> Machine:
         arch=platform.machine(),
         python=platform.python_version(),
         system=platform.system(),
+        load=os.getloadavg()[0],
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations as _annotations
 
 import argparse
 
+from benchmarks._logs import quiet_logs
+
 __all__ = ("main",)
 
 
@@ -13,6 +15,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", default="fake-model")
     options = parser.parse_args()
+    quiet_logs()
 
     import importlib
 

@@ -24,46 +24,47 @@ UPSTREAM = {
 }
 
 
-async def _one_run(case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float) -> dict[str, Any]:
+async def _runs(
+    case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float, repeats: int
+) -> list[dict[str, Any]]:
+    """One unmeasured warm-up run (connections, lazy imports), then ``repeats`` measured runs."""
     query = generate_questions(1, seed=7)[0].text
     server.reset(latency=latency, native_n=native_n, p=1.0)
     client = router_client(server.base_url, native_n=native_n)
-    label = client_label(client)
+    samples = []
     try:
-        await client.complete(_warm_prompt(), None)  # opens the connection before the clock starts
-        server.reset(latency=latency, native_n=native_n, p=1.0)
-        optimizer = case.build()
-        started = time.perf_counter()
-        solution = await optimizer.optimize(query, client, settings=case.settings)
-        wall = time.perf_counter() - started
+        await case.build().optimize(query, client, settings=case.settings)
+        for _ in range(repeats):
+            server.reset(latency=latency, native_n=native_n, p=1.0)
+            optimizer = case.build()
+            started = time.perf_counter()
+            solution = await optimizer.optimize(query, client, settings=case.settings)
+            wall = time.perf_counter() - started
+            log = server.log()
+            depth = log.depth()
+            samples.append(
+                {
+                    "wall_s": wall,
+                    "client": client_label(client),
+                    "depth": depth,
+                    "wire_requests": log.calls,
+                    "max_n": max(log.ns, default=1),
+                    "llm_calls": solution.metadata.llm_calls,
+                    "tokens": solution.usage.total_tokens,
+                    "completion_tokens": solution.usage.output_tokens,
+                    "ratio": wall / (depth * latency) if depth else None,
+                    "errors": log.errors,
+                    "answer": solution.answer[-80:],
+                }
+            )
     finally:
         await client.aclose()
-    log = server.log()
-    depth = log.depth()
-    return {
-        "wall_s": wall,
-        "client": label,
-        "client_native_n": client.supports_native_n,
-        "depth": depth,
-        "wire_requests": log.calls,
-        "max_n": max(log.ns, default=1),
-        "llm_calls": solution.metadata.llm_calls,
-        "tokens": solution.usage.total_tokens,
-        "completion_tokens": solution.usage.output_tokens,
-        "ratio": wall / (depth * latency) if depth else None,
-        "errors": log.errors,
-    }
-
-
-def _warm_prompt() -> Any:
-    from optillm_core import Prompt
-
-    return Prompt.from_query("Say hello.")
+    return samples
 
 
 async def run(options: Options) -> Section:
     latency = 0.01 if options.smoke else 0.1
-    repeats = 1 if options.smoke else 3
+    repeats = 1 if options.smoke else 5
     section = Section(NAME, "1. Critical path", options.command(NAME), smoke=options.smoke)
     table = Table(
         f"Wall time against the measured critical path at {latency * 1000:.0f} ms per call",
@@ -72,10 +73,12 @@ async def run(options: Options) -> Section:
             "native n",
             "LLM calls",
             "requests on the wire",
+            "largest n in a request",
             "sequential depth",
             "wall (s)",
             "depth × latency (s)",
             "ratio",
+            "overhead per round-trip (ms)",
             "target",
             "completion tokens",
             "upstream optillm 0.4.0",
@@ -85,19 +88,21 @@ async def run(options: Options) -> Section:
     with fake_server_process(latency=latency, p=1.0) as server:
         for case in strategy_cases(max_tokens=MAX_TOKENS):
             for native_n in (True, False):
-                samples = [await _one_run(case, server, native_n, latency) for _ in range(repeats)]
+                samples = await _runs(case, server, native_n, latency, repeats)
                 median = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]
                 runs[f"{case.name}/native_n={native_n}"] = samples
                 ratio = median["ratio"]
                 table.add(
                     case.name,
-                    "on" if median["client_native_n"] else "off",
+                    "on" if native_n else "off",
                     median["llm_calls"],
                     median["wire_requests"],
+                    median["max_n"],
                     median["depth"],
                     round(median["wall_s"], 3),
                     round(median["depth"] * latency, 3),
                     round(ratio, 3) if ratio is not None else None,
+                    round((median["wall_s"] - median["depth"] * latency) / max(median["depth"], 1) * 1000, 1),
                     f"≤ {TARGET_RATIO:.2f} " + ("✅" if ratio is not None and ratio <= TARGET_RATIO else "❌"),
                     median["completion_tokens"],
                     UPSTREAM.get(case.name) if native_n else None,
@@ -112,9 +117,11 @@ async def run(options: Options) -> Section:
             f"Client: {_labels(runs)} with one `custom` OpenAI-compatible provider, in the "
             "harness process; the fake server runs in a separate process. Sequential depth is the longest chain "
             "of requests in the server's log in which each starts after the previous one ended.",
-            "native n off: the server rejects n > 1 and the client hides native n, so core fans n out into "
-            "concurrent single requests.",
-            f"Median of {repeats} runs by wall time; the connection is warmed with one call before each run.",
+            "native n on: the provider client is declared to honour n (a `client_factory` with native_n=True), "
+            "so one request carries all n choices; off: the server rejects n > 1 and the `custom` provider's "
+            "default capabilities (no native n) make the router fan n out into concurrent single requests.",
+            f"Median of {repeats} runs by wall time, after one unmeasured warm-up run of the same strategy on the "
+            "same client (so connections are open and lazy imports done).",
             "Spread of wall times per row (min–max): "
             + "; ".join(
                 f"{key}: {min(s['wall_s'] for s in v):.3f}–{max(s['wall_s'] for s in v):.3f} s"
