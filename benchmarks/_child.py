@@ -61,12 +61,13 @@ async def _moa_scale(base_url: str, runs: int, strategy: str) -> dict[str, Any]:
     rss_before = _peak_rss_mb()
     rounds = {}
     for label in ("cold", "warm"):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         results = await gather_settled(partial(info.optimizer().optimize, q, client) for q in questions)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         errors = [r for r in results if isinstance(r, Exception)]
         rounds[label] = {
             "wall_s": wall,
+            "client_cpu_s": cpu,
             "llm_calls": sum(r.metadata.llm_calls for r in results if not isinstance(r, Exception)),
             "errors": len(errors),
             "error_types": sorted({type(e).__name__ for e in errors}),

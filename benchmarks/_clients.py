@@ -140,4 +140,12 @@ def router_client(base_url: str, *, model: str = "fake-model", native_n: bool = 
 
 def local_client() -> ModelClient:
     """The router's embedded SmolLM2 model (provider "local", its default model)."""
-    return _router({"provider": "local", "model": "smollm2"})
+    router = _import("optillm_router")
+    if hasattr(router, "ModelClientRouter"):
+        return _router({"provider": "local", "model": "smollm2"})
+    providers = router if hasattr(router, "create_provider_client") else _import("optillm_router._providers")
+    pool = _import("optillm_router._http").HttpPool()
+    client: ModelClient = providers.create_provider_client(
+        "local", model="smollm2", api_key=None, base_url=None, http=pool
+    )
+    return _PooledClient(client, pool)

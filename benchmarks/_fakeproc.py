@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ class ServerLog:
     statuses: list[int]
     max_in_flight: int
     kinds: dict[str, int]
+    cpu_s: float
 
     @property
     def calls(self) -> int:
@@ -78,6 +80,7 @@ class FakeServerProcess:
             statuses=data["statuses"],
             max_in_flight=data["max_in_flight"],
             kinds=data["kinds"],
+            cpu_s=data["cpu_s"],
         )
 
 
@@ -133,6 +136,7 @@ def _serve(options: argparse.Namespace) -> None:
         return oracle.reply(messages)
 
     server = FakeOpenAIServer(reply=reply, latency=options.latency, native_n=not options.no_native_n)
+    cpu_at_reset = time.process_time()
 
     async def log(request: web.Request) -> web.Response:
         chats = server.chat_requests
@@ -143,12 +147,14 @@ def _serve(options: argparse.Namespace) -> None:
                 "statuses": [r.status for r in chats if r.ended_at is not None],
                 "max_in_flight": server.max_in_flight,
                 "kinds": dict(oracle.kinds),
+                "cpu_s": time.process_time() - cpu_at_reset,
             }
         )
 
     async def reset(request: web.Request) -> web.Response:
-        nonlocal use_oracle
+        nonlocal use_oracle, cpu_at_reset
         settings = await request.json()
+        cpu_at_reset = time.process_time()
         server.requests.clear()
         server.max_in_flight = server.in_flight
         oracle.reset()

@@ -27,7 +27,10 @@ def main() -> None:
     client = router_client(options.upstream, model=options.model)
     upstream = server.Upstream(options.upstream, "x")
     app = server.create_app(client=client, model=options.model, upstream=upstream)
-    uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="warning", access_log=False)
+    if hasattr(server, "serve"):
+        server.serve(app, host="127.0.0.1", port=options.port, access_log=False)
+    else:
+        uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

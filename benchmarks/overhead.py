@@ -3,6 +3,7 @@
 from __future__ import annotations as _annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -21,16 +22,36 @@ NAME = "overhead"
 TARGET_CPU_MS = 0.5
 TARGET_BURST_S = 0.5
 CONCURRENCY = (1, 16, 128)
+FLOOR = "bare aiohttp (floor, for reference)"
+ROUTER = "router"
 
 
-async def _calls(client: ModelClient, total: int, in_flight: int) -> tuple[float, float]:
-    """``total`` calls by ``in_flight`` workers; returns (CPU seconds of this process, wall seconds)."""
+Call = Callable[[], Awaitable[object]]
+
+
+def _router_call(client: ModelClient) -> Call:
     prompt = Prompt.from_query("Say hello.")
+    return partial(client.complete, prompt)
+
+
+def _aiohttp_call(session: Any, base_url: str) -> Call:
+    """The floor: one bare aiohttp request and JSON parse, no router, no pydantic."""
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "Say hello."}]}
+
+    async def call() -> object:
+        async with session.post(base_url + "/chat/completions", json=body) as response:
+            return await response.json()
+
+    return call
+
+
+async def _calls(call: Call, total: int, in_flight: int) -> tuple[float, float]:
+    """``total`` calls by ``in_flight`` workers; returns (CPU seconds of this process, wall seconds)."""
     per_worker = [total // in_flight + (1 if i < total % in_flight else 0) for i in range(in_flight)]
 
     async def worker(count: int) -> None:
         for _ in range(count):
-            await client.complete(prompt)
+            await call()
 
     cpu, wall = time.process_time(), time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -39,26 +60,37 @@ async def _calls(client: ModelClient, total: int, in_flight: int) -> tuple[float
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+async def _per_call_cpu(
+    label: str, call: Call, server: FakeServerProcess, total: int, table: Table, data: dict[str, Any]
+) -> None:
+    for in_flight in CONCURRENCY:
+        await _calls(call, max(in_flight, total // 10), in_flight)  # warm the pool to this width
+        server.reset()
+        cpu, wall = await _calls(call, total, in_flight)
+        log = server.log()
+        per_call = cpu / total * 1000
+        data[f"{label}/{in_flight}"] = {"cpu_s": cpu, "wall_s": wall, "calls": total, "errors": log.errors}
+        table.add(
+            label,
+            in_flight,
+            total,
+            round(per_call, 3),
+            f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
+            round(total / wall),
+            round(log.cpu_s / max(log.calls, 1) * 1000, 3),
+            log.errors,
+        )
+
+
 async def _router_cpu(server: FakeServerProcess, total: int, table: Table, data: dict[str, Any]) -> None:
+    import aiohttp
+
     server.reset(latency=0.0, p=None)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await _per_call_cpu(FLOOR, _aiohttp_call(session, server.base_url), server, total, table, data)
     client = router_client(server.base_url)
     try:
-        for in_flight in CONCURRENCY:
-            await _calls(client, max(in_flight, total // 10), in_flight)  # warm the pool to this width
-            server.reset()
-            cpu, wall = await _calls(client, total, in_flight)
-            log = server.log()
-            per_call = cpu / total * 1000
-            data[f"router/{in_flight}"] = {"cpu_s": cpu, "wall_s": wall, "calls": total, "errors": log.errors}
-            table.add(
-                "router alone",
-                in_flight,
-                total,
-                round(per_call, 3),
-                f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
-                round(total / wall),
-                log.errors,
-            )
+        await _per_call_cpu(ROUTER, _router_call(client), server, total, table, data)
     finally:
         await client.aclose()
 
@@ -89,6 +121,7 @@ async def _strategy_cpu(server: FakeServerProcess, runs: int, table: Table, data
             round(per_call, 3),
             f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
             round(log.calls / wall),
+            round(log.cpu_s / max(log.calls, 1) * 1000, 3),
             log.errors + failures,
         )
 
@@ -132,7 +165,16 @@ async def run(options: Options) -> Section:
     section = Section(NAME, "2. Overhead", options.command(NAME), smoke=options.smoke)
     cpu = Table(
         "Client CPU per LLM call against a zero-latency fake server in another process",
-        ["client", "in flight", "calls", "CPU per call (ms)", "target", "calls/s", "errors"],
+        [
+            "client",
+            "in flight",
+            "calls",
+            "client CPU per call (ms)",
+            "target",
+            "calls/s",
+            "fake server CPU per call (ms)",
+            "errors",
+        ],
     )
     burst = Table(
         f"{burst_calls} concurrent calls through one router, fake server at 100 ms per call",
@@ -146,7 +188,10 @@ async def run(options: Options) -> Section:
     section.notes += [
         "CPU is `time.process_time()` of the harness (client) process over the measured calls, divided by the "
         "requests the server received; the fake server's CPU is in its own process and not counted.",
-        "Router rows: workers each making calls back to back, so that exactly that many are in flight. Strategy "
+        "Router rows: `ModelClientRouter.complete` with one `custom` provider. The bare-aiohttp rows make the same "
+        "request with a plain `aiohttp.ClientSession` (no router, no httpx, no pydantic): the floor of this "
+        "machine's HTTP stack. Workers each make calls back to back, so that exactly that many are in flight. "
+        "Strategy "
         "rows: strategy runs at defaults (max_tokens 8000, oracle p = 1), 16 runs in flight; this includes the "
         "strategy's prompt building, parsing, accounting and events, and core's metering.",
         "The 1,000-call burst starts every call at once; 'cold pool' opens its connections during the burst.",

@@ -43,6 +43,16 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     import aiohttp
 
@@ -109,9 +119,13 @@ async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> di
             raise RuntimeError(f"{exc}: {stderr}") from None
         await _load(url, 2, "moa-fake-model")  # warm the proxy's upstream pool
         server.reset(latency=latency, p=1.0)
+        cpu = _cpu_seconds(process.pid)
         result = await _load(url, requests, "moa-fake-model")
         log = server.log()
+        after = _cpu_seconds(process.pid)
         result.update(
+            proxy_cpu_s=after - cpu if after is not None and cpu is not None else None,
+            fake_server_cpu_s=log.cpu_s,
             upstream_calls=log.calls,
             upstream_depth=log.depth(),
             upstream_peak_in_flight=log.max_in_flight,
@@ -142,6 +156,7 @@ async def run(options: Options) -> Section:
             "LLM calls",
             "wall (s)",
             "ideal (3 × latency, s)",
+            "client CPU (s)",
             "errors",
             "RSS before (MB)",
             "peak RSS (MB)",
@@ -159,6 +174,7 @@ async def run(options: Options) -> Section:
             "failures",
             "upstream calls",
             "upstream peak in flight",
+            "proxy CPU (s)",
             "proxy peak RSS (MB)",
         ],
     )
@@ -166,6 +182,7 @@ async def run(options: Options) -> Section:
         server.reset(latency=latency, p=1.0)
         args = ("--base-url", server.base_url, "--runs", str(runs))
         result = await anyio.to_thread.run_sync(partial(run_child, "moa-scale", *args))
+        result["fake_server_cpu_s"] = server.log().cpu_s
         section.data["moa_runs"] = result
         if "missing" in result:
             section.notes.append(f"MoA runs skipped: {result['missing']}")
@@ -177,6 +194,7 @@ async def run(options: Options) -> Section:
                     round_["llm_calls"],
                     round(round_["wall_s"], 3),
                     round(3 * latency, 3),
+                    round(round_["client_cpu_s"], 2),
                     round_["errors"],
                     round(result["rss_before_mb"]),
                     round(result["peak_rss_mb"]),
@@ -201,10 +219,21 @@ async def run(options: Options) -> Section:
                 len(outcome["failures"]),
                 outcome["upstream_calls"],
                 outcome["upstream_peak_in_flight"],
+                round(outcome["proxy_cpu_s"], 2) if outcome["proxy_cpu_s"] is not None else None,
                 round(outcome["proxy_peak_rss_mb"]) if outcome["proxy_peak_rss_mb"] else None,
             )
             if outcome["failures"]:
                 section.notes.append(f"First proxy failure: {outcome['failures'][0]}")
+            section.notes.append(
+                f"Proxy run: the fake upstream process used {outcome['fake_server_cpu_s']:.2f} s of CPU, the proxy "
+                "process the CPU in the table; the load generator runs in the harness process."
+            )
+    if "rounds" in section.data.get("moa_runs", {}):
+        section.notes.append(
+            f"MoA runs: the fake server process used {section.data['moa_runs']['fake_server_cpu_s']:.2f} s of CPU "
+            "for both rounds and the warm-up call together; on 2 cores the client and the server share the "
+            "machine, so wall time is bounded below by their CPU time."
+        )
     section.tables += [moa, proxy]
     section.notes += [
         "MoA runs: a fresh Python process runs every MoA run at once (`gather_settled`) through one router; peak RSS "
