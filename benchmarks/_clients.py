@@ -57,10 +57,16 @@ class StrategyCase:
     settings: GenerationSettings
 
 
+SMOKE_STRATEGIES = frozenset({BASELINE, "moa"})
+
+
 def strategy_cases(
-    max_tokens: int | None = None, options: dict[str, dict[str, Any]] | None = None
+    max_tokens: int | None = None, options: dict[str, dict[str, Any]] | None = None, *, smoke: bool = False
 ) -> list[StrategyCase]:
-    """The baseline and every installed strategy at its defaults (``options`` overrides per name)."""
+    """The baseline and every installed strategy at its defaults (``options`` overrides per name).
+
+    ``smoke`` keeps only the cheapest ones, to check the harness quickly.
+    """
     options = options or {}
     settings = GenerationSettings(max_tokens=max_tokens) if max_tokens else GenerationSettings()
     cases = [StrategyCase(BASELINE, Baseline, settings)]
@@ -68,7 +74,7 @@ def strategy_cases(
     for name in registry.names():
         overrides = options.get(name, {})
         cases.append(StrategyCase(name, partial(registry.create, name, overrides), settings))
-    return cases
+    return [c for c in cases if c.name in SMOKE_STRATEGIES] if smoke else cases
 
 
 class _PooledClient(WrapperClient):

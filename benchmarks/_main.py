@@ -67,7 +67,15 @@ def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool]:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument("--questions", type=int, help="questions for the quality section (default 500)")
     parser.add_argument("--real-questions", type=int, help="questions for the real-model section (default 50)")
+    parser.add_argument(
+        "--real-seconds", type=float, help="time per strategy in the real-model section (default: no limit)"
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"copy the tables into {DOC.relative_to(ROOT)}")
+    parser.add_argument(
+        "--docs-from-results",
+        action="store_true",
+        help="run nothing: copy the named sections' stored results (from --out) into the docs",
+    )
     args = parser.parse_args(argv)
     names = list(SECTIONS) if "all" in args.sections else list(dict.fromkeys(args.sections))
     flags: list[str] = []
@@ -77,12 +85,15 @@ def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool]:
         flags += ["--questions", str(args.questions)]
     if args.real_questions:
         flags += ["--real-questions", str(args.real_questions)]
+    if args.real_seconds:
+        flags += ["--real-seconds", f"{args.real_seconds:g}"]
     options = Options(
         smoke=args.smoke,
         out=args.out,
         flags=tuple(flags),
         questions=args.questions,
         real_questions=args.real_questions,
+        real_seconds=args.real_seconds,
     )
     return names, options, args.write_docs
 

@@ -18,6 +18,7 @@ class Options:
     flags: tuple[str, ...] = field(default_factory=tuple)
     questions: int | None = None
     real_questions: int | None = None
+    real_seconds: float | None = None
 
     def command(self, section: str) -> str:
         return shlex.join(["uv", "run", "python", "-m", "benchmarks", section, *self.flags])

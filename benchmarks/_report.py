@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ("Machine", "Section", "Table", "machine", "update_docs", "write_section")
+__all__ = ("Machine", "Section", "Table", "machine", "read_section", "update_docs", "write_section")
 
 Cell = str | int | float | None
 
@@ -87,6 +87,21 @@ class Section:
             parts.append("\n".join(f"- {note}" for note in self.notes))
         return "\n\n".join(parts)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Section:
+        """A section read back from :meth:`to_json`'s output."""
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            command=data["command"],
+            tables=[Table(**t) for t in data["tables"]],
+            notes=list(data["notes"]),
+            data=dict(data["data"]),
+            smoke=bool(data["smoke"]),
+            date=data["date"],
+            machine=Machine(**data["machine"]),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -107,6 +122,12 @@ def _cell(value: Cell) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value).replace("|", "\\|")
+
+
+def read_section(path: Path) -> Section:
+    """A section from its ``<name>.json`` under the results folder."""
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return Section.from_json(loaded)
 
 
 def write_section(section: Section, out_dir: Path) -> tuple[Path, Path]:

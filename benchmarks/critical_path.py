@@ -86,7 +86,7 @@ async def run(options: Options) -> Section:
     )
     runs: dict[str, Any] = {}
     with fake_server_process(latency=latency, p=1.0) as server:
-        for case in strategy_cases(max_tokens=MAX_TOKENS):
+        for case in strategy_cases(max_tokens=MAX_TOKENS, smoke=options.smoke):
             for native_n in (True, False):
                 samples = await _runs(case, server, native_n, latency, repeats)
                 median = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]

@@ -95,10 +95,12 @@ async def _router_cpu(server: FakeServerProcess, total: int, table: Table, data:
         await client.aclose()
 
 
-async def _strategy_cpu(server: FakeServerProcess, runs: int, table: Table, data: dict[str, Any]) -> None:
+async def _strategy_cpu(
+    server: FakeServerProcess, runs: int, table: Table, data: dict[str, Any], *, smoke: bool
+) -> None:
     in_flight = 16
     questions = [q.text for q in generate_questions(runs, seed=3)]
-    for case in strategy_cases(max_tokens=8000):
+    for case in strategy_cases(max_tokens=8000, smoke=smoke):
         server.reset(latency=0.0, p=1.0)
         client = router_client(server.base_url)
         try:
@@ -131,8 +133,8 @@ async def _limited_run(case: StrategyCase, client: ModelClient, query: str, limi
         await case.build().optimize(query, client, settings=case.settings)
 
 
-async def _burst(server: FakeServerProcess, calls: int, table: Table, data: dict[str, Any]) -> None:
-    server.reset(latency=0.1, p=None)
+async def _burst(server: FakeServerProcess, calls: int, latency: float, table: Table, data: dict[str, Any]) -> None:
+    server.reset(latency=latency, p=None)
     client = router_client(server.base_url)
     prompt = Prompt.from_query("Say hello.")
     try:
@@ -162,6 +164,7 @@ async def run(options: Options) -> Section:
     total = 128 if options.smoke else 5000
     strategy_runs = 1 if options.smoke else 64
     burst_calls = 20 if options.smoke else 1000
+    burst_latency = 0.01 if options.smoke else 0.1
     section = Section(NAME, "2. Overhead", options.command(NAME), smoke=options.smoke)
     cpu = Table(
         "Client CPU per LLM call against a zero-latency fake server in another process",
@@ -177,13 +180,13 @@ async def run(options: Options) -> Section:
         ],
     )
     burst = Table(
-        f"{burst_calls} concurrent calls through one router, fake server at 100 ms per call",
+        f"{burst_calls} concurrent calls through one router, fake server at {burst_latency * 1000:.0f} ms per call",
         ["pool", "calls", "wall (s)", "target", "peak in flight at the server", "errors", "error types"],
     )
     with fake_server_process() as server:
         await _router_cpu(server, total, cpu, section.data)
-        await _strategy_cpu(server, strategy_runs, cpu, section.data)
-        await _burst(server, burst_calls, burst, section.data)
+        await _strategy_cpu(server, strategy_runs, cpu, section.data, smoke=options.smoke)
+        await _burst(server, burst_calls, burst_latency, burst, section.data)
     section.tables += [cpu, burst]
     section.notes += [
         "CPU is `time.process_time()` of the harness (client) process over the measured calls, divided by the "

@@ -150,7 +150,7 @@ async def run(options: Options) -> Section:
     for label, rule in rules:
         for k in (3, 5, 7):
             bounds.add(label, k, *(round(rule(k, p), 3) for p in PS))
-    for case in strategy_cases():
+    for case in strategy_cases(smoke=options.smoke):
         for p in PS:
             result = await _evaluate(case, p, questions)
             section.data[f"{case.name}/p={p}"] = result

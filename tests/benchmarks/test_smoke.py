@@ -9,13 +9,14 @@ import pytest
 
 from benchmarks._main import SECTIONS, run_sections
 from benchmarks._options import Options
-from benchmarks._report import Section, update_docs
+from benchmarks._report import Section, read_section, update_docs
 from optillm_core import default_registry
 
 pytestmark = pytest.mark.anyio
 
 
 def _check_structure(section: Section, out: Path) -> None:
+    assert read_section(out / f"{section.name}.json").markdown() == section.markdown()
     assert "failed" not in section.data, section.notes
     assert section.smoke
     assert section.command.startswith("uv run python -m benchmarks ")
