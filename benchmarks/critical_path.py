@@ -16,6 +16,8 @@ __all__ = ("run",)
 NAME = "critical-path"
 TARGET_RATIO = 1.10
 MAX_TOKENS = 8000
+# (oracle p, native n): an easy model in both wire modes, and a harder one that makes verifiers disagree.
+MODES = ((1.0, True), (1.0, False), (0.5, True))
 UPSTREAM = {
     "moa": "3 calls, 0.39 s",
     "mcts": "14 sequential calls, 1.48 s",
@@ -25,17 +27,17 @@ UPSTREAM = {
 
 
 async def _runs(
-    case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float, repeats: int
+    case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float, repeats: int, p: float
 ) -> list[dict[str, Any]]:
     """One unmeasured warm-up run (connections, lazy imports), then ``repeats`` measured runs."""
     query = generate_questions(1, seed=7)[0].text
-    server.reset(latency=latency, native_n=native_n, p=1.0)
+    server.reset(latency=latency, native_n=native_n, p=p)
     client = router_client(server.base_url, native_n=native_n)
     samples = []
     try:
         await case.build().optimize(query, client, settings=case.settings)
         for _ in range(repeats):
-            server.reset(latency=latency, native_n=native_n, p=1.0)
+            server.reset(latency=latency, native_n=native_n, p=p)
             optimizer = case.build()
             started = time.perf_counter()
             solution = await optimizer.optimize(query, client, settings=case.settings)
@@ -70,6 +72,7 @@ async def run(options: Options) -> Section:
         f"Wall time against the measured critical path at {latency * 1000:.0f} ms per call",
         [
             "strategy",
+            "oracle p",
             "native n",
             "LLM calls",
             "requests on the wire",
@@ -87,13 +90,14 @@ async def run(options: Options) -> Section:
     runs: dict[str, Any] = {}
     with fake_server_process(latency=latency, p=1.0) as server:
         for case in strategy_cases(max_tokens=MAX_TOKENS, smoke=options.smoke):
-            for native_n in (True, False):
-                samples = await _runs(case, server, native_n, latency, repeats)
+            for p, native_n in MODES:
+                samples = await _runs(case, server, native_n, latency, repeats, p)
                 median = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]
-                runs[f"{case.name}/native_n={native_n}"] = samples
+                runs[f"{case.name}/p={p}/native_n={native_n}"] = samples
                 ratio = median["ratio"]
                 table.add(
                     case.name,
+                    p,
                     "on" if native_n else "off",
                     median["llm_calls"],
                     median["wire_requests"],
@@ -105,7 +109,7 @@ async def run(options: Options) -> Section:
                     round((median["wall_s"] - median["depth"] * latency) / max(median["depth"], 1) * 1000, 1),
                     f"≤ {TARGET_RATIO:.2f} " + ("✅" if ratio is not None and ratio <= TARGET_RATIO else "❌"),
                     median["completion_tokens"],
-                    UPSTREAM.get(case.name) if native_n else None,
+                    UPSTREAM.get(case.name) if native_n and p == 1.0 else None,
                 )
     section.tables.append(table)
     section.data["runs"] = runs
@@ -113,7 +117,9 @@ async def run(options: Options) -> Section:
     section.notes.extend(
         [
             f"Every strategy at its defaults, one generated question, caller max_tokens {MAX_TOKENS}; "
-            "the fake server answers as the oracle with p = 1 (always right, verifiers say correct).",
+            "the fake server answers as the oracle: p = 1 (always right, so verifiers say correct and votes agree), "
+            "and p = 0.5 (half the draws wrong, the judge right 75 % of the time), which makes MARS verify and "
+            "improve for more rounds and MCTS scores differ.",
             f"Client: {_labels(runs)} with one `custom` OpenAI-compatible provider, in the "
             "harness process; the fake server runs in a separate process. Sequential depth is the longest chain "
             "of requests in the server's log in which each starts after the previous one ended.",

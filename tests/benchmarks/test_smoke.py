@@ -43,9 +43,11 @@ async def _run(name: str, tmp_path: Path) -> Section:
 
 async def test_critical_path_measures_the_baseline_through_the_router(tmp_path: Path) -> None:
     section = await _run("critical-path", tmp_path)
-    rows = [row for row in section.tables[0].rows if row[0] == "baseline"]
-    assert len(rows) == 2  # native n on and off
-    assert all(row[2] == 1 and row[3] == 1 and row[4] == 1 for row in rows)  # one call, one request, depth 1
+    table = section.tables[0]
+    rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows if row[0] == "baseline"]
+    assert [(row["oracle p"], row["native n"]) for row in rows] == [(1.0, "on"), (1.0, "off"), (0.5, "on")]
+    for row in rows:
+        assert (row["LLM calls"], row["requests on the wire"], row["sequential depth"]) == (1, 1, 1)
 
 
 async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -> None:
