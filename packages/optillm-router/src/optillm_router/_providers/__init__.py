@@ -148,7 +148,9 @@ def create_provider_client(
         )
     caps = capabilities or info.capabilities
     if provider == "local":
-        raise InvalidConfiguration("provider 'local' is not wired in yet on this branch")
+        from .local import LocalModelClient
+
+        return LocalModelClient(model=model, capabilities=caps)
     url = base_url or info.default_base_url
     if not url:
         raise InvalidConfiguration(
