@@ -22,12 +22,20 @@ from optillm_core import InvalidConfiguration, ModelClient
 
 from .._http import HttpPool
 from ._common import Capabilities, HttpModelClient, ProviderInfo, check_settings
+from .anthropic import AnthropicClient
+from .gemini import GeminiClient
+from .ollama import OllamaClient
 from .openai import OpenAIClient, OpenAICompatibleClient
 
 __all__ = (
     "PROVIDERS",
+    "AnthropicClient",
     "Capabilities",
+    "GeminiClient",
     "HttpModelClient",
+    "OllamaClient",
+    "OpenAIClient",
+    "OpenAICompatibleClient",
     "ProviderInfo",
     "check_settings",
     "create_provider_client",
@@ -104,6 +112,9 @@ _HTTP_CLIENTS: dict[str, _HttpFactory] = {
     "llamacpp": OpenAICompatibleClient,
     "ollama-openai": OpenAICompatibleClient,
     "custom": OpenAICompatibleClient,
+    "anthropic": AnthropicClient,
+    "gemini": GeminiClient,
+    "ollama": OllamaClient,
 }
 
 
@@ -137,7 +148,9 @@ def create_provider_client(
         )
     caps = capabilities or info.capabilities
     if provider == "local":
-        raise InvalidConfiguration("provider 'local' is not wired in yet on this branch")
+        from .local import LocalModelClient
+
+        return LocalModelClient(model=model, capabilities=caps)
     url = base_url or info.default_base_url
     if not url:
         raise InvalidConfiguration(
