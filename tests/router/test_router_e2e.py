@@ -134,7 +134,8 @@ async def test_key_is_sent_but_never_shown() -> None:
 
 async def test_concurrency_cap_against_a_real_server() -> None:
     async with FakeOpenAIServer(latency=0.01) as server:
-        async with ModelClientRouter(_config(_spec(server, max_concurrency=4))) as router, anyio.create_task_group() as tg:
+        router = ModelClientRouter(_config(_spec(server, max_concurrency=4)))
+        async with router, anyio.create_task_group() as tg:
             for _ in range(40):
                 tg.start_soon(router.complete, PROMPT)
         assert len(server.chat_requests) == 40
