@@ -249,10 +249,16 @@ class ProviderLimits:
         self._clock = clock
         self._rng = rng
 
+    def admit_nowait(self, now: float) -> Ticket | None:
+        """A ticket at no cost when nothing limits the provider now, else ``None`` (then :meth:`admit`)."""
+        if self.limiter is None and self.rates is None and not self.gate.paused(now):
+            return _FREE
+        return None
+
     async def admit(self, tokens: int = 0) -> Ticket:
         """Wait for the gate, a slot and the rate budget; the caller must :meth:`Ticket.release` it."""
-        if self.limiter is None and self.rates is None and not self.gate.paused(self._clock.now()):
-            return _FREE
+        if (ticket := self.admit_nowait(self._clock.now())) is not None:
+            return ticket
         while True:
             await self.gate.wait(self._clock, self._rng)
             ticket = Ticket(self)

@@ -123,9 +123,10 @@ class _Route(ModelClient):
         try:
             attempt = 0
             while True:
-                probe = self._enter()
+                now = self._clock.now()
+                probe = self._enter(now)
                 try:
-                    return await self._attempt(prompt, settings, tokens, attempt, probe)
+                    return await self._attempt(prompt, settings, tokens, attempt, probe, now)
                 except ClientError as exc:
                     delay = self._failed(exc, attempt, probe, may_retry=True)
                     if delay is None:
@@ -139,13 +140,18 @@ class _Route(ModelClient):
             self.in_flight -= 1
 
     async def _attempt(
-        self, prompt: Prompt, settings: GenerationSettings, tokens: int, attempt: int, probe: bool
+        self, prompt: Prompt, settings: GenerationSettings, tokens: int, attempt: int, probe: bool, now: float
     ) -> Completion:
-        ticket = await self.limits.admit(tokens)
-        start = self._clock.now()
+        ticket = self.limits.admit_nowait(now)
+        if ticket is None:
+            ticket = await self.limits.admit(tokens)
+            now = self._clock.now()
         try:
-            with anyio.fail_after(self._timeout):
+            # A bare cancel scope: fail_after's context-manager layers cost more per call.
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
                 completion = await self.client.request(prompt, settings)
+            if scope.cancelled_caught:
+                raise TimeoutError
         except BaseException as exc:
             error = self._as_client_error(exc)
             ticket.release(0 if isinstance(error, ClientError) and error.status_code is not None else None)
@@ -154,7 +160,7 @@ class _Route(ModelClient):
             raise error from exc
         usage = completion.usage
         ticket.release(usage.total_tokens)
-        self._succeeded(probe, attempt, self._clock.now() - start, usage, stream=False)
+        self._succeeded(probe, attempt, self._clock.now() - now, usage, stream=False)
         return completion
 
     # -- one stream, retried before its first event -----------------------------------------------
@@ -165,7 +171,7 @@ class _Route(ModelClient):
         try:
             attempt = 0
             while True:
-                probe = self._enter()
+                probe = self._enter(self._clock.now())
                 try:
                     ticket, events, first, start = await self._open_stream(prompt, settings, tokens)
                 except ClientError as exc:
@@ -214,8 +220,10 @@ class _Route(ModelClient):
         start = self._clock.now()
         events = self.client.request_stream(prompt, settings)
         try:
-            with anyio.fail_after(self._timeout):
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
                 first = await anext(events)
+            if scope.cancelled_caught:
+                raise TimeoutError
         except BaseException as exc:
             await _aclose(events)
             error = (
@@ -231,8 +239,7 @@ class _Route(ModelClient):
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
-    def _enter(self) -> bool:
-        now = self._clock.now()
+    def _enter(self, now: float) -> bool:
         probe = self.health.enter(now)
         if probe is None:
             raise self.cooling_error(now)
