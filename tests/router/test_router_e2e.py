@@ -140,3 +140,14 @@ async def test_concurrency_cap_against_a_real_server() -> None:
                 tg.start_soon(router.complete, PROMPT)
         assert len(server.chat_requests) == 40
         assert server.max_in_flight <= 4
+
+
+async def test_native_n_override_for_a_custom_server() -> None:
+    async with FakeOpenAIServer(native_n=True) as server:
+        plain = ProviderSpec("custom", "fake-model", base_url=server.base_url)
+        async with ModelClientRouter(_config(plain)) as router:
+            assert len((await router.complete(PROMPT, GenerationSettings(n=2))).texts) == 2
+        assert [r.body.get("n") for r in server.chat_requests] == [None, None]  # fanned out
+        async with ModelClientRouter(_config(ProviderSpec("custom", "fake-model", base_url=server.base_url, native_n=True))) as router:
+            assert len((await router.complete(PROMPT, GenerationSettings(n=2))).texts) == 2
+        assert server.chat_requests[-1].body["n"] == 2

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from optillm_core import GenerationSettings, ModelClient, Prompt, RateLimitError, TokenUsage
 from optillm_core.testing import FunctionClient, Reply, ScriptedClient
-from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec, estimate_tokens
+from optillm_router import RATE_WINDOW_SECONDS, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, estimate_tokens
+from optillm_router._limits import RateBudget
 
-from .router_support import VirtualClock, _all_tasks_blocked, factory, spec
+from .router_support import JumpClock, VirtualClock, _all_tasks_blocked, factory, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +137,38 @@ async def test_one_429_pauses_the_provider_for_every_waiting_caller() -> None:
     assert during_pause == []
     assert sum(1 for t in starts if t >= paused_from + 10.0) == 51 - 5
     assert router.usage.calls == 50
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=40.0),
+            st.integers(min_value=1, max_value=600),
+            st.integers(min_value=0, max_value=600),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    rpm=st.integers(min_value=1, max_value=8),
+    tpm=st.integers(min_value=200, max_value=1500),
+)
+def test_rate_windows_never_exceed_their_budgets(calls: list[tuple[float, int, int]], rpm: int, tpm: int) -> None:
+    clock = JumpClock(0.0)
+    budget = RateBudget(rpm, tpm, clock)
+    sent: list[tuple[float, int]] = []
+
+    async def run() -> None:
+        for gap, estimate, actual in calls:
+            clock.time += gap
+            entry = await budget.reserve(estimate)
+            used = min(actual, estimate, tpm)
+            sent.append((clock.now(), used))
+            budget.settle(entry, used)
+
+    anyio.run(run)
+    assert len(sent) == len(calls)
+    for start, _ in sent:
+        window = [tokens for at, tokens in sent if start <= at < start + RATE_WINDOW_SECONDS]
+        assert len(window) <= rpm
+        assert sum(window) <= tpm

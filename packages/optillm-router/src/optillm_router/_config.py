@@ -109,7 +109,9 @@ class ProviderSpec(_Frozen):
     else from the provider's usual variables (``PROVIDERS[provider].api_key_env``).
     ``max_concurrency`` caps calls in flight; ``rpm``/``tpm`` cap requests and tokens per minute.
     Prices are per million tokens, used for cost accounting and the CHEAPEST strategy.
-    ``name`` labels the provider in logs and statistics (default ``provider/model``).
+    ``native_n`` overrides whether the server returns ``n`` choices in one request (for example a
+    ``custom`` server that does). ``name`` labels the provider in logs and statistics (default
+    ``provider/model``).
     """
 
     provider: str
@@ -127,6 +129,7 @@ class ProviderSpec(_Frozen):
     output_price_per_million: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     timeout_seconds: float | None = Field(default=None, gt=0.0)
     connect_timeout_seconds: float | None = Field(default=None, gt=0.0)
+    native_n: bool | None = None
     name: str | None = Field(default=None, min_length=1)
 
     def __init__(self, provider: str | None = None, model: str | None = None, **fields: Any) -> None:

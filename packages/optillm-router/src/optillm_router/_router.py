@@ -8,6 +8,7 @@ before its first event; after that a failure reaches the caller.
 
 from __future__ import annotations as _annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -38,7 +39,7 @@ from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
 from ._health import Health
 from ._http import HttpPool, redact
 from ._limits import ProviderLimits, Ticket, TokenEstimate, estimate_tokens
-from ._providers import create_provider_client
+from ._providers import PROVIDERS, create_provider_client
 from ._retry import retry_delay, should_retry
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals, _Meter, cost_of
@@ -416,6 +417,9 @@ class ModelClientRouter(ModelClient):
 
     def _provider_client(self, spec: ProviderSpec, api_key: str | None) -> ModelClient:
         assert self._http is not None
+        capabilities = None
+        if spec.native_n is not None:
+            capabilities = dataclasses.replace(PROVIDERS[spec.provider].capabilities, native_n=spec.native_n)
         return create_provider_client(
             spec.provider,
             model=spec.model,
@@ -424,6 +428,7 @@ class ModelClientRouter(ModelClient):
             http=self._http,
             timeout=spec.timeout_seconds or self.config.timeout_seconds,
             connect_timeout=spec.connect_timeout_seconds or self.config.connect_timeout_seconds,
+            capabilities=capabilities,
         )
 
     # -- ModelClient ---------------------------------------------------------------------------------
