@@ -148,6 +148,7 @@ async def test_native_n_override_for_a_custom_server() -> None:
         async with ModelClientRouter(_config(plain)) as router:
             assert len((await router.complete(PROMPT, GenerationSettings(n=2))).texts) == 2
         assert [r.body.get("n") for r in server.chat_requests] == [None, None]  # fanned out
-        async with ModelClientRouter(_config(ProviderSpec("custom", "fake-model", base_url=server.base_url, native_n=True))) as router:
+        native = ProviderSpec("custom", "fake-model", base_url=server.base_url, native_n=True)
+        async with ModelClientRouter(_config(native)) as router:
             assert len((await router.complete(PROMPT, GenerationSettings(n=2))).texts) == 2
         assert server.chat_requests[-1].body["n"] == 2
