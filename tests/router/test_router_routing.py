@@ -341,13 +341,26 @@ async def test_native_n_is_one_request_and_other_providers_fan_out() -> None:
     assert router.usage.calls == 3
 
 
-async def test_stream_with_n_on_a_provider_without_native_n() -> None:
-    single = ScriptedClient(["one", "two"])
+async def test_mixed_native_n_fans_out_through_the_router() -> None:
+    native = ScriptedClient(["n1", "n2", "n3"], native_n=True)
+    single = ScriptedClient(["s1", "s2"])
+    router = _router({"vllm/a": native, "vllm/b": single}, strategy=RoutingStrategy.ROUND_ROBIN)
+    assert not router.supports_native_n
+    completion = await router.complete(PROMPT, GenerationSettings(n=2))
+    assert sorted(completion.texts) == ["n1", "s1"]  # each choice was routed on its own
+    assert [s.n for s in native.settings_seen + single.settings_seen] == [1, 1]
+    # Called directly with n > 1, the router still serves it on whichever provider it picks.
+    direct = await router.request(PROMPT, GenerationSettings(n=2))
+    assert len(direct.texts) == 2
+
+
+async def test_request_and_request_stream_with_n_on_a_provider_without_native_n() -> None:
+    single = ScriptedClient(["a", "b", "c", "d"])
     router = _router({"vllm/a": single})
-    async with router.stream(PROMPT, GenerationSettings(n=2)) as events:
-        completion = await collect_stream(events, 2)
-    assert sorted(completion.texts) == ["one", "two"]
-    assert [s.n for s in single.settings_seen] == [1, 1]
+    assert sorted((await router.request(PROMPT, GenerationSettings(n=2))).texts) == ["a", "b"]
+    streamed = await collect_stream(router.request_stream(PROMPT, GenerationSettings(n=2)), 2)
+    assert sorted(streamed.texts) == ["c", "d"]
+    assert [s.n for s in single.settings_seen] == [1, 1, 1, 1]
 
 
 # -- usage, cost and events ----------------------------------------------------------------------------

@@ -354,9 +354,9 @@ async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
 class ModelClientRouter(ModelClient):
     """A :class:`~optillm_core.ModelClient` that routes each request over the providers of a config.
 
-    Any ``n`` is accepted: a provider with native ``n`` gets one request, any other gets ``n``
-    concurrent single requests (each under its limits). ``async with`` (or :meth:`aclose`)
-    closes the provider clients and the shared HTTP pool.
+    Any ``n`` is accepted: when every provider has native ``n`` a request goes out once with it;
+    otherwise it becomes ``n`` concurrent single requests, each routed and limited on its own.
+    ``async with`` (or :meth:`aclose`) closes the provider clients and the shared HTTP pool.
 
     ``client_factory(spec, api_key)`` replaces the HTTP provider clients (tests, custom clients);
     ``clock`` and ``rng`` make time and randomness injectable; ``on_call`` receives a
@@ -398,6 +398,7 @@ class ModelClientRouter(ModelClient):
         self._order = order or route_order(config.strategy, self._rng)
         self._needs_estimate = self._order.needs_estimate
         self._fallback = config.enable_fallback
+        self._native_n = all(route.supports_native_n for route in self._routes)
         self._closed = False
 
     # -- construction ------------------------------------------------------------------------------
@@ -439,8 +440,13 @@ class ModelClientRouter(ModelClient):
 
     @property
     def supports_native_n(self) -> bool:
-        """Always: each provider gets ``n`` natively or as ``n`` concurrent requests, as it can."""
-        return True
+        """Whether every enabled provider returns ``n`` choices in one request.
+
+        When one does not, ``complete``/``stream`` fan ``n`` out into single requests, each routed
+        on its own, so call accounting (``MeteredClient``, budgets) counts every request sent.
+        :meth:`request` itself accepts any ``n`` and fans out per provider when it must.
+        """
+        return self._native_n
 
     @property
     def providers(self) -> tuple[str, ...]:
