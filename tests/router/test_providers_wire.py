@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 import pytest
@@ -46,6 +47,10 @@ KEY = "sk-test-SECRET-0123456789"
 PROMPT = Prompt.from_query("Say hello")
 
 
+class StreamAnswer(Protocol):
+    def __call__(self, chunks: Iterable[bytes], *, hold: bool = False) -> Scripted: ...
+
+
 @dataclass(frozen=True)
 class Wire:
     """How one wire format answers: a success, a stream, an error body, faults mid-stream."""
@@ -55,7 +60,7 @@ class Wire:
     base_suffix: str
     answer: Scripted
     stream_fixture: str
-    stream: Callable[[list[bytes]], Scripted]
+    stream: StreamAnswer
     first_stream_frame: bytes
     error_body: Callable[[str], object]
     stream_error: list[bytes]
