@@ -165,6 +165,8 @@ class _Job:
     send: MemoryObjectSendStream[_Item]
     token: anyio.lowlevel.EventLoopToken
     cancelled: threading.Event = field(default_factory=threading.Event)
+    generated: int = 0
+    """Tokens sampled so far (read by tests to see that cancelling stops the work)."""
 
     def emit(self, item: _Item) -> bool:
         """Hand ``item`` to the waiting call; false once nobody listens any more."""
@@ -301,6 +303,7 @@ class _Model:
                     finish = "stop"
                     break
                 count += 1
+                job.generated = count
                 safe, stopped = text.feed(self.llama.detokenize([token]))
                 if safe and not job.emit(safe):
                     return None

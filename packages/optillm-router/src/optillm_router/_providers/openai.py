@@ -131,11 +131,8 @@ class OpenAICompatibleClient(HttpModelClient):
                         yield OutputTextDelta(delta=text, index=index)
                     if choice.get("finish_reason"):
                         finish[index] = map_finish(_FINISH, choice["finish_reason"])
-        if not done and None in finish:
-            raise ProtocolError(
-                f"{self.provider} stream ended before it finished (no [DONE] and no finish_reason)",
-                provider=self.provider,
-            )
+        if not done:
+            raise ProtocolError(f"{self.provider} stream ended before data: [DONE]", provider=self.provider)
         yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
 
     def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
