@@ -10,7 +10,7 @@ import pytest
 
 from optillm_core import GenerationSettings, Prompt
 from optillm_core.testing import FunctionClient
-from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec, RoutingStrategy
+from optillm_router import Capabilities, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, RoutingStrategy
 
 from .router_support import JumpClock, _all_tasks_blocked, factory, spec
 
@@ -121,3 +121,28 @@ async def test_balance_load_picks_the_fewest_in_flight() -> None:
         release.set()
     assert Counter(results) == {"a": 2, "b": 2, "c": 2}
     assert all(s.in_flight == 0 for s in router.provider_stats().values())
+
+
+class _Limited(FunctionClient):
+    """A client that says, like Anthropic's, that it takes temperatures up to 1 and no seed."""
+
+    capabilities = Capabilities(native_n=False, temperature_max=1.0, max_stop=2, logprobs=False, seed=False)
+
+
+async def test_providers_that_cannot_honour_the_settings_go_last() -> None:
+    limited = _Limited(lambda prompt, settings: "limited")
+    full = _named("full")
+    clients = {"vllm/limited": limited, "vllm/full": full}
+    router = _router([spec("limited"), spec("full")], RoutingStrategy.PRIMARY, clients)  # type: ignore[arg-type]
+    assert (await router.complete(PROMPT, GenerationSettings(temperature=0.5))).text == "limited"
+    for unsupported in (
+        GenerationSettings(temperature=1.5),
+        GenerationSettings(seed=3),
+        GenerationSettings(stop=("a", "b", "c")),
+    ):
+        assert (await router.complete(PROMPT, unsupported)).text == "full"
+    assert len(limited.requests) == 1
+    alone = ModelClientRouter(
+        ProviderRoutingConfig.single(spec("limited")), client_factory=factory({"vllm/limited": limited})
+    )
+    assert (await alone.complete(PROMPT, GenerationSettings(temperature=1.5))).text == "limited"  # still tried

@@ -39,7 +39,7 @@ from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
 from ._health import Health
 from ._http import HttpPool, redact
 from ._limits import ProviderLimits, Ticket, TokenEstimate, estimate_tokens
-from ._providers import PROVIDERS, create_provider_client
+from ._providers import PROVIDERS, Capabilities, create_provider_client
 from ._retry import retry_delay, should_retry
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals, _Meter, cost_of
@@ -94,6 +94,8 @@ class _Route(ModelClient):
         }
         self._max_retry_after = config.max_retry_after
         self._prices = (spec.input_price_per_million, spec.output_price_per_million)
+        capabilities = getattr(client, "capabilities", None)
+        self.capabilities = capabilities if isinstance(capabilities, Capabilities) else None
 
     @property
     def model_name(self) -> str:
@@ -102,6 +104,18 @@ class _Route(ModelClient):
     @property
     def supports_native_n(self) -> bool:
         return self.client.supports_native_n
+
+    def can_honour(self, settings: GenerationSettings) -> bool:
+        """Whether the provider's known capabilities accept these settings (unknown: assume so)."""
+        caps = self.capabilities
+        if caps is None:
+            return True
+        temperature = settings.temperature
+        if temperature is not None and temperature > caps.temperature_max:
+            return False
+        if settings.stop and caps.max_stop is not None and len(settings.stop) > caps.max_stop:
+            return False
+        return settings.seed is None or caps.seed
 
     def stats(self) -> ProviderStats:
         now = self._clock.now()
@@ -160,7 +174,7 @@ class _Route(ModelClient):
                 raise
             raise error from exc
         usage = completion.usage
-        ticket.release(usage.total_tokens)
+        ticket.release(usage.total_tokens or None)  # no usage reported: keep the estimate
         self._succeeded(probe, attempt, self._clock.now() - now, usage, stream=False)
         return completion
 
@@ -206,7 +220,7 @@ class _Route(ModelClient):
                 raise
             finally:
                 await _aclose(events)
-                ticket.release(usage.total_tokens if usage is not None else None)
+                ticket.release(usage.total_tokens or None if usage is not None else None)
                 if outcome == "ok":
                     self._succeeded(probe, attempt, latency, usage or TokenUsage(), stream=True)
                 elif outcome == "abandoned":
@@ -495,8 +509,10 @@ class ModelClientRouter(ModelClient):
     def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[_Route]:
         """The providers to try, in order: the strategy's order less those cooling down.
 
-        Providers paused by a ``retry-after`` go after the others; without fallback only the
-        strategy's first choice is tried.
+        Providers paused by a ``retry-after`` go after the others, and providers whose
+        capabilities cannot honour the settings (temperature range, stop sequences, seed) go last,
+        where their clear rejection is the answer if nothing else serves the request. Without
+        fallback only the strategy's first choice is tried.
         """
         estimate = estimate_tokens(prompt, settings) if self._needs_estimate else _NO_ESTIMATE
         ordered = self._order.order(self._routes, estimate)
@@ -507,12 +523,20 @@ class ModelClientRouter(ModelClient):
                 raise first.cooling_error(now)
             return (first,)
         ready: list[_Route] = []
-        paused: list[_Route] = []
+        later: list[_Route] = []
+        unable: list[_Route] = []
         for route in ordered:
-            if route.health.available(now):
-                (paused if route.limits.gate.paused(now) else ready).append(route)
-        if paused:
-            ready.extend(paused)
+            if not route.health.available(now):
+                continue
+            if not route.can_honour(settings):
+                unable.append(route)
+            elif route.limits.gate.paused(now):
+                later.append(route)
+            else:
+                ready.append(route)
+        if later or unable:
+            ready.extend(later)
+            ready.extend(unable)
         if not ready:
             raise self._all_cooling(ordered, now)
         return ready
