@@ -133,7 +133,7 @@ async def test_providers_that_cannot_honour_the_settings_go_last() -> None:
     limited = _Limited(lambda prompt, settings: "limited")
     full = _named("full")
     clients = {"vllm/limited": limited, "vllm/full": full}
-    router = _router([spec("limited"), spec("full")], RoutingStrategy.PRIMARY, clients)  # type: ignore[arg-type]
+    router = _router([spec("limited"), spec("full")], RoutingStrategy.PRIMARY, clients)
     assert (await router.complete(PROMPT, GenerationSettings(temperature=0.5))).text == "limited"
     for unsupported in (
         GenerationSettings(temperature=1.5),

@@ -220,7 +220,7 @@ class _Route(ModelClient):
                 raise
             finally:
                 await _aclose(events)
-                ticket.release(usage.total_tokens or None if usage is not None else None)
+                ticket.release((usage.total_tokens or None) if usage is not None else None)
                 if outcome == "ok":
                     self._succeeded(probe, attempt, latency, usage or TokenUsage(), stream=True)
                 elif outcome == "abandoned":
