@@ -350,9 +350,6 @@ class _Route(ModelClient):
         )
         return delay
 
-    def redact(self, text: str) -> str:
-        return redact(text, self._secrets)
-
 
 def _reflects_health(exc: ClientError) -> bool:
     """Whether a failure says something is wrong with the provider (not with the request)."""
