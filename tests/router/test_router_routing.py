@@ -238,6 +238,15 @@ async def test_others_avoid_a_provider_while_its_probe_runs() -> None:
     assert answers[-1] == "a"
 
 
+async def test_rate_limits_do_not_start_a_cooldown() -> None:
+    clock = JumpClock()
+    a = FaultyClient(ScriptedClient(["ok"]), {i: RateLimitError("slow", status_code=429) for i in range(5)})
+    router = _router({"vllm/a": a}, clock=clock, max_retries=5, cooldown_failures=2)
+    assert (await router.complete(PROMPT)).text == "ok"
+    assert a.calls == 6
+    assert not router.provider_stats()["vllm/a"].cooling_down
+
+
 async def test_all_cooling_fails_fast_with_retry_after() -> None:
     clock = JumpClock()
     a = FaultyClient(ScriptedClient([]), _always(_unavailable()))

@@ -30,6 +30,7 @@ from optillm_core import (
     ProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
+    RateLimitError,
     ResponseEvent,
     TokenUsage,
 )
@@ -352,7 +353,13 @@ class _Route(ModelClient):
 
 
 def _reflects_health(exc: ClientError) -> bool:
-    """Whether a failure says something is wrong with the provider (not with the request)."""
+    """Whether a failure says something is wrong with the provider (not with the request or the load).
+
+    Rate limiting is backpressure, handled by backoff and the shared pause, not by a cooldown:
+    a burst of 429s from concurrent calls must not make a single provider fail fast.
+    """
+    if isinstance(exc, RateLimitError) or exc.status_code == 429:
+        return False
     return should_retry(exc) or isinstance(exc, AuthenticationError) or exc.status_code == 404
 
 
