@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from optillm_core import (
     BadRequestError,
     ClientError,
@@ -121,6 +123,7 @@ class HttpModelClient(ModelClient):
         self._http = http.client(self.base_url)
         self._timeout = request_timeout(timeout, connect_timeout)
         self._headers = self.auth_headers(api_key)
+        self._urls: dict[str, httpx.URL] = {}
 
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -146,9 +149,12 @@ class HttpModelClient(ModelClient):
             self.provider, status_code, headers, body, model=self.model, secrets=(self._api_key,)
         )
 
-    def _url(self, path: str) -> str:
-        url = self.base_url + path
-        check_allow_model_requests(url)
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            # Parsed once: httpx's URL parsing costs more than the rest of a request's client work.
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        check_allow_model_requests(self.base_url)
         return url
 
     async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
