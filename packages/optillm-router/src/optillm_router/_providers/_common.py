@@ -26,6 +26,9 @@ from .._http import HttpPool, error_from_response, request_timeout, transport_er
 __all__ = ("Capabilities", "HttpModelClient", "ProviderInfo", "check_settings", "json_object", "map_finish")
 
 
+LOGPROB_FIELDS = frozenset({"logprobs", "top_logprobs", "responseLogprobs"})
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a provider can honour of :class:`~optillm_core.GenerationSettings`.
@@ -72,6 +75,11 @@ def check_settings(provider: str, capabilities: Capabilities, settings: Generati
             f"{provider} accepts at most {capabilities.max_stop} stop sequences, got {len(settings.stop)}; drop some",
             provider=provider,
         )
+    asked = sorted(LOGPROB_FIELDS.intersection(settings.extra))
+    if asked and not capabilities.logprobs:
+        raise BadRequestError(
+            f"{provider} does not return log probabilities; remove {asked} from extra", provider=provider
+        )
     if settings.seed is not None and not capabilities.seed:
         raise BadRequestError(
             f"{provider} has no seed setting, got seed={settings.seed}; leave seed unset for this provider",
@@ -79,7 +87,7 @@ def check_settings(provider: str, capabilities: Capabilities, settings: Generati
         )
 
 
-def json_object(provider: str, body: bytes) -> dict[str, Any]:
+def json_object(provider: str, body: bytes | str) -> dict[str, Any]:
     """Parse a JSON object body, or raise :class:`ProtocolError`."""
     try:
         payload = json.loads(body)
