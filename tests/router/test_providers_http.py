@@ -7,6 +7,7 @@ import socket
 import time
 from email.utils import formatdate
 
+import anyio
 import httpx
 import pytest
 from hypothesis import given
@@ -141,3 +142,35 @@ async def test_pool_shares_one_client_per_base_url() -> None:
     assert pool.client("http://127.0.0.1:1/v1") is not pool.client("http://127.0.0.1:2/v1")
     await pool.aclose()
     assert repr(pool) == "HttpPool(base_urls=[])"
+
+
+async def test_pool_runs_hundreds_of_calls_at_once() -> None:
+    """More calls in flight than httpx's default pool (100) allows: each reply waits until all have arrived."""
+    from optillm_core import GenerationSettings, Prompt
+    from optillm_router._providers import create_provider_client
+    from optillm_router.testing import FakeOpenAIServer
+
+    calls = 300
+    everyone_in = anyio.Event()
+    server: FakeOpenAIServer
+
+    async def reply(body: dict[str, object], choice: int) -> str:
+        if server.in_flight >= calls:
+            everyone_in.set()
+        await everyone_in.wait()
+        return "ok"
+
+    server = FakeOpenAIServer(reply=reply)
+    async with server, HttpPool() as http:
+        client = create_provider_client("vllm", model="m", api_key=None, base_url=server.base_url, http=http)
+        results: list[str] = []
+
+        async def one() -> None:
+            results.append((await client.complete(Prompt.from_query("hi"), GenerationSettings())).text)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(calls):
+                    tg.start_soon(one)
+    assert results == ["ok"] * calls
+    assert server.max_in_flight == calls

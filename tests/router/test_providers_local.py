@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from optillm_core import (
     BadRequestError,
@@ -132,3 +134,29 @@ async def test_leaving_a_stream_early_stops_generation(monkeypatch: pytest.Monke
     abandoned = jobs[0]
     assert abandoned.cancelled.is_set()
     assert abandoned.generated < 100
+
+
+@given(
+    st.text(alphabet="abcé<|>", max_size=30),
+    st.lists(st.text(alphabet="abcé<|>", min_size=1, max_size=4), max_size=3),
+    st.lists(st.integers(0, 60), max_size=8),
+)
+def test_stop_scanner_emits_exactly_the_text_before_the_first_stop(
+    text: str, stops: list[str], cuts: list[int]
+) -> None:
+    data = text.encode()
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    scanner = _StopScanner(stops)
+    emitted, stopped = "", False
+    for piece in pieces:
+        safe, stopped = scanner.feed(piece)
+        emitted += safe
+        if stopped:
+            break
+    if not stopped:
+        emitted += scanner.flush()
+    first = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    expected = text if first < 0 else text[:first]
+    assert stopped == (first >= 0)
+    assert emitted == expected

@@ -17,6 +17,7 @@ from optillm_core import (
     ModelClient,
     Prompt,
     ProtocolError,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimitError,
     collect_stream,
@@ -25,7 +26,7 @@ from optillm_router._http import HttpPool
 from optillm_router._providers import PROVIDERS, Capabilities, create_provider_client
 from optillm_router.testing import FakeOpenAIServer
 
-from .fakes_wire import WireServer, fixture_chunks, json_answer, ndjson_answer, sse_answer
+from .fakes_wire import Scripted, WireServer, fixture_chunks, json_answer, ndjson_answer, sse_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -139,6 +140,26 @@ async def test_temperature_above_the_provider_maximum_is_rejected() -> None:
         with pytest.raises(BadRequestError, match="temperature up to 2"):
             await client.complete(PROMPT, GenerationSettings(temperature=2.5))
     assert server.chat_requests == []
+
+
+@pytest.mark.parametrize("provider", ["groq", "anthropic", "ollama"])
+async def test_logprobs_are_rejected_where_unsupported(provider: str) -> None:
+    async with WireServer([json_answer({})]) as server, client_for(provider, server.url) as client:
+        with pytest.raises(BadRequestError, match="does not return log probabilities"):
+            await client.complete(PROMPT, GenerationSettings(extra={"logprobs": True}))
+    assert server.requests == []
+
+
+async def test_a_silent_server_times_out() -> None:
+    async with (
+        WireServer([Scripted(hold=True)]) as server,
+        client_for("vllm", server.url + "/v1", timeout=0.2) as client,
+    ):
+        with pytest.raises(ProviderTimeout, match="vllm timed out"):
+            await client.complete(PROMPT)
+        with pytest.raises(ProviderTimeout, match="vllm timed out"):
+            async with client.stream(PROMPT) as events:
+                await collect_stream(events)
 
 
 async def test_capabilities_can_be_overridden() -> None:

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from optillm_core import (
     BadRequestError,
     ClientError,
@@ -22,6 +24,9 @@ from optillm_core import (
 from .._http import HttpPool, error_from_response, request_timeout, transport_errors
 
 __all__ = ("Capabilities", "HttpModelClient", "ProviderInfo", "check_settings", "json_object", "map_finish")
+
+
+LOGPROB_FIELDS = frozenset({"logprobs", "top_logprobs", "responseLogprobs"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ def check_settings(provider: str, capabilities: Capabilities, settings: Generati
             f"{provider} accepts at most {capabilities.max_stop} stop sequences, got {len(settings.stop)}; drop some",
             provider=provider,
         )
+    asked = sorted(LOGPROB_FIELDS.intersection(settings.extra))
+    if asked and not capabilities.logprobs:
+        raise BadRequestError(
+            f"{provider} does not return log probabilities; remove {asked} from extra", provider=provider
+        )
     if settings.seed is not None and not capabilities.seed:
         raise BadRequestError(
             f"{provider} has no seed setting, got seed={settings.seed}; leave seed unset for this provider",
@@ -77,7 +87,7 @@ def check_settings(provider: str, capabilities: Capabilities, settings: Generati
         )
 
 
-def json_object(provider: str, body: bytes) -> dict[str, Any]:
+def json_object(provider: str, body: bytes | str) -> dict[str, Any]:
     """Parse a JSON object body, or raise :class:`ProtocolError`."""
     try:
         payload = json.loads(body)
@@ -121,6 +131,7 @@ class HttpModelClient(ModelClient):
         self._http = http.client(self.base_url)
         self._timeout = request_timeout(timeout, connect_timeout)
         self._headers = self.auth_headers(api_key)
+        self._urls: dict[str, httpx.URL] = {}
 
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -146,9 +157,12 @@ class HttpModelClient(ModelClient):
             self.provider, status_code, headers, body, model=self.model, secrets=(self._api_key,)
         )
 
-    def _url(self, path: str) -> str:
-        url = self.base_url + path
-        check_allow_model_requests(url)
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            # Parsed once: httpx's URL parsing costs more than the rest of a request's client work.
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        check_allow_model_requests(self.base_url)
         return url
 
     async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:

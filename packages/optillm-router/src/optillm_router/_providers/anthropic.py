@@ -113,7 +113,7 @@ class AnthropicClient(HttpModelClient):
         stopped = False
         async with self.post_stream(MESSAGES_PATH, body) as chunks:
             async for event in iter_sse(chunks):
-                payload = json_object(self.provider, event.data.encode())
+                payload = json_object(self.provider, event.data)
                 kind = payload.get("type", event.event)
                 if kind == "content_block_delta":
                     delta = payload.get("delta") or {}

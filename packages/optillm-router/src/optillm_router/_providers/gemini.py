@@ -109,7 +109,7 @@ class GeminiClient(HttpModelClient):
         model: str | None = None
         async with self.post_stream(self._path("streamGenerateContent") + "?alt=sse", body) as chunks:
             async for event in iter_sse(chunks):
-                payload = json_object(self.provider, event.data.encode())
+                payload = json_object(self.provider, event.data)
                 self._raise_embedded_error(payload)
                 self._check_prompt_feedback(payload)
                 model = model or payload.get("modelVersion")

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 
@@ -172,16 +171,30 @@ class _Job:
         """Hand ``item`` to the waiting call; false once nobody listens any more."""
         if self.cancelled.is_set():
             return False
-        try:
-            anyio.from_thread.run_sync(self.send.send_nowait, item, token=self.token)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
+        if not self._soon(_deliver, self.send, item):
             self.cancelled.set()
             return False
         return True
 
     def close(self) -> None:
-        with suppress(RuntimeError):  # the event loop of the call is gone
-            anyio.from_thread.run_sync(self.send.close, token=self.token)
+        self._soon(_close, self.send)
+
+    def _soon(self, func: Callable[..., None], *args: object) -> bool:
+        # Never blocks: a worker waiting on an event loop that has stopped would hang every later call.
+        try:
+            self.token.backend_class.run_sync_soon(func, args, self.token.native_token)
+        except RuntimeError:  # that event loop is closed
+            return False
+        return True
+
+
+def _deliver(send: MemoryObjectSendStream[_Item], item: _Item) -> None:
+    with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+        send.send_nowait(item)
+
+
+def _close(send: MemoryObjectSendStream[_Item]) -> None:
+    send.close()
 
 
 _WORKERS: dict[tuple[Path, int], _Worker] = {}

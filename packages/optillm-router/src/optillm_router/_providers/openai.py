@@ -115,7 +115,7 @@ class OpenAICompatibleClient(HttpModelClient):
                 if event.data == "[DONE]":
                     done = True
                     break
-                payload = json_object(self.provider, event.data.encode())
+                payload = json_object(self.provider, event.data)
                 self._raise_embedded_error(payload)
                 model = model or payload.get("model")
                 if payload.get("usage"):
