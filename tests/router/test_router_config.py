@@ -170,6 +170,22 @@ def test_single_and_multi_follow_the_seed() -> None:
         multi.with_strategy("fastest-ever")
 
 
+def test_more_config_builders() -> None:
+    config = (
+        ProviderRoutingConfig.single(spec("a"))
+        .with_alternative(spec("b"))
+        .with_timeout(30.0, connect=2.0)
+        .with_cooldown(failures=5, seconds=12.0)
+        .with_retry_delays(initial=0.1, maximum=1.0, max_retry_after=9.0)
+    )
+    assert [s.model for s in config.providers] == ["a", "b"]
+    assert (config.timeout_seconds, config.connect_timeout_seconds) == (30.0, 2.0)
+    assert (config.cooldown_failures, config.cooldown_seconds) == (5, 12.0)
+    assert (config.initial_retry_delay, config.max_retry_delay, config.max_retry_after) == (0.1, 1.0, 9.0)
+    with pytest.raises(InvalidConfiguration, match="timeout_seconds"):
+        config.with_timeout(0)
+
+
 def _mapping() -> dict[str, object]:
     return {
         "strategy": "cheapest",

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
+from typing import TypeVar
 
 import anyio
 import pytest
 
 from optillm_core import GenerationSettings, Prompt
 from optillm_core.testing import FunctionClient
-from optillm_router import Capabilities, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, RoutingStrategy
+from optillm_router import (
+    Candidate,
+    Capabilities,
+    ModelClientRouter,
+    ProviderRoutingConfig,
+    ProviderSpec,
+    RouteOrder,
+    RoutingStrategy,
+    TokenEstimate,
+)
 
 from .router_support import JumpClock, _all_tasks_blocked, factory, spec
 
@@ -146,3 +157,25 @@ async def test_providers_that_cannot_honour_the_settings_go_last() -> None:
         ProviderRoutingConfig.single(spec("limited")), client_factory=factory({"vllm/limited": limited})
     )
     assert (await alone.complete(PROMPT, GenerationSettings(temperature=1.5))).text == "limited"  # still tried
+
+
+C = TypeVar("C", bound=Candidate)
+
+
+class _Reversed(RouteOrder):
+    def order(self, candidates: Sequence[C], estimate: TokenEstimate) -> Sequence[C]:
+        return list(reversed(candidates))
+
+
+async def test_a_custom_order_replaces_the_strategy() -> None:
+    config = ProviderRoutingConfig.multi(spec("a"), [spec("b")])
+    router = ModelClientRouter(config, client_factory=factory(_clients("a", "b")), order=_Reversed())
+    assert await _answers(router, 2) == ["b", "b"]
+
+
+async def test_duplicate_labels_get_distinct_names() -> None:
+    twin = spec("a", base_url="http://127.0.0.1:1/v1")
+    clients = {"vllm/a": _named("a")}
+    router = ModelClientRouter(ProviderRoutingConfig.multi(spec("a"), [twin]), client_factory=factory(clients))
+    assert router.providers == ("vllm/a", "vllm/a#2")
+    assert set(router.provider_stats()) == {"vllm/a", "vllm/a#2"}
