@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 from aiohttp import web
@@ -141,3 +141,103 @@ class WireServer:
             self.disconnected.set()
             raise
         return response
+
+
+# -- servers that speak a wire format ---------------------------------------------------------------
+
+WireFormat = Literal["openai", "anthropic", "gemini", "ollama"]
+ReplyText = Callable[[Received], str]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _prompt_words(received: Received) -> int:
+    body = received.body if isinstance(received.body, dict) else {}
+    texts = [str(m.get("content", "")) for m in body.get("messages", [])]
+    texts += [str(p.get("text", "")) for c in body.get("contents", []) for p in c.get("parts", [])]
+    texts += [str(p.get("text", "")) for p in (body.get("systemInstruction") or {}).get("parts", [])]
+    texts.append(str(body.get("system", "")))
+    return sum(_words(t) for t in texts)
+
+
+def speaks(wire: WireFormat, reply: ReplyText = lambda received: "Hello from the fake model") -> ScriptFunction:
+    """A script answering every request in ``wire``'s format, JSON or streamed as the request asks.
+
+    Usage counts words: the prompt's for input, the reply's for output. Streams send one word per frame.
+    """
+
+    def answer(received: Received) -> Scripted:
+        body = received.body if isinstance(received.body, dict) else {}
+        text = reply(received)
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+        usage = (_prompt_words(received), _words(text))
+        streaming = bool(body.get("stream")) or received.path.endswith(":streamGenerateContent")
+        n = int(body.get("n") or (body.get("generationConfig") or {}).get("candidateCount") or 1)
+        return _SPEAKERS[wire](pieces, usage, streaming, n)
+
+    return answer
+
+
+def _openai(pieces: list[str], usage: tuple[int, int], streaming: bool, n: int) -> Scripted:
+    counts = {"prompt_tokens": usage[0], "completion_tokens": usage[1] * n, "total_tokens": usage[0] + usage[1] * n}
+    if not streaming:
+        message = {"role": "assistant", "content": "".join(pieces)}
+        choices = [{"index": i, "message": message, "finish_reason": "stop"} for i in range(n)]
+        return json_answer({"object": "chat.completion", "choices": choices, "usage": counts})
+    frames: list[Any] = []
+    for i in range(n):
+        frames += [{"choices": [{"index": i, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+        frames.append({"choices": [{"index": i, "delta": {}, "finish_reason": "stop"}]})
+    frames.append({"choices": [], "usage": counts})
+    return sse_answer([*sse_events(*frames), b"data: [DONE]\n\n"])
+
+
+def _anthropic(pieces: list[str], usage: tuple[int, int], streaming: bool, n: int) -> Scripted:
+    counts = {"input_tokens": usage[0], "output_tokens": usage[1]}
+    if not streaming:
+        content = [{"type": "text", "text": "".join(pieces)}]
+        return json_answer({"type": "message", "content": content, "stop_reason": "end_turn", "usage": counts})
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": usage[0], "output_tokens": 1}}}
+    events: list[Any] = [("message_start", start), ("ping", {"type": "ping"})]
+    events += [
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": p}})
+        for p in pieces
+    ]
+    events += [
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": counts}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return sse_answer(sse_events(*events))
+
+
+def _gemini(pieces: list[str], usage: tuple[int, int], streaming: bool, n: int) -> Scripted:
+    meta = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1] * n}
+    if not streaming:
+        content = {"role": "model", "parts": [{"text": "".join(pieces)}]}
+        candidates = [{"content": content, "finishReason": "STOP", "index": i} for i in range(n)]
+        return json_answer({"candidates": candidates, "usageMetadata": meta})
+    frames: list[Any] = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}]} for p in pieces[:-1]
+    ]
+    last = {"content": {"role": "model", "parts": [{"text": pieces[-1]}]}, "finishReason": "STOP", "index": 0}
+    frames.append({"candidates": [last], "usageMetadata": meta})
+    return sse_answer(sse_events(*frames))
+
+
+def _ollama(pieces: list[str], usage: tuple[int, int], streaming: bool, n: int) -> Scripted:
+    final = {"done": True, "done_reason": "stop", "prompt_eval_count": usage[0], "eval_count": usage[1]}
+    if not streaming:
+        return json_answer({"message": {"role": "assistant", "content": "".join(pieces)}, **final})
+    lines: list[Any] = [{"message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
+    lines.append({"message": {"role": "assistant", "content": ""}, **final})
+    return ndjson_answer(ndjson_lines(*lines))
+
+
+_SPEAKERS: dict[WireFormat, Callable[[list[str], tuple[int, int], bool, int], Scripted]] = {
+    "openai": _openai,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
+    "ollama": _ollama,
+}

@@ -376,6 +376,8 @@ async def test_vendor_endpoint_without_a_key_is_a_configuration_error() -> None:
             create_provider_client("gemini", model="m", api_key="", base_url=None, http=http)
         with pytest.raises(InvalidConfiguration, match="needs a base_url"):
             create_provider_client("custom", model="m", api_key=None, base_url=None, http=http)
+        with pytest.raises(InvalidConfiguration, match="takes no base_url"):
+            create_provider_client("local", model="smollm2", api_key=None, base_url="http://127.0.0.1:1", http=http)
         with pytest.raises(InvalidConfiguration, match="timeouts must be positive"):
             create_provider_client("vllm", model="m", api_key=None, base_url=None, http=http, timeout=0)
         local_server = create_provider_client(

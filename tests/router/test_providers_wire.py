@@ -32,11 +32,13 @@ from optillm_router._providers import create_provider_client
 from .fakes_wire import (
     FIXTURES,
     Scripted,
+    WireFormat,
     WireServer,
     fixture_chunks,
     json_answer,
     ndjson_answer,
     ndjson_lines,
+    speaks,
     sse_answer,
     sse_events,
 )
@@ -366,3 +368,28 @@ async def test_network_guard_blocks_remote_hosts_before_connecting(wire: Wire, s
         )
         with pytest.raises(ModelRequestsBlocked, match=r"models\.invalid"):
             await call(client, streaming=streaming)
+
+
+SPEAKING = [
+    ("vllm", "openai", "/v1"),
+    ("groq", "openai", "/v1"),
+    ("anthropic", "anthropic", ""),
+    ("gemini", "gemini", ""),
+    ("ollama", "ollama", ""),
+]
+
+
+@pytest.mark.parametrize(("provider", "wire", "suffix"), SPEAKING, ids=[s[0] for s in SPEAKING])
+async def test_speaking_fakes_round_trip(provider: str, wire: WireFormat, suffix: str) -> None:
+    prompt = Prompt.from_query("two words", system="be brief")
+    async with WireServer(speaks(wire, lambda r: "one two three")) as server, HttpPool() as http:
+        client = create_provider_client(provider, model="m", api_key=KEY, base_url=server.url + suffix, http=http)
+        plain = await client.complete(prompt, GenerationSettings(n=2, max_tokens=8))
+        async with client.stream(prompt) as events:
+            streamed = await collect_stream(events)
+    assert plain.texts == ("one two three", "one two three")
+    assert streamed.text == "one two three"
+    assert streamed.finish_reasons == ("stop",)
+    assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (4, 3)
+    assert plain.usage.output_tokens == 6
+    assert len(server.requests) == (2 if client.supports_native_n else 3)

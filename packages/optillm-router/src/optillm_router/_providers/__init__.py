@@ -148,6 +148,8 @@ def create_provider_client(
         )
     caps = capabilities or info.capabilities
     if provider == "local":
+        if base_url:
+            raise InvalidConfiguration("provider 'local' runs in this process and takes no base_url; remove it")
         from .local import LocalModelClient
 
         return LocalModelClient(model=model, capabilities=caps)

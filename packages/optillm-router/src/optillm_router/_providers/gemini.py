@@ -95,6 +95,11 @@ class GeminiClient(HttpModelClient):
             index = _index(candidate, position, len(candidates))
             texts[index] = _text(candidate)
             finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
+        if len(texts) < settings.n:
+            raise ProtocolError(
+                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+            )
         return Completion(
             texts=tuple(texts),
             usage=_usage(payload.get("usageMetadata")),
