@@ -18,12 +18,15 @@ from optillm_core import (
     PhaseStarted,
     Prompt,
     ProviderUnavailable,
+    RunContext,
     RunFailed,
     default_registry,
 )
 from optillm_core.testing import FaultyClient, FunctionClient, RecordedRequest, Reply, sequential_depth
 from optillm_mcts import MctsConfig, MctsOptimizer, NodeExpanded, SimulationFinished
 from optillm_mcts._prompts import EVALUATE, PREDICT_USER
+from optillm_mcts._search import Search
+from optillm_mcts._tree import Node
 
 pytestmark = pytest.mark.anyio
 
@@ -295,3 +298,74 @@ def test_registered_under_mcts() -> None:
         "prediction_max_tokens": 1024,
         "evaluation_max_tokens": 256,
     }
+
+
+class ContentModel:
+    """Replies and scores that depend only on the request's content, so any schedule gives the same tree."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        self.delays = delays
+        self.choices: dict[tuple[str, ...], int] = {}
+
+    async def __call__(self, prompt: Prompt, settings: GenerationSettings) -> str:
+        role = kind(prompt)
+        await anyio.sleep(self.delays.get(role, 0.0))
+        contents = tuple(m.content for m in prompt.messages)
+        if role == "evaluate":
+            return f"{sum(map(ord, ''.join(contents))) % 11 / 10:.1f}"
+        if role == "predict":
+            return f"question {len(contents)}"
+        index = self.choices.get(contents, 0)
+        self.choices[contents] = index + 1
+        return f"reply {len(contents)}.{index}"
+
+
+class SequentialSearch(Search):
+    """The reference: each simulation starts only after every earlier one has been backed up."""
+
+    def __init__(self, ctx: RunContext[MctsConfig]) -> None:
+        super().__init__(ctx)
+        self.started = 0
+
+    async def _next_start(self) -> Node:
+        self.started += 1
+        while len(self.records) < self.started - 1:
+            changed = self._changed
+            await changed.wait()
+        return await super()._next_start()
+
+
+def tree_summary(node: Node) -> list[tuple[str, int, float]]:
+    rows = [(node.reply, node.visits, round(node.value_sum, 6))]
+    for child in node.children:
+        rows += tree_summary(child)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "delays",
+    [{}, {"evaluate": 0.01}, {"expand-root": 0.005, "generate": 0.01}, {"predict": 0.01, "evaluate": 0.002}],
+)
+async def test_overlapping_simulations_make_the_same_choices_as_a_sequential_search(
+    delays: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = MctsConfig(num_simulations=9, num_actions=2, exploration_weight=0.7, simulation_depth=1)
+    searches: dict[str, Search] = {}
+
+    def capture(cls: type[Search], label: str) -> Callable[[RunContext[MctsConfig]], Search]:
+        def build(ctx: RunContext[MctsConfig]) -> Search:
+            searches[label] = cls(ctx)
+            return searches[label]
+
+        return build
+
+    results = {}
+    for label, cls in (("sequential", SequentialSearch), ("overlapped", Search)):
+        monkeypatch.setattr("optillm_mcts._optimizer.Search", capture(cls, label))
+        client = FunctionClient(ContentModel(delays), native_n=True)
+        solution = await MctsOptimizer(config).optimize(QUERY, client)
+        prompts = sorted(str([(m.role, m.content) for m in r.messages]) for r in client.requests)
+        results[label] = (solution.answer, tree_summary(searches[label].root), prompts)
+
+    assert results["overlapped"] == results["sequential"]
+    assert searches["overlapped"].root.visits == 9

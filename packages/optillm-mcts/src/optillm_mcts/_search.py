@@ -47,10 +47,8 @@ class Search:
         async with task_group() as tg:
             for simulation in range(1, self.config.num_simulations + 1):
                 start = await self._next_start()
-                if self._needs_expansion(start):
-                    start.expanding = True
-                else:
-                    mark_pending(start, 1)
+                start.expanding = self._needs_expansion(start)
+                mark_pending(start, 1)
                 tg.start_soon(self._simulate, simulation, start)
         return best_child(self.root)
 
@@ -77,7 +75,8 @@ class Search:
         leaf = start
         if start.expanding:
             leaf = await self._expand(simulation, start)
-            mark_pending(leaf, 1)
+            if leaf is not start:
+                leaf.pending += 1  # its ancestors already count this simulation
             self._notify()
         transcript = await self._rollout(leaf)
         score = await evaluate(self.ctx, self.root.state.system, transcript)
