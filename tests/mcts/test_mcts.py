@@ -156,7 +156,7 @@ async def test_events_per_simulation() -> None:
     events: list[OptimizerEvent] = []
     model = DialogueModel({ROOT_REPLIES[0]: "0.4", ROOT_REPLIES[1]: "0.8"})
     await MctsOptimizer().optimize(QUERY, FunctionClient(model, native_n=True), events=events.append)
-    assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["search"]
+    assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["search", "simulation 1", "simulation 2"]
     expanded = [e for e in events if isinstance(e, NodeExpanded)]
     assert [(e.simulation, e.depth, e.children) for e in expanded] == [(1, 0, 3)]
     finished = [e for e in events if isinstance(e, SimulationFinished)]

@@ -47,6 +47,7 @@ class Search:
         async with task_group() as tg:
             for simulation in range(1, self.config.num_simulations + 1):
                 start = await self._next_start()
+                self.ctx.phase(f"simulation {simulation}")
                 start.expanding = self._needs_expansion(start)
                 mark_pending(start, 1)
                 tg.start_soon(self._simulate, simulation, start)
