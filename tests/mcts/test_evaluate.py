@@ -26,6 +26,8 @@ from optillm_mcts import parse_score
         ("On a scale from 0 to 1, I would rate this conversation 0.85.", 0.85),
         ("<think>maybe 0.2, maybe 0.3</think>0.9", 0.9),
         ("0.9 — coherent, relevant and helpful", 0.9),
+        ("0.85\n\nThe assistant solved it in 2 steps.", 0.85),
+        ("**8/10**\nIt covers 3 of 4 points, 75% of the task.", 0.8),
     ],
 )
 def test_reads_common_score_formats(text: str, expected: float) -> None:
@@ -34,7 +36,17 @@ def test_reads_common_score_formats(text: str, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "excellent", "I cannot rate this conversation.", "-0.5", "250", "between 0.6 and 0.8", "11/10", "3/0"],
+    [
+        "",
+        "excellent",
+        "I cannot rate this conversation.",
+        "-0.5",
+        "250",
+        "between 0.6 and 0.8",
+        "11/10",
+        "3/0",
+        "0.6-0.8\nhard to say",
+    ],
 )
 def test_no_score_when_there_is_none_or_it_is_ambiguous(text: str) -> None:
     assert parse_score(text) is None

@@ -25,6 +25,7 @@ _FRACTION = re.compile(rf"({_NUM})\s*(?:/|out of)\s*({_NUM})", re.IGNORECASE)
 _PERCENT = re.compile(rf"({_NUM})\s*%")
 _LABELLED = re.compile(rf"(?:score|rating|rate|rated|grade)\b[^\d\n+\-.]{{0,40}}({_NUM})", re.IGNORECASE)
 _NUMBER = re.compile(rf"(?<![\w.]){_NUM}")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,22 @@ class Score:
 def parse_score(text: str) -> float | None:
     """Read a score in [0, 1] from an evaluator's reply, or ``None`` when there is none.
 
-    In order: a fraction (``8/10``, ``4 out of 5``), a percentage (``80%``), a number after a
-    label (``Score: 0.8``), else the only number in the reply. A bare number above 1 is read on
-    the scale it fits: up to 10 as tenths, up to 100 as a percentage. Negative numbers, numbers
-    past 100 and replies with several unlabelled numbers give ``None``.
+    A first line without letters (``0.8`` then an explanation) is read on its own first. Then, in
+    order: a fraction (``8/10``, ``4 out of 5``), a percentage (``80%``), a number after a label
+    (``Score: 0.8``), else the only number in the reply. A bare number above 1 is read on the
+    scale it fits: up to 10 as tenths, up to 100 as a percentage. Negative numbers, numbers past
+    100 and replies with several unlabelled numbers give ``None``.
     """
     body = _SCALE.sub(" ", split_thinking(text)[1])
+    first_line = next((line for line in body.splitlines() if line.strip()), "")
+    if first_line.strip() != body.strip() and not _LETTER.search(first_line):
+        score = _read(first_line)
+        if score is not None:
+            return score
+    return _read(body)
+
+
+def _read(body: str) -> float | None:
     fraction = _last(_FRACTION, body)
     if fraction is not None:
         top, bottom = float(fraction.group(1)), float(fraction.group(2))
