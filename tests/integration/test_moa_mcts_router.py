@@ -71,14 +71,16 @@ def wire_tokens(requests: list[FakeRequest]) -> int:
     return sum(count_words(str(m.get("content", ""))) for r in requests for m in r.messages)
 
 
-async def run(optimizer: Optimizer[Any], server: FakeOpenAIServer, provider: str = "custom") -> Any:
+async def run(optimizer: Optimizer[Any], server: FakeOpenAIServer, provider: str = "custom") -> tuple[Any, bool]:
+    """The solution, and whether the router took ``n`` as one call (core then counts it as one)."""
     async with router_for(server, provider) as client:
-        return await optimizer.optimize(QUERY, client, system_prompt=SYSTEM)
+        solution = await optimizer.optimize(QUERY, client, system_prompt=SYSTEM)
+        return solution, bool(client.supports_native_n)
 
 
 async def test_moa_fans_out_over_a_server_without_native_n() -> None:
     async with FakeOpenAIServer(reply=moa_reply, native_n=False, latency=0.02) as server:
-        solution = await run(MoaOptimizer(), server)
+        solution, router_takes_n = await run(MoaOptimizer(), server)
     bodies = [r.body for r in server.chat_requests]
     assert solution.answer == "12 + 7 = 19."
     assert len(bodies) == 5
@@ -86,14 +88,14 @@ async def test_moa_fans_out_over_a_server_without_native_n() -> None:
     assert [b.get("max_tokens") for b in bodies] == [4096, 4096, 4096, 512, 8192]
     assert all(b["messages"][0] == {"role": "system", "content": SYSTEM} for b in bodies)
     assert sequential_depth(server.intervals()) == 3
-    # The router takes any n and fans it out itself, so core counts the n=3 request as one call.
-    assert solution.metadata.llm_calls == 3
+    # A router that fans n out itself takes the n=3 request as one call; otherwise core fans it out.
+    assert solution.metadata.llm_calls == (3 if router_takes_n else 5)
     assert solution.usage.input_tokens == wire_tokens(server.chat_requests)
 
 
 async def test_moa_sends_one_native_n_request() -> None:
     async with FakeOpenAIServer(reply=moa_reply, native_n=True) as server:
-        solution = await run(MoaOptimizer(), server, provider="vllm")
+        solution, _ = await run(MoaOptimizer(), server, provider="vllm")
     bodies = [r.body for r in server.chat_requests]
     assert [b.get("n", 1) for b in bodies] == [3, 1, 1]
     assert solution.metadata.extras["candidates"] == ["It is 19.", "19", "20"]
@@ -102,7 +104,7 @@ async def test_moa_sends_one_native_n_request() -> None:
 
 async def test_mcts_answer_follows_the_evaluations() -> None:
     async with FakeOpenAIServer(reply=MctsModel(), native_n=False, latency=0.02) as server:
-        solution = await run(MctsOptimizer(), server)
+        solution, router_takes_n = await run(MctsOptimizer(), server)
     bodies = [r.body for r in server.chat_requests]
     assert solution.answer == "It is 19."
     assert len(bodies) == 10
@@ -112,7 +114,7 @@ async def test_mcts_answer_follows_the_evaluations() -> None:
         (1.0, 4096),
     ]
     assert sequential_depth(server.intervals()) == 4
-    assert solution.metadata.llm_calls == 8  # the router fans the n=3 expansion out itself
+    assert solution.metadata.llm_calls == (8 if router_takes_n else 10)
     assert solution.usage.input_tokens == wire_tokens(server.chat_requests)
     assert "[1] visits 1, value 0.950" in solution.reasoning
 
