@@ -1,0 +1,72 @@
+"""A fake model for MARS tests: it recognises which phase sent a request and answers per phase."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+from optillm_core import GenerationSettings, Prompt
+from optillm_core.testing import FunctionClient, RecordedRequest, Reply
+from optillm_mars import _prompts
+
+Handler = Callable[[Prompt, GenerationSettings], "str | Reply | BaseException"]
+
+CORRECT = "VERDICT: CORRECT\nSCORE: 0.9\nISSUES:\n- none\nSUGGESTIONS:\n- none"
+INCORRECT = "VERDICT: INCORRECT\nSCORE: 0.2\nISSUES:\n- the sum is wrong\nSUGGESTIONS:\n- add again"
+SOLUTION = "<think>12 + 7 = 19, and 19 - 7 = 12 checks.</think>\nAdding gives 19. The answer is \\boxed{19}."
+STRATEGY = "- Add the two numbers\n- Check the result by subtraction"
+
+PHASES = ("exploration", "aggregation", "strategy", "enhancement", "verification", "improvement", "synthesis")
+
+
+def phase_of(prompt: Prompt) -> str:
+    """Which MARS phase sent ``prompt``, from its system prompt and user message."""
+    system = prompt.system_text() or ""
+    user = next((m.content for m in reversed(prompt.effective_messages()) if m.role == "user"), "")
+    if _prompts.VERIFIER_SYSTEM in system:
+        return "verification"
+    if _prompts.STRATEGIST_SYSTEM in system:
+        return "strategy"
+    if _prompts.AGGREGATOR_SYSTEM in system:
+        return "aggregation"
+    if _prompts.SYNTHESIZER_SYSTEM in system:
+        return "synthesis"
+    if "did not pass review" in user:
+        return "improvement"
+    if "Other agents approached" in user:
+        return "enhancement"
+    if "solve this problem on your own" in user:
+        return "exploration"
+    raise AssertionError(f"unrecognised MARS request: {user[:80]!r}")
+
+
+class FakeMars(FunctionClient):
+    """Answers each phase with its handler: a fixed text or a function of ``(prompt, settings)``."""
+
+    __test__ = False
+
+    def __init__(self, **handlers: str | Handler) -> None:
+        defaults: dict[str, str | Handler] = {
+            "exploration": SOLUTION,
+            "aggregation": SOLUTION,
+            "strategy": STRATEGY,
+            "enhancement": SOLUTION,
+            "verification": CORRECT,
+            "improvement": SOLUTION,
+            "synthesis": SOLUTION,
+        }
+        unknown = set(handlers) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown phases {unknown}")
+        self.handlers: Mapping[str, str | Handler] = {**defaults, **handlers}
+        super().__init__(self._answer)
+
+    def _answer(self, prompt: Prompt, settings: GenerationSettings) -> str | Reply | BaseException:
+        handler = self.handlers[phase_of(prompt)]
+        return handler if isinstance(handler, str) else handler(prompt, settings)
+
+    def calls(self) -> Counter[str]:
+        return Counter(phase_of(r.prompt) for r in self.requests)
+
+    def of(self, phase: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if phase_of(r.prompt) == phase]
