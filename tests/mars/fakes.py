@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from optillm_core import GenerationSettings, Prompt
 from optillm_core.testing import FunctionClient, RecordedRequest, Reply
 from optillm_mars import _prompts
 
-Handler = Callable[[Prompt, GenerationSettings], "str | Reply | BaseException"]
+Answer = str | Reply | BaseException
+Handler = Callable[[Prompt, GenerationSettings], Answer | Awaitable[Answer]]
 
 CORRECT = "VERDICT: CORRECT\nSCORE: 0.9\nISSUES:\n- none\nSUGGESTIONS:\n- none"
 INCORRECT = "VERDICT: INCORRECT\nSCORE: 0.2\nISSUES:\n- the sum is wrong\nSUGGESTIONS:\n- add again"
@@ -61,7 +63,7 @@ class FakeMars(FunctionClient):
         self.handlers: Mapping[str, str | Handler] = {**defaults, **handlers}
         super().__init__(self._answer)
 
-    def _answer(self, prompt: Prompt, settings: GenerationSettings) -> str | Reply | BaseException:
+    def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Answer | Awaitable[Answer]:
         handler = self.handlers[phase_of(prompt)]
         return handler if isinstance(handler, str) else handler(prompt, settings)
 
@@ -70,3 +72,28 @@ class FakeMars(FunctionClient):
 
     def of(self, phase: str) -> list[RecordedRequest]:
         return [r for r in self.requests if phase_of(r.prompt) == phase]
+
+
+def user_text(prompt: Prompt) -> str:
+    return next((m.content for m in reversed(prompt.effective_messages()) if m.role == "user"), "")
+
+
+def agent_of(prompt: Prompt) -> int:
+    """The 1-based agent number an exploration prompt addresses."""
+    match = re.search(r"You are agent (\d+) of", user_text(prompt))
+    assert match is not None
+    return int(match.group(1))
+
+
+def boxed(answer: str) -> str:
+    return f"Working it out step by step. The answer is \\boxed{{{answer}}}."
+
+
+def verdict_by_answer(right: str) -> Handler:
+    """A verifier that passes solutions boxing ``right`` and fails every other."""
+
+    def judge(prompt: Prompt, settings: GenerationSettings) -> str:
+        under_review = user_text(prompt).split("Solution under review:", 1)[1]
+        return CORRECT if f"\\boxed{{{right}}}" in under_review else INCORRECT
+
+    return judge

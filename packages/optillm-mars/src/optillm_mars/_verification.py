@@ -120,6 +120,8 @@ _NUMBER = re.compile(r"([0-9]*\.?[0-9]+)\s*(%|/\s*([0-9]*\.?[0-9]+)|out of\s*([0
 _NONE_ITEMS = frozenset({"none", "n/a", "na", "no issues", "nothing", "no issues found", "-", "none found"})
 _ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*(.*)$")
 
+# With several verdict lines, the most severe one stands.
+_SEVERITY = (Verdict.INCORRECT, Verdict.INCOMPLETE, Verdict.CORRECT)
 _DEFAULT_SCORES = {Verdict.CORRECT: 1.0, Verdict.INCOMPLETE: 0.5, Verdict.INCORRECT: 0.0, Verdict.UNCLEAR: 0.0}
 
 
@@ -144,7 +146,8 @@ def parse_verdict(text: str) -> ParsedVerdict:
     """
     _, visible = split_thinking(text)
     fields = _fields(visible) or _fields(text)
-    verdict = next((v for v in map(classify, fields.get("verdict", [])) if v is not None), None)
+    stated = {v for v in map(classify, fields.get("verdict", [])) if v is not None}
+    verdict = next((v for v in _SEVERITY if v in stated), None)
     if verdict is None:
         verdict = classify(_MARKDOWN.sub(" ", visible or text)) or Verdict.UNCLEAR
     score = _score(fields.get("score", []))
@@ -182,7 +185,8 @@ def _fields(text: str) -> dict[str, list[str]]:
             value = match.group(2).strip()
             if value:
                 fields[section].append(value)
-        elif current is not None and line:
+        elif current is not None and line and (current != "verdict" or not fields[current]):
+            # A verdict is its header's value, or the first line under an empty header; what follows explains it.
             fields[current].append(line)
     return fields
 
