@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+
+import anyio
 
 from optillm_core import GenerationSettings, Prompt
 from optillm_core.testing import FunctionClient, RecordedRequest, Reply
@@ -47,8 +50,8 @@ class FakeMars(FunctionClient):
 
     __test__ = False
 
-    def __init__(self, **handlers: str | Handler) -> None:
-        defaults: dict[str, str | Handler] = {
+    def __init__(self, *, latency: float = 0.0, **handlers: Answer | Handler) -> None:
+        defaults: dict[str, Answer | Handler] = {
             "exploration": SOLUTION,
             "aggregation": SOLUTION,
             "strategy": STRATEGY,
@@ -60,12 +63,19 @@ class FakeMars(FunctionClient):
         unknown = set(handlers) - set(defaults)
         if unknown:
             raise ValueError(f"unknown phases {unknown}")
-        self.handlers: Mapping[str, str | Handler] = {**defaults, **handlers}
+        self.handlers: Mapping[str, Answer | Handler] = {**defaults, **handlers}
+        self.latency = latency
         super().__init__(self._answer)
 
-    def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Answer | Awaitable[Answer]:
+    async def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Answer:
+        if self.latency:
+            # Inside the recorded span, so each request's interval covers its whole simulated round-trip.
+            await anyio.sleep(self.latency)
         handler = self.handlers[phase_of(prompt)]
-        return handler if isinstance(handler, str) else handler(prompt, settings)
+        if isinstance(handler, str | Reply | BaseException):
+            return handler
+        answer = handler(prompt, settings)
+        return await answer if inspect.isawaitable(answer) else answer
 
     def calls(self) -> Counter[str]:
         return Counter(phase_of(r.prompt) for r in self.requests)
