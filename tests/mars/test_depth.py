@@ -76,3 +76,16 @@ async def test_lightweight_depth() -> None:
     solution = await MarsOptimizer().optimize(QUERY, fake, settings=GenerationSettings(max_tokens=2000))
     assert solution.metadata.llm_calls == 4
     assert sequential_depth(fake.requests) == 2
+
+
+async def test_lightweight_worst_case() -> None:
+    counter = iter(range(10_000))
+
+    def distinct(prompt: Prompt, settings: GenerationSettings) -> str:
+        return boxed(str(100 + next(counter)))
+
+    fake = FakeMars(latency=LATENCY, exploration=distinct, improvement=distinct, verification=INCORRECT)
+    solution = await MarsOptimizer().optimize(QUERY, fake, settings=GenerationSettings(max_tokens=4000))
+    assert solution.metadata.llm_calls == 13
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.SYNTHESIZED
+    assert sequential_depth(fake.requests) == 7
