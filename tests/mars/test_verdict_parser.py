@@ -105,3 +105,8 @@ def test_the_most_severe_of_several_verdict_lines_stands() -> None:
 def test_explanation_under_a_verdict_does_not_change_it() -> None:
     text = "VERDICT: CORRECT\nThe worry that step 2 is wrong does not hold.\nSCORE: 0.9"
     assert parse_verdict(text).verdict is Verdict.CORRECT
+
+
+def test_math_in_issues_reaches_the_author_intact() -> None:
+    parsed = parse_verdict("**VERDICT:** INCORRECT\n**ISSUES:**\n- **Step 2:** it needs x_1 > 0 but `x_1 = -2`")
+    assert parsed.issues == ("Step 2: it needs x_1 > 0 but x_1 = -2",)

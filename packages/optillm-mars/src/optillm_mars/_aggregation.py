@@ -91,17 +91,16 @@ def _diverse_group(population: Sequence[MarsSolution], size: int, used: set[str]
 
 async def _combine(run: MarsRun, group: Sequence[MarsSolution]) -> MarsSolution:
     config = run.config
-    solution_id = run.workspace.new_id("aggregated")
+    number = run.workspace.next_number("aggregated")
     completion = await run.ask(
         f"{solver_system(config.use_thinking_tags, run.ctx.system_prompt)}\n\n{AGGREGATOR_SYSTEM}",
         aggregation_prompt(run.query, group),
         config.aggregation_temperature,
     )
     # Authors rotate over the agents so cross-agent verification has someone else to ask.
-    author = int(solution_id.rsplit("-", 1)[1]) % config.num_agents
     return MarsSolution(
-        id=solution_id,
-        agent_id=author,
+        id=f"aggregated-{number}",
+        agent_id=number % config.num_agents,
         phase=GenerationPhase.AGGREGATED,
         text=completion.text,
         temperature=config.aggregation_temperature,

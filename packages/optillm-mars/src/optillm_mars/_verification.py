@@ -102,6 +102,8 @@ class ParsedVerdict:
 
 
 _MARKDOWN = re.compile(r"[*_`#>]+")
+# In issue and suggestion text only emphasis goes: "x_1 > 0" must reach the author intact.
+_EMPHASIS = re.compile(r"\*\*|__|`")
 _FIELD = re.compile(r"^\s*([a-z][a-z ]{1,30}?)\s*[:：=—–-]\s*(.*)$", re.IGNORECASE)
 _VERDICT_FIELDS = frozenset({"verdict", "result", "status", "assessment", "conclusion", "evaluation", "judgement"})
 _VERDICT_FIELDS |= {"final verdict", "judgment", "overall verdict", "overall"}
@@ -176,7 +178,7 @@ def _fields(text: str) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     current: str | None = None
     for raw in text.splitlines():
-        line = _MARKDOWN.sub("", raw).strip() if not _ITEM.match(raw) else raw.strip()
+        line = raw.strip()
         match = _FIELD.match(_MARKDOWN.sub("", raw))
         section = _section(" ".join(match.group(1).lower().split())) if match else None
         if match and section is not None:
@@ -212,7 +214,7 @@ def _items(lines: list[str]) -> tuple[str, ...]:
     items = []
     for line in lines:
         match = _ITEM.match(line)
-        item = _MARKDOWN.sub("", match.group(1) if match else line).strip().rstrip(".").strip()
+        item = _EMPHASIS.sub("", match.group(1) if match else line).strip().rstrip(".").strip()
         if item and item.lower() not in _NONE_ITEMS:
             items.append(item)
     return tuple(items)

@@ -54,10 +54,14 @@ class Workspace:
         self.strategies: list[Strategy] = []
         self._counters: Counter[str] = Counter()
 
-    def new_id(self, prefix: str) -> str:
+    def next_number(self, prefix: str) -> int:
+        """0, 1, 2 … per prefix, for ids such as ``aggregated-3``."""
         number = self._counters[prefix]
         self._counters[prefix] += 1
-        return f"{prefix}-{number}"
+        return number
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{self.next_number(prefix)}"
 
     def add(self, solution: MarsSolution) -> MarsSolution:
         self._solutions[solution.id] = solution
