@@ -215,3 +215,14 @@ async def test_concurrency_limit_bounds_calls_in_flight() -> None:
     free = FakeMars()
     await MarsOptimizer().optimize(QUERY, free, settings=DEFAULT)
     assert free.max_in_flight == 18  # the whole verification round at once
+
+
+async def test_debug_logs_phase_summaries_at_info_level() -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as quiet:
+        await MarsOptimizer(NO_EXTRAS).optimize(QUERY, FakeMars(), settings=DEFAULT)
+    with capture_logs() as loud:
+        await MarsOptimizer(NO_EXTRAS.with_debug()).optimize(QUERY, FakeMars(), settings=DEFAULT)
+    assert {e["log_level"] for e in quiet if e["event"] == "exploration done"} == {"debug"}
+    assert {e["log_level"] for e in loud if e["event"] == "exploration done"} == {"info"}
