@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -67,6 +68,11 @@ async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
     rows = section.tables[0].rows
     assert len(rows) == 2
     assert all(row[6] == 0 for row in rows)  # no errors
+    if hasattr(importlib.import_module("optillm_server"), "create_app"):
+        proxy = section.tables[1]
+        [row] = [dict(zip(proxy.headers, r, strict=True)) for r in proxy.rows]
+        assert row["failures"] == 0
+        assert row["HTTP statuses"] == "200: 5"
 
 
 async def test_cost_reports_import_time_and_size(tmp_path: Path) -> None:
