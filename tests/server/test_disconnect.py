@@ -1,0 +1,73 @@
+"""A client that goes away cancels its run: the call in flight is cancelled and no further calls are made."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from optillm_core import GenerationSettings, Prompt
+from optillm_core.testing import FunctionClient
+
+from .support import last_user, proxy, replying
+
+pytestmark = pytest.mark.anyio
+
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Q"}]
+
+
+class HangingModel:
+    """Draft calls hang until cancelled; every other call answers at once."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.cancelled = anyio.Event()
+        self.client = FunctionClient(self._reply)
+
+    async def _reply(self, prompt: Prompt, settings: GenerationSettings) -> str:
+        if last_user(prompt).startswith("draft:"):
+            self.started.set()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self.cancelled.set()
+        return replying(prompt, settings)
+
+    def prompts(self) -> list[str]:
+        return [last_user(r.prompt) for r in self.client.requests]
+
+
+async def test_disconnecting_from_a_stream_cancels_the_run() -> None:
+    model = HangingModel()
+    async with proxy(model.client) as sdk:
+        stream = await sdk.chat.completions.create(model="echo-m", messages=USER, stream=True)
+        first = await anext(aiter(stream))
+        assert first.choices[0].delta.role == "assistant"
+        with anyio.fail_after(10):
+            await model.started.wait()
+        await stream.close()
+        with anyio.fail_after(10):
+            await model.cancelled.wait()
+        # a later request on the same server finishes: the cancelled run made no call meanwhile
+        later = await sdk.chat.completions.create(model="shout-m", messages=USER)
+    assert later.choices[0].message.content == "REPLY TO SHOUT: Q"
+    assert model.prompts() == ["draft: Q", "shout: Q"]
+
+
+async def test_disconnecting_while_waiting_for_a_complete_answer_cancels_the_run() -> None:
+    model = HangingModel()
+    async with proxy(model.client) as sdk:
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                await sdk.chat.completions.create(model="echo-m", messages=USER)
+
+            tg.start_soon(ask)
+            with anyio.fail_after(10):
+                await model.started.wait()
+            tg.cancel_scope.cancel()  # the SDK's request is abandoned and its connection closed
+        with anyio.fail_after(10):
+            await model.cancelled.wait()
+        later = await sdk.chat.completions.create(model="shout-m", messages=USER)
+    assert later.choices[0].message.content == "REPLY TO SHOUT: Q"
+    assert model.prompts() == ["draft: Q", "shout: Q"]
