@@ -37,7 +37,7 @@ __all__ = ("Optimizer", "OptimizerConfig", "OptimizerMetadata", "Outcome", "RunC
 log = structlog.get_logger("optillm")
 
 # How long a finished run waits for an async event handler to take its last events.
-EVENT_DRAIN_GRACE_SECONDS = 2.0
+EVENT_DRAIN_GRACE_SECONDS = 1.0
 
 
 def describe_validation_error(owner: str, exc: ValidationError, fields: list[str]) -> str:
@@ -360,4 +360,4 @@ async def _deliver_all(channel: EventChannel, handler: EventHandler) -> None:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception("event handler failed", event=event.kind)
+            log.exception("event handler failed", event_kind=event.kind)
