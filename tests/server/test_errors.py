@@ -28,6 +28,7 @@ from .support import proxy, replying
 pytestmark = pytest.mark.anyio
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Q"}]
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
 ERROR_FIELDS = {"message", "type", "param", "code"}
 
 
@@ -58,6 +59,14 @@ def _error(response: httpx.Response) -> dict[str, Any]:
         (None, {"model": "echo-m", "messages": USER, "temperature": 5}, "temperature"),
         (None, {"model": "echo-m", "messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
         (None, {"model": "echo-m", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+        (
+            None,
+            {"model": "echo-m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages.0.content",
+        ),
+        (None, {"model": "echo-m", "messages": USER, "response_format": {"type": "json_object"}}, "response_format"),
+        (None, {"model": "echo-m", "messages": USER, "logprobs": True}, "logprobs"),
+        (None, {"model": "echo-m", "messages": USER, "optillm_approach": 3}, "optillm_approach"),
     ],
 )
 async def test_malformed_requests_are_400_naming_the_field(

@@ -64,6 +64,7 @@ async def chat_completions(request: Request) -> Response:
         return _pass_through(state, raw, body, selection)
     chat = ChatRequest.parse(body)
     chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
+    chat.reject_structured_output()
     job = _strategies.StrategyJob(
         plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
         question=strategy_input(chat.messages),

@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ._errors import ApiError, Scrubber, api_error_for, log_error
 
 __all__ = ("DeferredResponse", "Exchange")
+
+log = structlog.get_logger("optillm")
 
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -92,6 +95,7 @@ class DeferredResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(send)
+        ended = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
             try:
@@ -103,7 +107,10 @@ class DeferredResponse(Response):
                 error = api_error_for(exc, self._scrub)
                 log_error(error, exc, self._scrub, **self._log_context)
                 await _fail_quietly(exchange, error)
+            ended = True
             tg.cancel_scope.cancel()
+        if not ended:
+            log.info("client disconnected; its run was cancelled", **self._log_context)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

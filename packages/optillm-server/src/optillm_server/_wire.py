@@ -76,6 +76,7 @@ class ChatRequest(BaseModel):
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     logprobs: bool | None = None
+    response_format: dict[str, Any] | None = None
     optillm_approach: str | None = None
     optillm_config: dict[str, Any] | None = None
 
@@ -109,6 +110,16 @@ class ChatRequest(BaseModel):
             raise ApiError(400, f"'tools' cannot be used here: {why}", param="tools")
         if self.logprobs:
             raise ApiError(400, f"'logprobs' cannot be used here: {why}", param="logprobs")
+
+    def reject_structured_output(self) -> None:
+        """Strategies answer in free text; a JSON schema would silently not hold, so it is refused."""
+        if self.response_format and self.response_format.get("type", "text") != "text":
+            raise ApiError(
+                400,
+                "'response_format' cannot be used with a strategy: strategies answer in free text "
+                "(ask for the format in the prompt, or send the request without a strategy)",
+                param="response_format",
+            )
 
 
 @dataclass(frozen=True)
