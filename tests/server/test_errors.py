@@ -187,6 +187,18 @@ async def test_upstream_failures_in_pass_through_map_to_statuses(fault: Fault, s
         assert response.headers["retry-after"] == "3"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_pass_through_over_the_client_keeps_the_failure_status(stream: bool) -> None:
+    def fail(*_: object) -> str:
+        raise RateLimitError("slow down", status_code=429, retry_after=2)
+
+    async with proxy(FunctionClient(fail)) as sdk:
+        response = await _post(sdk, model="m", messages=USER, stream=stream)
+    assert response.status_code == 429
+    assert _error(response)["code"] == "rate_limit_exceeded"
+    assert response.headers["retry-after"] == "2"
+
+
 async def test_an_unreachable_upstream_is_502() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,11 +18,14 @@ import httpx
 from optillm_core import (
     BadRequestError,
     ClientError,
+    GenerationSettings,
     InvalidConfiguration,
     ModelClient,
     OutputTextDelta,
+    Prompt,
     ProviderTimeout,
     ProviderUnavailable,
+    ResponseEvent,
     TokenUsage,
     error_for_status,
 )
@@ -174,22 +177,42 @@ async def serve_with_client(
         choices = [(text, result.finish_reason(i)) for i, text in enumerate(result.texts)]
         await exchange.json(200, completion(header, choices, result.usage))
         return
+    await _stream_with_client(exchange, client, prompt, settings, request, header)
+
+
+async def _stream_with_client(
+    exchange: Exchange,
+    client: ModelClient,
+    prompt: Prompt,
+    settings: GenerationSettings,
+    request: ChatRequest,
+    header: ResponseHeader,
+) -> None:
     usage_field = request.include_usage
     usage = TokenUsage()
+
+    async def relay(event: ResponseEvent) -> None:
+        nonlocal usage
+        if isinstance(event, OutputTextDelta):
+            delta = {"content": event.delta}
+            await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
+            return
+        usage = event.usage or TokenUsage()
+        for index in range(request.n):
+            reason = (event.finish_reasons[index] if index < len(event.finish_reasons) else None) or "stop"
+            await exchange.data(chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field))
+
     async with client.stream(prompt, settings) as events:
+        # waiting for the first event lets a failure before any output keep its HTTP status (429, 502 …)
+        first = await anext(aiter(events), None)
         await exchange.start_stream()
         for index in range(request.n):
             role = {"role": "assistant", "content": ""}
             await exchange.data(chunk(header, index=index, delta=role, with_usage_field=usage_field))
+        if first is not None:
+            await relay(first)
         async for event in events:
-            if isinstance(event, OutputTextDelta):
-                delta = {"content": event.delta}
-                await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
-                continue
-            usage = event.usage or TokenUsage()
-            for index in range(request.n):
-                reason = (event.finish_reasons[index] if index < len(event.finish_reasons) else None) or "stop"
-                await exchange.data(chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field))
+            await relay(event)
     if request.include_usage:
         await exchange.data(chunk(header, usage=usage))
     await exchange.done()
