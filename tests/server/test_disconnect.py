@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from optillm_core import GenerationSettings, Prompt
+from optillm_core import Completion, GenerationSettings, ModelClient, Prompt, WrapperClient
 from optillm_core.testing import FunctionClient
+from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
+from optillm_router.testing import FakeOpenAIServer
 
 from .support import last_user, proxy, replying
 
@@ -71,3 +75,48 @@ async def test_disconnecting_while_waiting_for_a_complete_answer_cancels_the_run
         later = await sdk.chat.completions.create(model="shout-m", messages=USER)
     assert later.choices[0].message.content == "REPLY TO SHOUT: Q"
     assert model.prompts() == ["draft: Q", "shout: Q"]
+
+
+class CancelWatch(WrapperClient):
+    """Sets ``cancelled`` when a call through it is cancelled."""
+
+    def __init__(self, wrapped: ModelClient) -> None:
+        super().__init__(wrapped)
+        self.cancelled = anyio.Event()
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        try:
+            return await self.wrapped.request(prompt, settings)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
+
+
+async def test_a_disconnect_stops_calls_to_the_upstream_through_the_router() -> None:
+    drafting = anyio.Event()
+    release = anyio.Event()
+
+    async def reply(body: dict[str, Any], choice: int) -> str:
+        text = str(body["messages"][-1]["content"])
+        if text.startswith("draft:"):
+            drafting.set()
+            await release.wait()
+        return f"reply to {text}"
+
+    async with FakeOpenAIServer(reply=reply, native_n=False) as fake:
+        config = ProviderRoutingConfig(ProviderSpec("vllm", "fake-model", base_url=fake.base_url), max_retries=0)
+        async with ModelClientRouter(config) as router:
+            watch = CancelWatch(router)
+            async with proxy(watch, model="fake-model") as sdk:
+                stream = await sdk.chat.completions.create(model="echo-fake-model", messages=USER, stream=True)
+                await anext(aiter(stream))
+                with anyio.fail_after(10):
+                    await drafting.wait()
+                await stream.close()
+                with anyio.fail_after(10):
+                    await watch.cancelled.wait()
+                release.set()  # the upstream may now answer the abandoned call: nobody is left to use it
+                later = await sdk.chat.completions.create(model="shout-fake-model", messages=USER)
+    assert later.choices[0].message.content == "REPLY TO SHOUT: Q"
+    sent = [r.user_text for r in fake.chat_requests]
+    assert sent == ["draft: Q", "shout: Q"]

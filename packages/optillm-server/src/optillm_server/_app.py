@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from optillm_core import ModelClient, OptimizerRegistry, default_registry
 
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
-from ._http import open_pool
+from ._http import HttpPool, http_timeout
 from ._passthrough import Upstream
 from ._routes import ServerState, chat_completions, health, list_models
 
@@ -41,6 +41,7 @@ def create_app(
     registry: OptimizerRegistry | None = None,
     require_key: str | None = None,
     client_for_model: Callable[[str], ModelClient] | None = None,
+    http_pool: HttpPool | None = None,
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
 ) -> Starlette:
@@ -51,6 +52,8 @@ def create_app(
     ``client`` when there is no upstream. ``client_for_model`` picks the client for another model
     name; without it, only ``model`` (or ``client.model_name``) is served through ``client``.
     ``require_key`` demands ``Authorization: Bearer <key>`` on every path but ``/health``.
+    ``http_pool`` shares an ``optillm_router.HttpPool`` (for example the router's) for forwarding;
+    without it the app opens its own in its lifespan and closes it at shutdown.
     """
     state = ServerState(
         client=client,
@@ -59,7 +62,7 @@ def create_app(
         registry=registry if registry is not None else default_registry(),
         client_for_model=client_for_model or _single_model(client, model),
         scrub=Scrubber([upstream.api_key if upstream else None, require_key]),
-        upstream_timeout=upstream_timeout,
+        upstream_timeout=http_timeout(upstream_timeout),
         keepalive_seconds=keepalive_seconds,
     )
 
@@ -68,12 +71,14 @@ def create_app(
         if upstream is None:
             yield
             return
-        async with open_pool(upstream_timeout) as pool:
-            state.pool = pool
-            try:
-                yield
-            finally:
-                state.pool = None
+        pool = http_pool if http_pool is not None else HttpPool()
+        state.pool = pool.client(upstream.base_url)
+        try:
+            yield
+        finally:
+            state.pool = None
+            if http_pool is None:
+                await pool.aclose()
 
     app = Starlette(
         routes=[

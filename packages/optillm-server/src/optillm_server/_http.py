@@ -1,19 +1,16 @@
-"""The proxy's one pooled HTTP client for forwarding to the upstream server (opened in the app lifespan)."""
+"""The pooled HTTP client that forwards pass-through requests upstream (optillm-router's ``HttpPool``)."""
 
 from __future__ import annotations as _annotations
 
 import httpx
 
-__all__ = ("open_pool",)
+from optillm_router import HttpPool
 
-MAX_CONNECTIONS = 1024
-MAX_KEEPALIVE = 256
+__all__ = ("HttpPool", "http_timeout")
+
+MAX_CONNECT_SECONDS = 10.0
 
 
-def open_pool(timeout: float) -> httpx.AsyncClient:
-    """A pooled client shared by every request; long read timeout because generations take a while."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE),
-        follow_redirects=False,
-    )
+def http_timeout(read_seconds: float) -> httpx.Timeout:
+    """Long reads (generations take a while), a short connect, and no limit on waiting for a pooled connection."""
+    return httpx.Timeout(read_seconds, connect=min(read_seconds, MAX_CONNECT_SECONDS), pool=None)

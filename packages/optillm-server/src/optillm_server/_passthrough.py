@@ -27,6 +27,7 @@ from optillm_core import (
     ProviderUnavailable,
     ResponseEvent,
     TokenUsage,
+    check_allow_model_requests,
     error_for_status,
 )
 
@@ -74,10 +75,19 @@ def outgoing_body(raw: bytes, body: dict[str, Any]) -> bytes:
 
 
 async def forward(
-    exchange: Exchange, pool: httpx.AsyncClient, upstream: Upstream, body: bytes, *, stream: bool, scrub: Scrubber
+    exchange: Exchange,
+    pool: httpx.AsyncClient,
+    upstream: Upstream,
+    body: bytes,
+    *,
+    stream: bool,
+    scrub: Scrubber,
+    http_timeout: httpx.Timeout,
 ) -> None:
     """Send the request upstream and relay its answer unchanged; upstream failures become mapped errors."""
-    request = pool.build_request("POST", upstream.url("chat/completions"), content=body, headers=upstream.headers())
+    check_allow_model_requests(upstream.base_url)
+    url, headers = upstream.url("chat/completions"), upstream.headers()
+    request = pool.build_request("POST", url, content=body, headers=headers, timeout=http_timeout)
     with _transport_errors():
         response = await pool.send(request, stream=stream)
     try:
@@ -97,10 +107,13 @@ async def forward(
         await response.aclose()
 
 
-async def fetch_models(pool: httpx.AsyncClient, upstream: Upstream, scrub: Scrubber) -> list[dict[str, Any]]:
+async def fetch_models(
+    pool: httpx.AsyncClient, upstream: Upstream, scrub: Scrubber, http_timeout: httpx.Timeout
+) -> list[dict[str, Any]]:
     """The upstream's ``GET /models`` list."""
+    check_allow_model_requests(upstream.base_url)
     with _transport_errors():
-        response = await pool.get(upstream.url("models"), headers=upstream.headers())
+        response = await pool.get(upstream.url("models"), headers=upstream.headers(), timeout=http_timeout)
     if response.status_code >= 400:
         raise upstream_error(response, scrub)
     try:
@@ -156,13 +169,16 @@ def _retry_after(value: str | None) -> float | None:
 
 @contextmanager
 def _transport_errors() -> Iterator[None]:
-    """Map httpx's connection and timeout errors to the core error tree."""
+    """Map connection failures and timeouts of the forwarding client to the core error tree."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeout(f"the upstream server did not answer in time ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
-        raise ProviderUnavailable(f"could not reach the upstream server ({type(exc).__name__})") from exc
+        # the aiohttp transport reports any connection error as a ConnectTimeout: trust its cause first
+        cause = exc.__cause__
+        timed_out = isinstance(cause, TimeoutError) if cause is not None else isinstance(exc, httpx.TimeoutException)
+        if timed_out:
+            raise ProviderTimeout(f"the upstream server did not answer in time ({type(exc).__name__})") from exc
+        raise ProviderUnavailable(f"could not reach the upstream server ({type(cause or exc).__name__})") from exc
 
 
 async def serve_with_client(

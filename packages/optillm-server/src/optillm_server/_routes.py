@@ -37,7 +37,7 @@ class ServerState:
     registry: OptimizerRegistry
     client_for_model: Callable[[str], ModelClient]
     scrub: Scrubber
-    upstream_timeout: float
+    upstream_timeout: httpx.Timeout
     keepalive_seconds: float
     pool: httpx.AsyncClient | None = None
 
@@ -81,11 +81,11 @@ async def chat_completions(request: Request) -> Response:
 def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
     stream = bool(body.get("stream"))
     if state.upstream is not None:
-        upstream, pool, scrub = state.upstream, state.require_pool(), state.scrub
+        upstream, pool, scrub, timeout = state.upstream, state.require_pool(), state.scrub, state.upstream_timeout
         payload = outgoing_body(raw, body)
 
         async def relay(exchange: Exchange) -> None:
-            await forward(exchange, pool, upstream, payload, stream=stream, scrub=scrub)
+            await forward(exchange, pool, upstream, payload, stream=stream, scrub=scrub, http_timeout=timeout)
 
         return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
     chat = ChatRequest.parse(body)
@@ -104,7 +104,7 @@ async def list_models(request: Request) -> Response:
     models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
     if state.upstream is not None:
         try:
-            models = await fetch_models(state.require_pool(), state.upstream, state.scrub)
+            models = await fetch_models(state.require_pool(), state.upstream, state.scrub, state.upstream_timeout)
         except (ApiError, ClientError) as exc:
             error = api_error_for(exc, state.scrub)
             log.warning("upstream model list unavailable", status=error.status, detail=error.message)
