@@ -42,5 +42,8 @@ async def test_each_installed_strategy_answers_with_the_upstream_usage(strategy:
     expected_completion = 0
     for request in calls:
         n = int(request.body.get("n") or 1)
-        expected_completion += sum(count_words(fake.reply(request.body, i)) for i in range(n))  # type: ignore[arg-type]
+        for choice in range(n):
+            text = fake.reply(request.body, choice)  # the fake's default reply: a plain string
+            assert isinstance(text, str)
+            expected_completion += count_words(text)
     assert response.usage.completion_tokens == expected_completion
