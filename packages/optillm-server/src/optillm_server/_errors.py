@@ -75,8 +75,14 @@ class Scrubber:
 def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
     """The response for an exception raised while serving a request; unknown errors hide their details."""
     if isinstance(exc, ApiError):
-        exc.message = scrub(exc.message)
-        return exc
+        return ApiError(
+            exc.status,
+            scrub(exc.message),
+            kind=exc.kind,
+            param=exc.param,
+            code=exc.code,
+            retry_after=exc.retry_after,
+        )
     if isinstance(exc, ClientError):
         return _client_error(exc, scrub(str(exc)))
     if isinstance(exc, InvalidConfiguration):
