@@ -9,16 +9,12 @@ import pytest
 from optillm_core import GenerationSettings
 from optillm_core.testing import sequential_depth
 from optillm_mars import MarsOptimizer, SelectionMethod, _prompts
+from optillm_router import (
+    ModelClientRouter,
+    ProviderRoutingConfig,
+    ProviderSpec,
+)
 from optillm_router.testing import FakeOpenAIServer, count_words
-
-try:
-    from optillm_router import (  # type: ignore[attr-defined, unused-ignore]
-        ModelClientRouter,
-        ProviderRoutingConfig,
-        ProviderSpec,
-    )
-except ImportError:  # until the router branch is merged; remove this guard then
-    pytest.skip("needs optillm-router's ModelClientRouter (branch `router`)", allow_module_level=True)
 
 pytestmark = pytest.mark.anyio
 

@@ -11,16 +11,12 @@ from optillm_core.testing import sequential_depth
 from optillm_mcts import MctsOptimizer
 from optillm_mcts._prompts import EVALUATE, PREDICT_USER
 from optillm_moa import MoaOptimizer
+from optillm_router import (
+    ModelClientRouter,
+    ProviderRoutingConfig,
+    ProviderSpec,
+)
 from optillm_router.testing import FakeOpenAIServer, FakeRequest, count_words
-
-try:
-    from optillm_router import (  # type: ignore[attr-defined, unused-ignore]
-        ModelClientRouter,
-        ProviderRoutingConfig,
-        ProviderSpec,
-    )
-except ImportError:  # the router itself lands from its own branch
-    pytest.skip("needs optillm_router.ModelClientRouter (router branch not merged)", allow_module_level=True)
 
 pytestmark = pytest.mark.anyio
 

@@ -146,7 +146,7 @@ async def test_timeout_returns_the_best_so_far() -> None:
         raise AssertionError("unreachable")
 
     client = FakeMars(verification=hang)
-    config = NO_EXTRAS.with_overrides({"timeout_seconds": 0.05})
+    config = NO_EXTRAS.with_overrides({"timeout_seconds": 2.0})
     solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT)
     assert solution.metadata.budget_exhausted is True
     assert solution.metadata.extras["final_answer"] == "19"
