@@ -33,7 +33,7 @@ from optillm_server import Upstream, create_app
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
+async def serving(app: ASGIApp, *, graceful_seconds: int = 5) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in this event loop on a free loopback port; yields its ``/v1`` base URL.
 
     The socket listens before uvicorn starts, so requests made at once wait in the backlog
@@ -43,7 +43,9 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(256)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=graceful_seconds)
+    )
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve, [sock])

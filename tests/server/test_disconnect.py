@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
+import openai
 import pytest
+from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from optillm_core import Completion, GenerationSettings, ModelClient, Prompt, WrapperClient
 from optillm_core.testing import FunctionClient
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeOpenAIServer
+from optillm_server import create_app
 
-from .support import last_user, proxy, replying
+from .support import last_user, proxy, replying, serving, test_registry
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +124,30 @@ async def test_a_disconnect_stops_calls_to_the_upstream_through_the_router() -> 
     assert later.choices[0].message.content == "REPLY TO SHOUT: Q"
     sent = [r.user_text for r in fake.chat_requests]
     assert sent == ["draft: Q", "shout: Q"]
+
+
+async def test_requests_still_running_at_shutdown_end_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    model = HangingModel()
+    app = create_app(client=model.client, model="m", registry=test_registry())
+    failures: list[BaseException] = []
+    with caplog.at_level(logging.INFO):
+        async with anyio.create_task_group() as tg, serving(app, graceful_seconds=0) as base_url:
+            sdk = AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+
+            async def ask() -> None:
+                try:
+                    await sdk.chat.completions.create(model="echo-m", messages=USER)
+                except openai.APIError as exc:
+                    failures.append(exc)
+                finally:
+                    await sdk.close()
+
+            tg.start_soon(ask)
+            with anyio.fail_after(10):
+                await model.started.wait()
+        # leaving `serving` shut uvicorn down: its zero grace period cancelled the running request
+    assert model.cancelled.is_set()
+    assert len(failures) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("Exception in ASGI application" in m for m in messages)
+    assert not any(record.exc_info for record in caplog.records)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import structlog
 import uvicorn
 from starlette.applications import Starlette
@@ -189,6 +190,10 @@ class _CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except anyio.get_cancelled_exc_class():
+            # Only uvicorn cancels a request task from outside (its graceful shutdown ran out):
+            # ending here keeps a traceback of every request still running out of its log.
+            log.info("request cancelled by the server shutting down", path=scope.get("path"))
         except Exception as exc:
             error = api_error_for(exc, self._scrub)
             log_error(error, exc, self._scrub, path=scope.get("path"))
