@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -10,12 +12,16 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from optillm_core import Completion, GenerationSettings, ModelClient, Prompt, WrapperClient
 from optillm_core.testing import FunctionClient
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeOpenAIServer
-from optillm_server import create_app
+from optillm_server import Upstream, create_app
 
 from .support import last_user, proxy, replying, serving, test_registry
 
@@ -151,3 +157,39 @@ async def test_requests_still_running_at_shutdown_end_without_a_traceback(caplog
     messages = [record.getMessage() for record in caplog.records]
     assert not any("Exception in ASGI application" in m for m in messages)
     assert not any(record.exc_info for record in caplog.records)
+
+
+async def test_disconnecting_from_a_pass_through_stream_closes_the_upstream_stream() -> None:
+    first_sent = anyio.Event()
+    upstream_closed = anyio.Event()
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}],
+    }
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            first_sent.set()
+            await anyio.sleep_forever()
+        finally:
+            upstream_closed.set()
+
+    async def chat(request: Request) -> Response:
+        return StreamingResponse(endless(), media_type="text/event-stream")
+
+    upstream_app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    async with (
+        serving(upstream_app) as upstream_url,
+        proxy(FunctionClient(replying), upstream=Upstream(upstream_url)) as sdk,
+    ):
+        stream = await sdk.chat.completions.create(model="m", messages=USER, stream=True)
+        first = await anext(aiter(stream))
+        assert first.choices[0].delta.content == "Hel"
+        await stream.close()
+        with anyio.fail_after(10):
+            await upstream_closed.wait()
+    assert first_sent.is_set()
