@@ -14,7 +14,7 @@ from benchmarks import cost, critical_path, overhead, quality, real_model, scale
 from benchmarks._clients import Missing
 from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
-from benchmarks._report import Section, update_docs, write_section
+from benchmarks._report import Section, read_section, update_docs, write_section
 
 __all__ = ("SECTIONS", "main", "run_sections")
 
@@ -60,7 +60,7 @@ async def run_sections(names: Sequence[str], options: Options) -> list[Section]:
     return sections
 
 
-def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool]:
+def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool, bool]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("sections", nargs="+", choices=["all", *SECTIONS], help="what to run ('all' for everything)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness itself")
@@ -95,12 +95,16 @@ def _parse(argv: Sequence[str] | None) -> tuple[list[str], Options, bool]:
         real_questions=args.real_questions,
         real_seconds=args.real_seconds,
     )
-    return names, options, args.write_docs
+    return names, options, args.write_docs, args.docs_from_results
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    names, options, write_docs = _parse(argv)
+    names, options, write_docs, from_results = _parse(argv)
     quiet_logs()
+    if from_results:
+        stored = [options.out / f"{name}.json" for name in names]
+        update_docs(DOC, [read_section(path) for path in stored if path.exists()])
+        return
     sections = anyio.run(run_sections, names, options)
     if write_docs:
         update_docs(DOC, sections)
