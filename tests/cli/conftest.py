@@ -10,6 +10,7 @@ import pytest
 
 import optillm_core._registry as core_registry
 from optillm_cli import run_cli
+from optillm_cli._commands import ClientFactory
 from optillm_core import OptimizerRegistry
 from tests.cli.fanout import FanoutOptimizer
 
@@ -59,8 +60,14 @@ class CliRunner:
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self._capsys = capsys
 
-    def __call__(self, *argv: str, env: Mapping[str, str] | None = None) -> Result:
+    def __call__(
+        self, *argv: str, env: Mapping[str, str] | None = None, client_factory: ClientFactory | None = None
+    ) -> Result:
         self._capsys.readouterr()
-        code = run_cli(list(argv), env=clean_environ() if env is None else env)
+        environ = clean_environ() if env is None else env
+        if client_factory is None:
+            code = run_cli(list(argv), env=environ)
+        else:
+            code = run_cli(list(argv), env=environ, client_factory=client_factory)
         captured = self._capsys.readouterr()
         return Result(code=code, out=captured.out, err=captured.err)
