@@ -9,6 +9,13 @@ dist=$(mktemp -d)
 trap 'rm -rf "$dist"' EXIT
 uv build --all-packages --no-sources --quiet --out-dir "$dist"
 
+# llama-cpp-python (needed by optillm-cli through optillm-router[local]) only ships as source and
+# takes minutes to compile: reuse a wheel uv already built on this machine, when there is one.
+built=$(find "$(uv cache dir)" -path '*llama-cpp-python*' -name 'llama_cpp_python-*.whl' 2>/dev/null | head -n 1 || true)
+if [ -n "$built" ]; then
+    cp "$built" "$dist/"
+fi
+
 for pyproject in packages/*/pyproject.toml; do
     package=$(basename "$(dirname "$pyproject")")
     module=${package//-/_}

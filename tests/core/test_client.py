@@ -71,11 +71,12 @@ async def test_leaving_a_stream_early_closes_it() -> None:
 
 
 async def test_gather_keeps_order_and_runs_concurrently() -> None:
-    inner = ScriptedClient(["x", "y"])
-    client = LatencyClient(inner, 0.01)
+    client = ScriptedClient(["x", "y", "z"], latency=0.01)
     results = await gather([lambda: client.complete(PROMPT), lambda: client.complete(PROMPT)])
-    assert len(results) == 2
-    assert sequential_depth(inner.requests) == 1
+    assert [r.text for r in results] in (["x", "y"], ["y", "x"])
+    assert sequential_depth(client.requests) == 1
+    await client.complete(PROMPT)
+    assert sequential_depth(client.requests) == 2
 
 
 async def test_gather_settled_keeps_failures_in_their_slot() -> None:

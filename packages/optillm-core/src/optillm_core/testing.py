@@ -91,7 +91,8 @@ def _chunks(text: str) -> list[str]:
 
 
 class _RecordingClient(ModelClient):
-    def __init__(self, *, native_n: bool, model_name: str) -> None:
+    def __init__(self, *, native_n: bool, model_name: str, latency: float) -> None:
+        self.latency = latency
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -115,6 +116,8 @@ class _RecordingClient(ModelClient):
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.latency:
+                await anyio.sleep(self.latency)
             replies = await self._replies(prompt, settings)
             prompt_tokens = sum(count_tokens(m.content) for m in prompt.effective_messages())
             usage = TokenUsage()
@@ -146,7 +149,9 @@ class ScriptedClient(_RecordingClient):
     """Answers from a queue: strings, :class:`Reply` objects, or exceptions to raise at that call.
 
     With ``native_n`` a request with ``n`` > 1 takes ``n`` replies at once; otherwise core fans it
-    out into ``n`` requests. Running out of replies raises :class:`ScriptExhausted`.
+    out into ``n`` requests. Running out of replies raises :class:`ScriptExhausted`. ``latency``
+    seconds pass inside each recorded request, so :func:`sequential_depth` sees overlapping calls
+    as overlapping.
     """
 
     __test__ = False
@@ -157,8 +162,9 @@ class ScriptedClient(_RecordingClient):
         *,
         native_n: bool = False,
         model_name: str = "scripted",
+        latency: float = 0.0,
     ) -> None:
-        super().__init__(native_n=native_n, model_name=model_name)
+        super().__init__(native_n=native_n, model_name=model_name, latency=latency)
         self._queue: deque[ReplyLike] = deque(replies)
 
     def add(self, *replies: ReplyLike) -> None:
@@ -182,13 +188,20 @@ class FunctionClient(_RecordingClient):
     """Computes each reply with ``function(prompt, settings)`` (sync or async).
 
     The function may return a string or :class:`Reply`, or raise (or return) an exception.
-    With ``native_n`` it is called once per choice.
+    With ``native_n`` it is called once per choice. ``latency`` works as in :class:`ScriptedClient`.
     """
 
     __test__ = False
 
-    def __init__(self, function: ReplyFunction, *, native_n: bool = False, model_name: str = "function") -> None:
-        super().__init__(native_n=native_n, model_name=model_name)
+    def __init__(
+        self,
+        function: ReplyFunction,
+        *,
+        native_n: bool = False,
+        model_name: str = "function",
+        latency: float = 0.0,
+    ) -> None:
+        super().__init__(native_n=native_n, model_name=model_name, latency=latency)
         self._function = function
 
     async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:
@@ -203,7 +216,11 @@ class FunctionClient(_RecordingClient):
 
 
 class LatencyClient(WrapperClient):
-    """Waits ``delay`` seconds before each call reaches the wrapped client."""
+    """Waits ``delay`` seconds before each call reaches the wrapped client.
+
+    To measure :func:`sequential_depth`, prefer the ``latency`` of :class:`ScriptedClient` or
+    :class:`FunctionClient`: here the wait happens before the inner client records the request.
+    """
 
     def __init__(self, wrapped: ModelClient, delay: float) -> None:
         super().__init__(wrapped)
@@ -259,6 +276,7 @@ def sequential_depth(intervals: Sequence[RecordedRequest] | Sequence[tuple[float
     """The longest chain of calls in which each starts after the previous one ended.
 
     That is the number of sequential model round-trips of a run: its critical path in calls.
+    Give the calls some latency (``ScriptedClient(latency=...)``) so concurrent ones overlap.
     """
     spans: list[tuple[float, float]] = []
     for item in intervals:
