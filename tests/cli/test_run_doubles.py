@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -37,7 +38,7 @@ class Factory:
             return "Candidate 1 is best: 19"
         return "12 plus 7 is 19"
 
-    def __call__(self, choice: ProviderChoice) -> ModelClient:
+    def __call__(self, choice: ProviderChoice, env: Mapping[str, str]) -> ModelClient:
         self.choices.append(choice)
         return self.client
 
@@ -257,17 +258,46 @@ def test_openai_key_in_the_environment_selects_openai(cli: CliRunner) -> None:
     assert {s.max_tokens for s in factory.client.settings_seen} == {None}
 
 
-def test_base_url_selects_openai_compatible(cli: CliRunner) -> None:
+def test_base_url_selects_any_openai_compatible_server(cli: CliRunner) -> None:
     factory = Factory()
     argv = ["run", "fanout", "q?", "--base-url", "http://127.0.0.1:9/v1", "--model", "m1"]
     assert cli(*argv, client_factory=factory).code == ExitCode.OK
     (choice,) = factory.choices
     assert (choice.provider, choice.model, choice.base_url, choice.api_key) == (
-        "openai",
+        "custom",
         "m1",
         "http://127.0.0.1:9/v1",
         None,
     )
+
+
+def test_api_key_alone_selects_openai(cli: CliRunner) -> None:
+    factory = Factory()
+    assert cli("run", "fanout", "q?", "--api-key", "sk-x1234", client_factory=factory).code == ExitCode.OK
+    (choice,) = factory.choices
+    assert (choice.provider, choice.model, choice.api_key) == ("openai", "gpt-4o-mini", "sk-x1234")
+
+
+def test_another_providers_key_in_the_environment_selects_it(cli: CliRunner) -> None:
+    factory = Factory()
+    env = clean_environ(ANTHROPIC_API_KEY="sk-ant-1234")
+    assert cli("run", "fanout", "q?", env=env, client_factory=factory).code == ExitCode.OK
+    (choice,) = factory.choices
+    assert (choice.provider, choice.model, choice.api_key) == ("anthropic", "claude-3-5-haiku-latest", "sk-ant-1234")
+
+
+def test_a_provider_needing_a_key_without_one_is_a_config_error(cli: CliRunner) -> None:
+    factory = Factory()
+    result = cli("run", "fanout", "q?", "--provider", "groq", client_factory=factory)
+    assert result.code == ExitCode.CONFIG
+    assert "provider 'groq' needs an API key: pass --api-key or set GROQ_API_KEY" in result.err
+    assert factory.choices == []
+
+
+def test_self_hosted_providers_need_a_model(cli: CliRunner) -> None:
+    result = cli("run", "fanout", "q?", "--provider", "vllm", client_factory=Factory())
+    assert result.code == ExitCode.USAGE
+    assert "--model is required with --provider vllm" in result.err
 
 
 def test_config_file_excludes_the_provider_flags(cli: CliRunner) -> None:

@@ -31,7 +31,7 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
     (dist / "entry_points.txt").write_text(
         "[optillm.optimizers]\nfanout = tests.cli.fanout:FanoutOptimizer\nbroken = tests.cli.no_such_module:Nothing\n"
     )
-    path = os.pathsep.join([str(tmp_path), str(ROOT)])
+    path = os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])
     return clean_environ(PYTHONPATH=path, COLUMNS="200")
 
 

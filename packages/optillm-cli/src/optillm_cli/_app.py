@@ -3,6 +3,7 @@
 from __future__ import annotations as _annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -16,22 +17,9 @@ import structlog
 
 from ._commands import ClientFactory, RunState, run_command, serve_command, strategies_command
 from ._errors import ExitCode, UsageError, classify, error_line
-from ._providers import build_client
+from ._providers import PROVIDER_NAMES, build_client
 
 __all__ = ("build_parser", "main", "run_cli")
-
-PROVIDER_NAMES = (
-    "openai",
-    "groq",
-    "openrouter",
-    "vllm",
-    "llamacpp",
-    "ollama",
-    "anthropic",
-    "gemini",
-    "custom",
-    "local",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,10 +57,13 @@ def _provider_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--provider",
         choices=PROVIDER_NAMES,
-        help="the provider to call (default: openai when --base-url, --api-key or OPENAI_API_KEY is given, else local)",
+        help="the provider to call (default: custom with --base-url, openai with --api-key or OPENAI_API_KEY, "
+        "else the provider whose key is set, else local)",
     )
     group.add_argument("--model", help="the model name (default: the provider's usual small model)")
-    group.add_argument("--base-url", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
+    group.add_argument(
+        "--base-url", help="the provider's endpoint; alone, any OpenAI-compatible server (http://127.0.0.1:8080/v1)"
+    )
     group.add_argument(
         "--api-key", help="the provider's API key (default: its environment variable, e.g. OPENAI_API_KEY)"
     )
@@ -171,9 +162,9 @@ def _drop_tracebacks(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
 
 
 @contextmanager
-def _logging(verbosity: int) -> Iterator[None]:
-    """Route structlog to stderr, errors only by default, never with a traceback; restored afterwards."""
-    level = {0: 40, 1: 20}.get(verbosity, 10)
+def _logging(verbosity: int, quiet_level: int) -> Iterator[None]:
+    """Route structlog to stderr (``quiet_level`` and up without -v), never with a traceback; restored afterwards."""
+    level = {0: quiet_level, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     previous = structlog.get_config()
     structlog.configure(
         processors=[
@@ -222,7 +213,7 @@ def run_cli(
     try:
         args = build_parser().parse_args(argv)
         secrets = [getattr(args, "api_key", None), getattr(args, "require_key", None)]
-        with _logging(args.verbose):
+        with _logging(args.verbose, logging.WARNING if args.command == "serve" else logging.ERROR):
             return _dispatch(args, env, state, client_factory)
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else ExitCode.OK

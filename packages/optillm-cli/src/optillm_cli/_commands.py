@@ -3,11 +3,12 @@
 from __future__ import annotations as _annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
@@ -15,6 +16,7 @@ from optillm_core import (
     Budget,
     EventHandler,
     GenerationSettings,
+    InvalidConfiguration,
     MeteredClient,
     ModelClient,
     Optimizer,
@@ -30,9 +32,12 @@ from ._overrides import parse_overrides
 from ._progress import EventLines, Progress, is_terminal
 from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve
 
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
 __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
 
-ClientFactory = Callable[[ProviderChoice], ModelClient]
+ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
 
 LOCAL_MAX_TOKENS = 256
 """Default ``max_tokens`` per call on the embedded model, so a CPU-only run ends in seconds, not minutes."""
@@ -141,7 +146,7 @@ def run_command(
         budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.timeout),
         timeout=args.timeout,
     )
-    client = client_factory(choice)
+    client = client_factory(choice, env)
     state.sink = _sink(args, sys.stderr, optimizer.name)
     solution = anyio.run(_optimize, run, client, state)
     state.finish()
@@ -162,6 +167,16 @@ def strategies_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _uvicorn_logging(verbosity: int) -> None:
+    """uvicorn logs through the standard library: its start-up and errors go to stderr, requests with -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    for name, level in (("uvicorn", logging.INFO), ("uvicorn.access", logging.INFO if verbosity else logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler] if name == "uvicorn" else []
+        logger.setLevel(level)
+
+
 def serve_command(args: argparse.Namespace, *, env: Mapping[str, str], client_factory: ClientFactory) -> int:
     from optillm_server import Upstream, create_app, serve
 
@@ -169,11 +184,30 @@ def serve_command(args: argparse.Namespace, *, env: Mapping[str, str], client_fa
     if choice.implicit_local:
         sys.stderr.write(LOCAL_NOTICE + "\n")
     require_key = args.require_key or env.get("OPTILLM_REQUIRE_KEY") or None
-    client = client_factory(choice)
+    client = client_factory(choice, env)
     base_url = choice.openai_base_url
     upstream = Upstream(base_url, choice.api_key) if base_url is not None else None
     app = create_app(
         client=client, model=client.model_name, upstream=upstream, registry=default_registry(), require_key=require_key
     )
-    serve(app, host=args.host, port=args.port)
+    _close_on_shutdown(app, client)
+    _uvicorn_logging(args.verbose)
+    try:
+        serve(app, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then passed the Ctrl-C on
+        sys.stderr.write("optillm: server stopped\n")
+    except SystemExit as exc:  # uvicorn exits when it cannot start, after logging why
+        raise InvalidConfiguration(f"the server could not start on {args.host}:{args.port} (see above)") from exc
     return ExitCode.OK
+
+
+def _close_on_shutdown(app: Starlette, client: ModelClient) -> None:
+    """Close the router in the server's own event loop when it shuts down (its pools belong to that loop)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Any]:
+        async with client, inner(app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan

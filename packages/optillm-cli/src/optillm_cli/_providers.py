@@ -5,16 +5,20 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optillm_core import InvalidConfiguration, ModelClient
-from optillm_router import PROVIDERS, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, load_routing_config
 
 from ._errors import UsageError
+
+if TYPE_CHECKING:
+    from optillm_router import ProviderInfo, ProviderRoutingConfig
 
 __all__ = (
     "DEFAULT_MODELS",
     "LOCAL_NOTICE",
     "OPENAI_COMPATIBLE",
+    "PROVIDER_NAMES",
     "ProviderChoice",
     "ProviderOptions",
     "build_client",
@@ -22,17 +26,37 @@ __all__ = (
     "routing_config",
 )
 
+PROVIDER_NAMES = (
+    "anthropic",
+    "custom",
+    "gemini",
+    "groq",
+    "llamacpp",
+    "local",
+    "ollama",
+    "ollama-openai",
+    "openai",
+    "openrouter",
+    "vllm",
+)
+"""optillm-router's provider names, listed here so that ``--help`` need not import the router."""
+
 DEFAULT_MODELS: Mapping[str, str] = {
     "openai": "gpt-4o-mini",
+    "custom": "default",
     "anthropic": "claude-3-5-haiku-latest",
     "gemini": "gemini-2.0-flash",
     "groq": "llama-3.1-8b-instant",
     "openrouter": "openai/gpt-4o-mini",
     "local": "smollm2",
 }
-"""The model used when ``--model`` is not given; servers you run yourself (vllm, ollama …) need ``--model``."""
+"""The model used when ``--model`` is not given; servers you run yourself (vllm, ollama …) need ``--model``.
 
-OPENAI_COMPATIBLE = frozenset({"openai", "groq", "openrouter", "vllm", "llamacpp", "custom"})
+``custom`` (any OpenAI-compatible ``--base-url``) sends ``default``, which single-model servers such as
+llama.cpp's ``llama-server`` ignore.
+"""
+
+OPENAI_COMPATIBLE = frozenset({"openai", "groq", "openrouter", "vllm", "llamacpp", "ollama-openai", "custom"})
 """Providers that speak OpenAI's chat API, which ``optillm serve`` can pass requests through to unchanged."""
 
 # The order in which an API key found in the environment picks the provider when none is named.
@@ -81,11 +105,17 @@ class ProviderChoice:
         """Where an OpenAI-compatible provider lives, for pass-through by the server."""
         if self.config is not None or self.provider not in OPENAI_COMPATIBLE:
             return None
-        return self.base_url or PROVIDERS[self.provider].default_base_url
+        return self.base_url or _providers()[self.provider].default_base_url
+
+
+def _providers() -> Mapping[str, ProviderInfo]:
+    from optillm_router import PROVIDERS  # the router's HTTP stack is slow to import; only runs need it
+
+    return PROVIDERS
 
 
 def _env_key(provider: str, env: Mapping[str, str]) -> str | None:
-    info = PROVIDERS.get(provider)
+    info = _providers().get(provider)
     if info is None:
         return None
     return next((env[name] for name in info.api_key_env if env.get(name)), None)
@@ -93,12 +123,15 @@ def _env_key(provider: str, env: Mapping[str, str]) -> str | None:
 
 def _pick_provider(options: ProviderOptions, env: Mapping[str, str]) -> tuple[str, bool]:
     if options.provider is not None:
-        if options.provider not in PROVIDERS:
-            raise UsageError(f"unknown provider '{options.provider}' (choose from: {', '.join(sorted(PROVIDERS))})")
+        if options.provider not in _providers():
+            names = ", ".join(sorted(_providers()))
+            raise UsageError(f"unknown provider '{options.provider}' (choose from: {names})")
         return options.provider, False
-    if options.base_url is not None or options.api_key is not None:
+    if options.base_url is not None:
+        return "custom", False
+    if options.api_key is not None:
         return "openai", False
-    found = next((name for name in _ENV_ORDER if name in PROVIDERS and _env_key(name, env)), None)
+    found = next((name for name in _ENV_ORDER if _env_key(name, env)), None)
     if found is not None:
         return found, False
     return "local", True
@@ -116,7 +149,7 @@ def resolve(options: ProviderOptions, env: Mapping[str, str]) -> ProviderChoice:
     if model is None:
         raise UsageError(f"--model is required with --provider {provider}")
     api_key = options.api_key or _env_key(provider, env)
-    info = PROVIDERS[provider]
+    info = _providers()[provider]
     if api_key is None and info.requires_key and options.base_url is None:
         names = " or ".join(info.api_key_env) or "its key variable"
         raise InvalidConfiguration(f"provider '{provider}' needs an API key: pass --api-key or set {names}")
@@ -140,14 +173,16 @@ def _provider_flags(options: ProviderOptions) -> list[tuple[str, str | None]]:
 
 def routing_config(choice: ProviderChoice) -> ProviderRoutingConfig:
     """The router config for a choice: the config file's, or a single provider."""
+    from optillm_router import ProviderRoutingConfig, ProviderSpec, load_routing_config
+
     if choice.config is not None:
-        if not choice.config.is_file():
-            raise InvalidConfiguration(f"--config {choice.config}: no such file")
         return load_routing_config(choice.config)
     spec = ProviderSpec(provider=choice.provider, model=choice.model, api_key=choice.api_key, base_url=choice.base_url)
     return ProviderRoutingConfig.single(spec)
 
 
-def build_client(choice: ProviderChoice) -> ModelClient:
-    """A router over the chosen provider(s); close it with ``async with`` or ``aclose``."""
-    return ModelClientRouter(routing_config(choice))
+def build_client(choice: ProviderChoice, env: Mapping[str, str]) -> ModelClient:
+    """A router over the chosen provider(s), taking keys from ``env``; close it with ``async with``."""
+    from optillm_router import ModelClientRouter
+
+    return ModelClientRouter(routing_config(choice), environ=env)
