@@ -104,3 +104,10 @@ def test_the_call_budget_limits_what_reaches_the_server(cli: CliRunner, server: 
     assert data["budget_exhausted"] is True
     assert len(server.chat_requests) == 3
     assert data["usage"] == reported_usage(server.chat_requests)
+
+
+def test_the_cli_offers_exactly_the_routers_providers() -> None:
+    from optillm_cli._providers import PROVIDER_NAMES
+    from optillm_router import PROVIDERS
+
+    assert set(PROVIDER_NAMES) == set(PROVIDERS)

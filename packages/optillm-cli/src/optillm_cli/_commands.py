@@ -39,7 +39,7 @@ __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serv
 
 ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
 
-LOCAL_MAX_TOKENS = 256
+LOCAL_MAX_TOKENS = 128
 """Default ``max_tokens`` per call on the embedded model, so a CPU-only run ends in seconds, not minutes."""
 
 # Time a run gets past ``--timeout`` to return its best answer before it is stopped outright.
