@@ -1,12 +1,16 @@
-"""Shared test set-up: anyio on asyncio, and no model request may leave the machine."""
+"""Shared test set-up: anyio on asyncio, quiet logs, and no model request may leave the machine."""
 
 from __future__ import annotations
 
 import pytest
+import structlog
 
 from optillm_core import set_model_requests_allowed
 
 set_model_requests_allowed(False)
+# Libraries never configure logging; the test suite, like an application, does: every level stays
+# visible to structlog.testing.capture_logs, but nothing is printed.
+structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
 
 
 @pytest.fixture(scope="session")

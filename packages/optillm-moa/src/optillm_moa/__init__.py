@@ -1,3 +1,9 @@
-"""optillm-moa."""
+"""optillm-moa: Mixture of Agents — diverse candidates, one critique, one synthesis."""
 
-__all__: tuple[str, ...] = ()
+from __future__ import annotations as _annotations
+
+from ._config import MoaConfig
+from ._events import CandidatesReady, CritiqueReady, SynthesisReady
+from ._optimizer import MoaOptimizer
+
+__all__ = ("CandidatesReady", "CritiqueReady", "MoaConfig", "MoaOptimizer", "SynthesisReady")

@@ -1,0 +1,109 @@
+"""Phase 2 (RSA-inspired): loops that combine groups of K solutions into new ones, keeping the best N."""
+
+from __future__ import annotations as _annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from optillm_core import normalize_answer
+
+from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated
+from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt, solver_system
+from ._session import MarsRun, settled
+from ._types import GenerationPhase, MarsSolution
+from ._workspace import rank
+
+__all__ = ("aggregate", "select_groups")
+
+
+async def aggregate(run: MarsRun, initial: Sequence[MarsSolution]) -> list[MarsSolution]:
+    """Run the aggregation loops over ``initial`` and return the final population, best first.
+
+    Groups within a loop are combined concurrently; a loop needs the previous one's population.
+    A failed combining call is left out; the population goes on without it.
+    """
+    config = run.config
+    population = rank(initial)[: config.aggregation_population_size]
+    for loop in range(config.aggregation_loops):
+        run.ctx.phase(f"aggregation {loop + 1}")
+        run.emit(AggregationStarted(loop=loop + 1, population=len(population)))
+        groups = select_groups(population, config.aggregation_selection_size, config.aggregation_groups_per_loop)
+        results = await settled(partial(_combine, run, group) for group in groups)
+        for group, result in zip(groups, results, strict=True):
+            if isinstance(result, Exception):
+                run.failed("aggregation", result, sources=[s.id for s in group])
+                continue
+            run.workspace.add(result)
+            population.append(result)
+            run.emit(SolutionGenerated(solution_id=result.id, agent_id=result.agent_id, phase=result.phase.value))
+            run.emit(SolutionsAggregated(result_solution_id=result.id, source_solution_ids=result.parent_ids))
+        population = rank(population)[: config.aggregation_population_size]
+    run.note("aggregation done", population=[s.id for s in population])
+    return population
+
+
+def select_groups(population: Sequence[MarsSolution], size: int, count: int) -> list[tuple[MarsSolution, ...]]:
+    """Up to ``count`` different groups of ``size`` solutions from a ranked population.
+
+    The first group is the best ``size``. Each further group favours solutions not used yet and
+    answers not in the group yet, so it really differs from the first (upstream's "diverse" group
+    was a copy of the "best" one). Groups with the same members as an earlier one are dropped.
+    """
+    size = min(size, len(population))
+    if size < 2:
+        return []
+    groups = [tuple(population[:size])]
+    for _ in range(count - 1):
+        group = _diverse_group(population, size, used={s.id for g in groups for s in g})
+        if frozenset(s.id for s in group) not in {frozenset(s.id for s in g) for g in groups}:
+            groups.append(group)
+    return groups
+
+
+def _diverse_group(population: Sequence[MarsSolution], size: int, used: set[str]) -> tuple[MarsSolution, ...]:
+    chosen: list[MarsSolution] = []
+    answers: set[str | None] = set()
+
+    def answer(solution: MarsSolution) -> str | None:
+        return normalize_answer(solution.answer) if solution.answer else None
+
+    def fresh(solution: MarsSolution) -> bool:
+        return solution.id not in used
+
+    def new_answer(solution: MarsSolution) -> bool:
+        return answer(solution) not in answers
+
+    passes: tuple[Callable[[MarsSolution], bool], ...] = (
+        lambda s: fresh(s) and new_answer(s),
+        new_answer,
+        fresh,
+        lambda s: True,
+    )
+    for wanted in passes:
+        for solution in population:
+            if len(chosen) == size:
+                return tuple(chosen)
+            if all(c.id != solution.id for c in chosen) and wanted(solution):
+                chosen.append(solution)
+                answers.add(answer(solution))
+    return tuple(chosen)
+
+
+async def _combine(run: MarsRun, group: Sequence[MarsSolution]) -> MarsSolution:
+    config = run.config
+    number = run.workspace.next_number("aggregated")
+    completion = await run.ask(
+        f"{solver_system(config.use_thinking_tags, run.ctx.system_prompt)}\n\n{AGGREGATOR_SYSTEM}",
+        aggregation_prompt(run.query, group),
+        config.aggregation_temperature,
+    )
+    # Authors rotate over the agents so cross-agent verification has someone else to ask.
+    return MarsSolution(
+        id=f"aggregated-{number}",
+        agent_id=number % config.num_agents,
+        phase=GenerationPhase.AGGREGATED,
+        text=completion.text,
+        temperature=config.aggregation_temperature,
+        parent_ids=tuple(s.id for s in group),
+        output_tokens=completion.usage.output_tokens,
+    )

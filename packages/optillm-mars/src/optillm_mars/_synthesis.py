@@ -1,0 +1,64 @@
+"""Phase 6: choose the final answer: best verified, else a majority vote, else one synthesis call."""
+
+from __future__ import annotations as _annotations
+
+from ._events import AnswerSynthesized, SynthesisStarted
+from ._prompts import SYNTHESIZER_SYSTEM, solver_system, synthesis_prompt
+from ._session import MarsRun, settled
+from ._types import GenerationPhase, MarsSolution, SelectionMethod
+from ._workspace import majority_answer, rank
+
+__all__ = ("synthesize",)
+
+
+async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
+    """The final solution and how it was chosen, trying each method in order.
+
+    1. the best verified solution (of the answer most verified solutions share), no call;
+    2. the most common normalised answer, if at least two solutions give it, no call;
+    3. one synthesis call over the top ``synthesis_top_k`` solutions;
+    4. if that call fails, the highest-ranked solution.
+    """
+    workspace = run.workspace
+    active = workspace.active()
+    run.ctx.phase("synthesis")
+    run.emit(SynthesisStarted(num_solutions=len(active)))
+    chosen = _without_call(run)
+    if chosen is None:
+        top = rank(active)[: run.config.synthesis_top_k]
+        [result] = await settled(
+            [
+                lambda: run.ask(
+                    f"{solver_system(run.config.use_thinking_tags, run.ctx.system_prompt)}\n\n{SYNTHESIZER_SYSTEM}",
+                    synthesis_prompt(run.query, top),
+                    run.config.synthesis_temperature,
+                )
+            ]
+        )
+        if isinstance(result, Exception):
+            run.failed("synthesis", result)
+            chosen = top[0], SelectionMethod.HIGHEST_SCORE
+        else:
+            synthesized = MarsSolution(
+                id=workspace.new_id("synthesized"),
+                agent_id=top[0].agent_id,
+                phase=GenerationPhase.SYNTHESIZED,
+                text=result.text,
+                temperature=run.config.synthesis_temperature,
+                parent_ids=tuple(s.id for s in top),
+                output_tokens=result.usage.output_tokens,
+            )
+            chosen = workspace.add(synthesized), SelectionMethod.SYNTHESIZED
+    solution, method = chosen
+    run.emit(AnswerSynthesized(answer=solution.answer or solution.visible, method=method))
+    return solution, method
+
+
+def _without_call(run: MarsRun) -> tuple[MarsSolution, SelectionMethod] | None:
+    best = run.workspace.best_verified()
+    if best is not None:
+        return best, SelectionMethod.BEST_VERIFIED
+    voted = majority_answer(run.workspace.active())
+    if voted is not None:
+        return voted, SelectionMethod.MAJORITY_VOTING
+    return None

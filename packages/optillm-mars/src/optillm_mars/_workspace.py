@@ -1,0 +1,113 @@
+"""The shared workspace of one run: every solution ever written, which are in play, and their ranking."""
+
+from __future__ import annotations as _annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from optillm_core import normalize_answer
+
+from ._types import MarsSolution, SelectionMethod, Strategy
+
+__all__ = ("Workspace", "majority_answer", "rank")
+
+
+def _answer_key(solution: MarsSolution) -> str | None:
+    return normalize_answer(solution.answer) if solution.answer else None
+
+
+def rank(solutions: Sequence[MarsSolution]) -> list[MarsSolution]:
+    """Best first: verified, then more passes, higher score, more agreement, an answer, and newer."""
+    support = Counter(key for key in map(_answer_key, solutions) if key is not None)
+
+    def key(item: tuple[int, MarsSolution]) -> tuple[bool, int, float, int, bool, int]:
+        order, s = item
+        answer = _answer_key(s)
+        agreeing = support[answer] if answer is not None else 0
+        return (s.is_verified, s.consecutive_passes, s.verification_score, agreeing, answer is not None, order)
+
+    return [s for _, s in sorted(enumerate(solutions), key=key, reverse=True)]
+
+
+def majority_answer(solutions: Sequence[MarsSolution], minimum: int = 2) -> MarsSolution | None:
+    """The best-ranked solution carrying the most common normalised answer, if at least ``minimum`` agree.
+
+    A tie between answers goes to the one whose best solution ranks higher.
+    """
+    ranked = rank(solutions)
+    counts = Counter(key for key in map(_answer_key, ranked) if key is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    if top < minimum:
+        return None
+    # ``ranked`` is best first, so the first solution with a top-count answer wins ties.
+    return next(s for s in ranked if (k := _answer_key(s)) is not None and counts[k] == top)
+
+
+class Workspace:
+    """Every solution of a run by id (latest revision), the ids in play, and the shared strategies."""
+
+    def __init__(self) -> None:
+        self._solutions: dict[str, MarsSolution] = {}
+        self._active: list[str] = []
+        self.strategies: list[Strategy] = []
+        self._counters: Counter[str] = Counter()
+
+    def next_number(self, prefix: str) -> int:
+        """0, 1, 2 … per prefix, for ids such as ``aggregated-3``."""
+        number = self._counters[prefix]
+        self._counters[prefix] += 1
+        return number
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{self.next_number(prefix)}"
+
+    def add(self, solution: MarsSolution) -> MarsSolution:
+        self._solutions[solution.id] = solution
+        return solution
+
+    def update(self, solution: MarsSolution) -> MarsSolution:
+        """Store the latest state of a solution already in the workspace."""
+        if solution.id not in self._solutions:
+            raise KeyError(solution.id)
+        self._solutions[solution.id] = solution
+        return solution
+
+    def get(self, solution_id: str) -> MarsSolution:
+        return self._solutions[solution_id]
+
+    def all(self) -> list[MarsSolution]:
+        return list(self._solutions.values())
+
+    def set_active(self, solutions: Iterable[MarsSolution]) -> None:
+        self._active = [s.id for s in solutions]
+
+    def active(self) -> list[MarsSolution]:
+        return [self._solutions[i] for i in self._active]
+
+    def verified(self) -> list[MarsSolution]:
+        return [s for s in self.active() if s.is_verified]
+
+    def unverified(self) -> list[MarsSolution]:
+        return [s for s in self.active() if not s.is_verified]
+
+    def best_verified(self) -> MarsSolution | None:
+        """Among verified solutions, the best of the answer most of them agree on."""
+        verified = self.verified()
+        if not verified:
+            return None
+        return majority_answer(verified, minimum=1) or rank(verified)[0]
+
+    def choice_without_call(self) -> tuple[MarsSolution, SelectionMethod] | None:
+        """The answer synthesis would give if it could make no more calls: the best-so-far."""
+        best = self.best_verified()
+        if best is not None:
+            return best, SelectionMethod.BEST_VERIFIED
+        active = self.active()
+        voted = majority_answer(active)
+        if voted is not None:
+            return voted, SelectionMethod.MAJORITY_VOTING
+        if active:
+            return rank(active)[0], SelectionMethod.HIGHEST_SCORE
+        return None

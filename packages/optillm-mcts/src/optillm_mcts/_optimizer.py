@@ -1,0 +1,79 @@
+"""Monte Carlo Tree Search over dialogue states, driven by the model at every step."""
+
+from __future__ import annotations as _annotations
+
+from typing import Any, ClassVar
+
+from optillm_core import Optimizer, Outcome, RunContext
+
+from ._config import MctsConfig
+from ._search import Search
+from ._tree import Node
+
+__all__ = ("MctsOptimizer",)
+
+_PREVIEW = 80
+
+
+class MctsOptimizer(Optimizer[MctsConfig]):
+    """Searches candidate replies by simulating how the dialogue goes on and having the model rate it."""
+
+    name: ClassVar[str] = "mcts"
+    description: ClassVar[str] = "Monte Carlo Tree Search over dialogue states, with model-rated rollouts."
+    config_type: ClassVar[type[MctsConfig]] = MctsConfig
+
+    async def run(self, ctx: RunContext[MctsConfig]) -> Outcome:
+        ctx.phase("search")
+        search = Search(ctx)
+        chosen = await search.run()
+        return Outcome(
+            answer=chosen.reply,
+            reasoning=_trace(search, chosen),
+            iterations=len(search.records),
+            extras={
+                "chosen_child": search.root.children.index(chosen) + 1,
+                "root_children": [_child_summary(c) for c in search.root.children],
+                "simulations": [
+                    {
+                        "simulation": r.simulation,
+                        "root_child": r.root_child,
+                        "depth": r.depth,
+                        "score": r.score.value,
+                        "score_parsed": r.score.parsed,
+                    }
+                    for r in search.records
+                ],
+            },
+        )
+
+
+def _child_summary(child: Node) -> dict[str, Any]:
+    return {
+        "reply": child.reply,
+        "visits": child.visits,
+        "mean_value": child.mean_value,
+        "truncated": child.truncated,
+    }
+
+
+def _trace(search: Search, chosen: Node) -> str:
+    config = search.config
+    lines = [
+        f"MCTS: {len(search.records)} simulation(s), exploration weight {config.exploration_weight}, "
+        f"rollout depth {config.simulation_depth}, {len(search.root.children)} root children.",
+        "Root children (visits, mean value):",
+    ]
+    for index, child in enumerate(search.root.children, start=1):
+        value = f"{child.mean_value:.3f}" if child.visits else "not evaluated"
+        marker = "  <- chosen" if child is chosen else ""
+        preview = " ".join(child.reply.split())[:_PREVIEW]
+        cut = " [cut off]" if child.truncated else ""
+        lines.append(f"  [{index}] visits {child.visits}, value {value}{cut}: {preview!r}{marker}")
+    lines.append("Simulations:")
+    for record in sorted(search.records, key=lambda r: r.simulation):
+        note = "" if record.score.parsed else " (no score in the evaluation; neutral)"
+        lines.append(
+            f"  {record.simulation}: via root child {record.root_child}, node depth {record.depth}, "
+            f"score {record.score.value:.3f}{note}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Mixture of Agents: candidates, one critique of them all, one synthesis — three round-trips."""
+
+from __future__ import annotations as _annotations
+
+from typing import ClassVar
+
+from optillm_core import Optimizer, Outcome, RunContext
+
+from ._candidates import Candidates, generate_candidates
+from ._config import MoaConfig
+from ._critique import Critique, critique_candidates
+from ._events import CandidatesReady, CritiqueReady, SynthesisReady
+from ._synthesis import Synthesis, synthesize
+
+__all__ = ("MoaOptimizer",)
+
+
+class MoaOptimizer(Optimizer[MoaConfig]):
+    """Samples diverse candidates, has the model critique them, then synthesizes one answer."""
+
+    name: ClassVar[str] = "moa"
+    description: ClassVar[str] = "Mixture of Agents: diverse candidates, one critique, one synthesis."
+    config_type: ClassVar[type[MoaConfig]] = MoaConfig
+
+    async def run(self, ctx: RunContext[MoaConfig]) -> Outcome:
+        ctx.phase("candidates")
+        candidates = await generate_candidates(ctx)
+        ctx.emit(
+            CandidatesReady(
+                requested=candidates.requested,
+                usable=len(candidates.texts),
+                empty=candidates.empty,
+                truncated=candidates.dropped_truncated,
+                refilled=candidates.refilled,
+            )
+        )
+        ctx.record_best(candidates.texts[0], "MoA stopped after the candidates; this is candidate 1.")
+
+        ctx.phase("critique")
+        critique = await critique_candidates(ctx, candidates.texts)
+        ctx.emit(CritiqueReady(truncated=critique.truncated, empty=not critique.text))
+
+        ctx.phase("synthesis")
+        synthesis = await synthesize(ctx, candidates, critique)
+        ctx.emit(SynthesisReady(source=synthesis.source, truncated=synthesis.truncated))
+        return Outcome(
+            answer=synthesis.answer,
+            reasoning=_reasoning(candidates, critique, synthesis),
+            extras={
+                "candidates": list(candidates.texts),
+                "critique": critique.text,
+                "critique_truncated": critique.truncated,
+                "final_source": synthesis.source,
+                "dropped_empty": candidates.empty,
+                "dropped_truncated": candidates.dropped_truncated,
+            },
+        )
+
+
+def _reasoning(candidates: Candidates, critique: Critique, synthesis: Synthesis) -> str:
+    parts = [f"Candidate {i}:\n{text}" for i, text in enumerate(candidates.texts, start=1)]
+    critique_note = " (cut off at its token limit)" if critique.truncated else ""
+    parts.append(f"Critique{critique_note}:\n{critique.text or '(empty)'}")
+    if synthesis.source == "candidate":
+        parts.append("The synthesis came back empty or cut off, so the answer is the first complete candidate.")
+    return "\n\n".join(parts)

@@ -1,0 +1,264 @@
+"""Pooled HTTP clients and the mapping of HTTP and transport failures to the optillm error tree.
+
+httpx's own async transport slows down as requests wait for its pool, so every client here runs
+on ``httpx_aiohttp.AiohttpTransport`` (aiohttp's connector underneath, httpx's API on top), with
+one pooled client per base URL and limits far above any concurrency optillm reaches.
+"""
+
+from __future__ import annotations as _annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from optillm_core import (
+    ClientError,
+    OptillmError,
+    ProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    error_for_status,
+)
+
+__all__ = (
+    "DEFAULT_MAX_CONNECTIONS",
+    "HttpPool",
+    "error_from_response",
+    "error_message_from_body",
+    "parse_retry_after",
+    "redact",
+    "transport_errors",
+)
+
+DEFAULT_MAX_CONNECTIONS = 8192
+"""Open connections per base URL; far above 1,000 concurrent calls so none waits for a slot."""
+KEEPALIVE_SECONDS = 30.0
+MAX_ERROR_TEXT = 500
+"""Characters of a non-JSON error body quoted in an error message."""
+
+
+class HttpPool:
+    """One pooled ``httpx.AsyncClient`` per base URL, shared by every provider client that uses it.
+
+    The pool owns the clients: close it once with :meth:`aclose` (or ``async with``) when done.
+    """
+
+    def __init__(
+        self, *, max_connections: int = DEFAULT_MAX_CONNECTIONS, keepalive_expiry: float = KEEPALIVE_SECONDS
+    ) -> None:
+        self._limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def client(self, base_url: str) -> httpx.AsyncClient:
+        """The shared client for ``base_url`` (created on first use)."""
+        key = base_url.rstrip("/")
+        client = self._clients.get(key)
+        if client is None:
+            transport = AiohttpTransport(limits=self._limits, trust_env=False)
+            # Per-request timeouts are set by each call; pool=None because aiohttp maps the pool
+            # timeout to its total connect wait, and queued calls must never fail on it.
+            client = httpx.AsyncClient(
+                base_url=key,
+                transport=transport,
+                timeout=httpx.Timeout(None),
+                follow_redirects=False,
+                trust_env=False,
+            )
+            self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> HttpPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"HttpPool(base_urls={sorted(self._clients)!r})"
+
+
+def request_timeout(timeout: float, connect_timeout: float) -> httpx.Timeout:
+    """``timeout`` between reads and for writes, ``connect_timeout`` to connect, no pool wait limit."""
+    return httpx.Timeout(timeout, connect=connect_timeout, pool=None)
+
+
+def redact(text: str, secrets: tuple[str | None, ...]) -> str:
+    """``text`` with every secret (API keys) replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+# -- error bodies -----------------------------------------------------------------------------------
+
+
+def error_message_from_body(body: bytes) -> str:
+    """The human-readable message of a provider's error body, whatever its shape.
+
+    Understands OpenAI's and Gemini's ``{"error": {"message": ...}}``, Anthropic's
+    ``{"type": "error", "error": {"type", "message"}}`` and Ollama's ``{"error": "..."}``;
+    anything else is quoted, shortened.
+    """
+    payload = _json_or_none(body)
+    message = _message_in(payload) if payload is not None else None
+    if message:
+        return message
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _message_in(payload: Any) -> str | None:
+    if isinstance(payload, list) and payload:  # Gemini without alt=sse wraps errors in an array
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error", payload)
+    if isinstance(error, str):
+        return error
+    if not isinstance(error, dict):
+        return None
+    message = error.get("message") or error.get("detail")
+    if not isinstance(message, str):
+        return None
+    kind = error.get("type") or error.get("status") or error.get("code")
+    return f"{message} ({kind})" if isinstance(kind, str) and kind else message
+
+
+def _gemini_retry_delay(payload: Any) -> float | None:
+    """``RetryInfo.retryDelay`` ("23s", "1.5s") from a Google RPC error body."""
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and (match := _DURATION.fullmatch(delay.strip())):
+                return float(match.group(1))
+    return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)s")
+
+
+def parse_retry_after(headers: Mapping[str, str], body: bytes = b"") -> float | None:
+    """The delay in seconds a provider asked for, if any.
+
+    Reads ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date), then Gemini's
+    ``RetryInfo.retryDelay`` in the body. Negative or unparseable values count as absent.
+    """
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        value = _finite(millis)
+        if value is not None:
+            return value / 1000.0
+    seconds = headers.get("retry-after")
+    if seconds is not None:
+        value = _finite(seconds)
+        if value is not None:
+            return value
+        when = _http_date(seconds)
+        if when is not None:
+            return max(0.0, when - time.time())
+    if body:
+        return _gemini_retry_delay(_json_or_none(body))
+    return None
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _http_date(text: str) -> float | None:
+    try:
+        return parsedate_to_datetime(text.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def error_from_response(
+    provider: str,
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    model: str | None = None,
+    secrets: tuple[str | None, ...] = (),
+) -> ClientError:
+    """The :class:`ClientError` for an HTTP error answer, with the provider's own message.
+
+    529 (Anthropic's "overloaded") becomes :class:`ProviderUnavailable`. Any secret passed is
+    removed from the message.
+    """
+    detail = redact(error_message_from_body(body), secrets)
+    who = f"{provider} ({model})" if model else provider
+    message = f"{who} answered HTTP {status_code}: {detail}"
+    return error_for_status(status_code, message, provider=provider, retry_after=parse_retry_after(headers, body))
+
+
+# -- transport failures -----------------------------------------------------------------------------
+
+
+@contextmanager
+def transport_errors(provider: str, *, secrets: tuple[str | None, ...] = ()) -> Iterator[None]:
+    """Map httpx/aiohttp transport failures and malformed JSON inside the block to the error tree.
+
+    Connect and read timeouts become :class:`ProviderTimeout`; refused or reset connections
+    :class:`ProviderUnavailable`; a body cut short or not JSON :class:`ProtocolError`.
+    """
+    try:
+        yield
+    except OptillmError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"{provider} sent malformed JSON: {exc}", provider=provider) from exc
+    except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise _transport_error(provider, exc, secrets) from exc
+
+
+def _transport_error(provider: str, exc: BaseException, secrets: tuple[str | None, ...]) -> ClientError:
+    # httpx_aiohttp maps several aiohttp errors to the wrong httpx class (any connection error
+    # to ConnectTimeout), so classify by the original aiohttp error when there is one.
+    original = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError | TimeoutError) else exc
+    detail = redact(str(original) or type(original).__name__, secrets)
+    if isinstance(original, aiohttp.ClientPayloadError | httpx.RemoteProtocolError | httpx.DecodingError):
+        return ProtocolError(f"{provider} cut its answer short: {detail}", provider=provider)
+    if isinstance(original, TimeoutError | httpx.TimeoutException | aiohttp.ServerTimeoutError):
+        return ProviderTimeout(f"{provider} timed out: {detail}", provider=provider)
+    return ProviderUnavailable(f"could not reach {provider}: {detail}", provider=provider)

@@ -1,0 +1,183 @@
+"""Google's Gemini API: ``generateContent`` and ``streamGenerateContent?alt=sse``."""
+
+from __future__ import annotations as _annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from optillm_core import (
+    BadRequestError,
+    Completed,
+    Completion,
+    FinishReason,
+    GenerationSettings,
+    OutputTextDelta,
+    Prompt,
+    ProtocolError,
+    ResponseEvent,
+    TokenUsage,
+)
+
+from .._sse import iter_sse
+from ._common import HttpModelClient, json_object, map_finish
+
+__all__ = ("GeminiClient",)
+
+API_VERSION = "v1beta"
+TOP_LEVEL_EXTRA = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
+"""``settings.extra`` keys sent beside ``generationConfig``; every other key goes inside it."""
+
+_FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+}
+
+
+class GeminiClient(HttpModelClient):
+    """``POST {base_url}/v1beta/models/{model}:generateContent``; ``n`` > 1 becomes ``candidateCount``."""
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        return headers
+
+    def _path(self, method: str) -> str:
+        model = self.model.removeprefix("models/")
+        return f"/{API_VERSION}/models/{quote(model, safe='-._~')}:{method}"
+
+    def build_body(self, prompt: Prompt, settings: GenerationSettings) -> dict[str, Any]:
+        self.check(settings)
+        contents = [
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in prompt.effective_messages()
+            if m.role != "system"
+        ]
+        body: dict[str, Any] = {"contents": contents}
+        system = prompt.system_text()
+        if system is not None:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        config: dict[str, Any] = {}
+        if settings.temperature is not None:
+            config["temperature"] = settings.temperature
+        if settings.top_p is not None:
+            config["topP"] = settings.top_p
+        if settings.max_tokens is not None:
+            config["maxOutputTokens"] = settings.max_tokens
+        if settings.stop:
+            config["stopSequences"] = list(settings.stop)
+        if settings.seed is not None:
+            config["seed"] = settings.seed
+        if settings.n > 1:
+            config["candidateCount"] = settings.n
+        for key, value in settings.extra.items():
+            (body if key in TOP_LEVEL_EXTRA else config)[key] = value
+        if config:
+            body["generationConfig"] = config
+        return body
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        payload = await self.post_json(self._path("generateContent"), self.build_body(prompt, settings))
+        self._raise_embedded_error(payload)
+        candidates = self._candidates(payload)
+        texts = [""] * len(candidates)
+        finish: list[FinishReason | None] = [None] * len(candidates)
+        for position, candidate in enumerate(candidates):
+            index = _index(candidate, position, len(candidates))
+            texts[index] = _text(candidate)
+            finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
+        if len(texts) < settings.n:
+            raise ProtocolError(
+                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+            )
+        return Completion(
+            texts=tuple(texts),
+            usage=_usage(payload.get("usageMetadata")),
+            finish_reasons=tuple(finish),
+            model=payload.get("modelVersion") or self.model,
+        )
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        body = self.build_body(prompt, settings)
+        finish: list[FinishReason | None] = [None] * settings.n
+        usage = TokenUsage()
+        model: str | None = None
+        async with self.post_stream(self._path("streamGenerateContent") + "?alt=sse", body) as chunks:
+            async for event in iter_sse(chunks):
+                payload = json_object(self.provider, event.data)
+                self._raise_embedded_error(payload)
+                self._check_prompt_feedback(payload)
+                model = model or payload.get("modelVersion")
+                if payload.get("usageMetadata"):
+                    usage = _usage(payload["usageMetadata"])
+                for position, candidate in enumerate(payload.get("candidates") or ()):
+                    index = _index(candidate, position, len(finish))
+                    text = _text(candidate)
+                    if text:
+                        yield OutputTextDelta(delta=text, index=index)
+                    if candidate.get("finishReason"):
+                        finish[index] = map_finish(_FINISH, candidate["finishReason"])
+        if None in finish:
+            raise ProtocolError(
+                f"{self.provider} stream ended before every candidate had a finishReason", provider=self.provider
+            )
+        yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
+
+    def _candidates(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        self._check_prompt_feedback(payload)
+        candidates = payload.get("candidates")
+        if not isinstance(candidates, list) or not candidates:
+            raise ProtocolError(
+                f"{self.provider} answered without candidates: {json.dumps(payload)[:300]}", provider=self.provider
+            )
+        return [c for c in candidates if isinstance(c, dict)]
+
+    def _check_prompt_feedback(self, payload: dict[str, Any]) -> None:
+        feedback = payload.get("promptFeedback")
+        reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+        if reason:
+            raise BadRequestError(
+                f"{self.provider} ({self.model}) blocked the prompt: {reason}; change the prompt",
+                provider=self.provider,
+            )
+
+    def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
+        error = payload.get("error")
+        if not error:
+            return
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+        raise self.error(status, {}, json.dumps(payload).encode())
+
+
+def _index(candidate: dict[str, Any], position: int, count: int) -> int:
+    index = candidate.get("index", position)
+    if not isinstance(index, int) or not 0 <= index < count:
+        raise ProtocolError(f"gemini sent candidate index {index!r} for {count} candidate(s)", provider="gemini")
+    return index
+
+
+def _text(candidate: dict[str, Any]) -> str:
+    """The answer text of a candidate; thought summaries (``thought: true``) are not part of it."""
+    content = candidate.get("content") or {}
+    parts = content.get("parts") or ()
+    return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+
+
+def _usage(raw: object) -> TokenUsage:
+    if not isinstance(raw, dict):
+        return TokenUsage()
+    # Thinking tokens are billed as output but reported apart from candidatesTokenCount.
+    output = int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0)
+    prompt = int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0)
+    return TokenUsage(input_tokens=prompt, output_tokens=output)

@@ -1,0 +1,173 @@
+"""Chat completions over the OpenAI wire format (OpenAI, Groq, OpenRouter, vLLM, llama.cpp, Ollama /v1, custom)."""
+
+from __future__ import annotations as _annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from optillm_core import (
+    Completed,
+    Completion,
+    FinishReason,
+    GenerationSettings,
+    OutputTextDelta,
+    Prompt,
+    ProtocolError,
+    ResponseEvent,
+    TokenUsage,
+)
+
+from .._sse import iter_sse
+from ._common import HttpModelClient, json_object, map_finish
+
+__all__ = ("OpenAIClient", "OpenAICompatibleClient")
+
+CHAT_PATH = "/chat/completions"
+GROQ_ZERO_TEMPERATURE = 1e-8
+"""Groq turns temperature 0 into 1e-8 itself; sending it explicitly keeps the request honest."""
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "eos": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "error": "error",
+}
+
+
+class OpenAICompatibleClient(HttpModelClient):
+    """``POST {base_url}/chat/completions``: JSON for :meth:`request`, SSE for :meth:`request_stream`.
+
+    ``max_tokens`` goes out as ``max_tokens_field`` (OpenAI itself wants ``max_completion_tokens``).
+    """
+
+    max_tokens_field = "max_tokens"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return headers
+
+    def wire_temperature(self, temperature: float) -> float:
+        if self.provider == "groq" and temperature == 0:
+            return GROQ_ZERO_TEMPERATURE
+        return temperature
+
+    def build_body(self, prompt: Prompt, settings: GenerationSettings, *, stream: bool) -> dict[str, Any]:
+        self.check(settings)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in prompt.effective_messages()],
+        }
+        if settings.temperature is not None:
+            body["temperature"] = self.wire_temperature(settings.temperature)
+        if settings.top_p is not None:
+            body["top_p"] = settings.top_p
+        if settings.max_tokens is not None:
+            body[self.max_tokens_field] = settings.max_tokens
+        if settings.n > 1:
+            body["n"] = settings.n
+        if settings.stop:
+            body["stop"] = list(settings.stop)
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        body.update(settings.extra)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        payload = await self.post_json(CHAT_PATH, self.build_body(prompt, settings, stream=False))
+        self._raise_embedded_error(payload)
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ProtocolError(f"{self.provider} answered without choices: {_short(payload)}", provider=self.provider)
+        texts: list[str] = [""] * len(choices)
+        finish: list[FinishReason | None] = [None] * len(choices)
+        for position, choice in enumerate(choices):
+            index = choice.get("index", position)
+            if not isinstance(index, int) or not 0 <= index < len(choices):
+                index = position
+            message = choice.get("message") or {}
+            texts[index] = message.get("content") or ""
+            finish[index] = map_finish(_FINISH, choice.get("finish_reason"))
+        self._check_choice_count(len(texts), settings.n)
+        return Completion(
+            texts=tuple(texts),
+            usage=_usage(payload.get("usage")),
+            finish_reasons=tuple(finish),
+            model=payload.get("model") or self.model,
+        )
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        body = self.build_body(prompt, settings, stream=True)
+        finish: list[FinishReason | None] = [None] * settings.n
+        usage: TokenUsage | None = None
+        model: str | None = None
+        done = False
+        async with self.post_stream(CHAT_PATH, body) as chunks:
+            async for event in iter_sse(chunks):
+                if event.data == "[DONE]":
+                    done = True
+                    break
+                payload = json_object(self.provider, event.data)
+                self._raise_embedded_error(payload)
+                model = model or payload.get("model")
+                if payload.get("usage"):
+                    usage = _usage(payload["usage"])
+                for choice in payload.get("choices") or ():
+                    index = choice.get("index", 0)
+                    if not isinstance(index, int) or index < 0:
+                        raise ProtocolError(f"{self.provider} sent choice index {index!r}", provider=self.provider)
+                    while index >= len(finish):
+                        finish.append(None)
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield OutputTextDelta(delta=text, index=index)
+                    if choice.get("finish_reason"):
+                        finish[index] = map_finish(_FINISH, choice["finish_reason"])
+        if not done:
+            raise ProtocolError(f"{self.provider} stream ended before data: [DONE]", provider=self.provider)
+        yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
+
+    def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
+        """OpenAI-compatible servers report some failures as ``{"error": ...}`` in a 200 body or mid-stream."""
+        error = payload.get("error")
+        if not error:
+            return
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+        raise self.error(status, {}, json.dumps(payload).encode())
+
+    def _check_choice_count(self, got: int, wanted: int) -> None:
+        if got < wanted:
+            raise ProtocolError(
+                f"{self.provider} returned {got} choice(s) for n={wanted}: it ignores n; "
+                "declare the provider without native n so that choices are fanned out",
+                provider=self.provider,
+            )
+
+
+class OpenAIClient(OpenAICompatibleClient):
+    """OpenAI itself, whose newer models accept only ``max_completion_tokens``."""
+
+    max_tokens_field = "max_completion_tokens"
+
+
+def _usage(raw: object) -> TokenUsage:
+    if not isinstance(raw, dict):
+        return TokenUsage()
+    return TokenUsage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+    )
+
+
+def _short(payload: object) -> str:
+    text = json.dumps(payload)
+    return text if len(text) <= 300 else text[:300] + "…"

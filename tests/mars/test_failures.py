@@ -1,0 +1,241 @@
+"""Failing calls, budgets, time limits and cancellation: what MARS does with each."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from optillm_core import (
+    Budget,
+    BudgetExhausted,
+    EventChannel,
+    GenerationSettings,
+    NoSolutions,
+    OptimizerEvent,
+    Prompt,
+    ProviderUnavailable,
+    RateLimitError,
+    Timeout,
+)
+from optillm_mars import Error, MarsConfig, MarsOptimizer, SelectionMethod, Verdict
+
+from .fakes import CORRECT, Answer, FakeMars, agent_of, boxed, user_text, verdict_by_answer
+
+pytestmark = pytest.mark.anyio
+
+QUERY = "What is 12 + 7?"
+DEFAULT = GenerationSettings(max_tokens=8000)
+NO_EXTRAS = MarsConfig(enable_aggregation=False, enable_strategy_network=False)
+
+
+def errors(channel: EventChannel) -> list[Error]:
+    return [e for e in channel.drain() if isinstance(e, Error)]
+
+
+async def test_a_failed_exploration_call_leaves_that_agent_out() -> None:
+    def explore(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        return ProviderUnavailable("upstream 503") if agent_of(prompt) == 2 else boxed("19")
+
+    client = FakeMars(exploration=explore)
+    channel = EventChannel()
+    solution = await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    ids = {s["id"] for s in solution.metadata.extras["solutions"]}
+    assert "agent2-initial" not in ids
+    assert {"agent1-initial", "agent3-initial"} <= ids
+    assert solution.metadata.extras["final_answer"] == "19"
+    [error] = [e for e in errors(channel) if e.phase == "exploration"]
+    assert "upstream 503" in error.message
+
+
+async def test_every_exploration_call_failing_is_a_clear_error() -> None:
+    client = FakeMars(exploration=RateLimitError("slow down"))
+    with pytest.raises(NoSolutions, match=r"all 3 MARS exploration calls failed.*slow down"):
+        await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT)
+
+
+async def test_an_empty_reply_counts_as_a_failed_call() -> None:
+    client = FakeMars(exploration=lambda p, s: "   " if agent_of(p) == 1 else boxed("19"))
+    solution = await MarsOptimizer(NO_EXTRAS).optimize(QUERY, client, settings=DEFAULT)
+    assert "agent1-initial" not in {s["id"] for s in solution.metadata.extras["solutions"]}
+
+
+async def test_a_failed_verification_counts_as_not_verified_and_is_retried() -> None:
+    failures = {"left": 1}
+
+    def verify(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        if "written by agent 1" in user_text(prompt) and failures["left"]:
+            failures["left"] -= 1
+            return ProviderUnavailable("verifier down")
+        return CORRECT
+
+    client = FakeMars(verification=verify)
+    config = NO_EXTRAS.with_overrides({"consensus_threshold": 3})
+    solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT)
+
+    solutions = {s["id"]: s for s in solution.metadata.extras["solutions"]}
+    first = solutions["agent1-initial"]
+    assert first["revision"] == 0  # no review to act on, so no rewrite: verified again as it was
+    assert client.calls()["improvement"] == 0
+    rounds = [(v["round"], v["verdict"], v["error"] is not None) for v in first["verifications"]]
+    assert (1, Verdict.UNCLEAR, True) in rounds
+    assert first["is_verified"] is True
+    assert solution.metadata.iterations == 2
+
+
+async def test_a_failed_improvement_keeps_the_old_solution() -> None:
+    client = FakeMars(
+        exploration=boxed("20"), verification=verdict_by_answer("19"), improvement=ProviderUnavailable("down")
+    )
+    channel = EventChannel()
+    config = NO_EXTRAS.with_max_iterations(2)
+    solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    assert all(s["revision"] == 0 for s in solution.metadata.extras["solutions"])
+    assert client.calls()["improvement"] == 3 * 2
+    assert client.calls()["verification"] == 3 * 2  # unchanged solutions are not reviewed again
+    assert len([e for e in errors(channel) if e.phase == "improvement"]) == 6
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.MAJORITY_VOTING
+
+
+async def test_failed_synthesis_falls_back_to_the_highest_ranked_solution() -> None:
+    client = FakeMars(
+        exploration=lambda p, s: boxed(str(17 + agent_of(p))),
+        verification="VERDICT: INCORRECT\nSCORE: 0.3",
+        synthesis=ProviderUnavailable("down"),
+    )
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(0)).optimize(QUERY, client, settings=DEFAULT)
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.HIGHEST_SCORE
+
+
+async def test_failures_in_aggregation_and_strategy_network_degrade_gracefully() -> None:
+    client = FakeMars(aggregation=ProviderUnavailable("down"), strategy=ProviderUnavailable("down"))
+    channel = EventChannel()
+    solution = await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    assert client.calls()["enhancement"] == 0  # no strategy to share
+    assert solution.metadata.extras["active_solution_ids"] == ["agent1-initial", "agent2-initial", "agent3-initial"]
+    phases = {e.phase for e in errors(channel)}
+    assert phases == {"aggregation", "strategy extraction"}
+
+
+async def test_a_programming_error_is_not_swallowed() -> None:
+    client = FakeMars(verification=ValueError("bug in a client"))
+    with pytest.raises(ValueError, match="bug in a client"):
+        await MarsOptimizer(NO_EXTRAS).optimize(QUERY, client, settings=DEFAULT)
+
+
+async def test_budget_exhaustion_returns_the_best_so_far() -> None:
+    client = FakeMars()
+    solution = await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT, budget=Budget(max_calls=10))
+    assert solution.metadata.budget_exhausted is True
+    assert solution.metadata.llm_calls == 10
+    assert solution.metadata.extras["final_answer"] == "19"
+    assert "budget" in solution.metadata.extras
+    assert client.in_flight == 0
+
+
+async def test_budget_exhausted_before_any_solution_raises() -> None:
+    with pytest.raises(BudgetExhausted):
+        await MarsOptimizer().optimize(QUERY, FakeMars(), settings=DEFAULT, budget=Budget(max_calls=2))
+
+
+async def test_timeout_returns_the_best_so_far() -> None:
+    async def hang(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    client = FakeMars(verification=hang)
+    config = NO_EXTRAS.with_overrides({"timeout_seconds": 2.0})
+    solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT)
+    assert solution.metadata.budget_exhausted is True
+    assert solution.metadata.extras["final_answer"] == "19"
+    assert "timeout" in solution.metadata.extras
+    assert client.in_flight == 0
+
+
+async def test_timeout_before_any_solution_raises_timeout() -> None:
+    async def hang(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    config = MarsConfig(timeout_seconds=0.05)
+    with pytest.raises(Timeout, match=r"timeout_seconds=0\.05"):
+        await MarsOptimizer(config).optimize(QUERY, FakeMars(exploration=hang), settings=DEFAULT)
+
+
+async def test_cancellation_mid_run_leaves_no_call_behind() -> None:
+    reviewing = anyio.Event()
+    seen = {"verification": 0}
+
+    async def hang(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        seen["verification"] += 1
+        if seen["verification"] == 18:
+            reviewing.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    client = FakeMars(verification=hang)
+    finished = False
+
+    async def run() -> None:
+        nonlocal finished
+        await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT)
+        finished = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await reviewing.wait()
+        assert client.in_flight == 18
+        tg.cancel_scope.cancel()
+
+    assert not finished
+    assert client.in_flight == 0
+    assert all(r.ended_at is not None for r in client.requests)
+
+
+async def test_thousands_of_events_never_block_a_run_nobody_reads() -> None:
+    channel = EventChannel(max_buffer=100)
+    client = FakeMars(verification="VERDICT: INCORRECT\nSCORE: 0.1\nISSUES:\n- wrong")
+    config = MarsConfig().with_num_agents(20).with_max_iterations(15)
+    solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    assert solution.metadata.iterations == 16
+    assert channel.sent > 2000
+    assert channel.dropped == channel.sent - 100
+    assert channel.closed
+    kinds = {e.kind for e in channel.drain()}
+    assert isinstance(next(iter(kinds)), str)
+    assert "RunCompleted" in kinds
+
+
+async def test_every_event_kind_reaches_a_callback() -> None:
+    seen: list[OptimizerEvent] = []
+
+    def explore(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        return ProviderUnavailable("down") if agent_of(prompt) == 3 else boxed("20")
+
+    client = FakeMars(exploration=explore, verification=verdict_by_answer("19"), improvement=boxed("19"))
+    config = MarsConfig(consensus_threshold=10)  # keep improving until every solution is verified
+    await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT, events=seen.append)
+
+    kinds = {e.kind for e in seen}
+    assert kinds >= {
+        "ExplorationStarted",
+        "SolutionGenerated",
+        "AggregationStarted",
+        "SolutionsAggregated",
+        "StrategyNetworkStarted",
+        "StrategyExtracted",
+        "VerificationStarted",
+        "SolutionVerified",
+        "ImprovementStarted",
+        "SolutionImproved",
+        "SynthesisStarted",
+        "AnswerSynthesized",
+        "Completed",
+        "Error",
+    }
+    assert all(e.optimizer == "mars" for e in seen)
+    assert [e.kind for e in seen].index("ExplorationStarted") < [e.kind for e in seen].index("Completed")
+    assert seen[-1].kind == "RunCompleted"

@@ -1,0 +1,281 @@
+"""Mixture of Agents: call graph, settings on the wire, degraded candidates, failures and budgets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from optillm_core import (
+    Budget,
+    BudgetExhausted,
+    Completion,
+    GenerationSettings,
+    InvalidConfiguration,
+    ModelClient,
+    NoSolutions,
+    OptimizerEvent,
+    PhaseStarted,
+    Prompt,
+    ProviderUnavailable,
+    ResponseEvent,
+    RunFailed,
+    default_registry,
+)
+from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_moa import CandidatesReady, CritiqueReady, MoaConfig, MoaOptimizer, SynthesisReady
+
+pytestmark = pytest.mark.anyio
+
+QUERY = "What is 12 + 7?"
+SYSTEM = "You are a careful arithmetic tutor."
+
+
+def happy_script() -> list[str | Reply]:
+    return ["It is 19.", "12 + 7 = 19", "20", "Candidate 3 is wrong; 1 and 2 are right.", "12 + 7 = 19."]
+
+
+async def test_native_n_makes_exactly_three_requests_with_each_phase_settings() -> None:
+    client = ScriptedClient(happy_script(), native_n=True)
+    solution = await MoaOptimizer().optimize(QUERY, client, system_prompt=SYSTEM)
+
+    assert solution.answer == "12 + 7 = 19."
+    assert [r.settings.n for r in client.requests] == [3, 1, 1]
+    assert [r.settings.temperature for r in client.requests] == [1.0, 0.1, 0.1]
+    assert [r.settings.max_tokens for r in client.requests] == [4096, 512, 8192]
+    assert all(r.system_text == SYSTEM for r in client.requests)
+    candidates_req, critique_req, synthesis_req = client.requests
+    assert candidates_req.user_text == QUERY
+    for text in ("It is 19.", "12 + 7 = 19", "20", QUERY):
+        assert text in critique_req.user_text
+        assert text in synthesis_req.user_text
+    assert "Candidate 3 is wrong" in synthesis_req.user_text
+    assert solution.metadata.llm_calls == 3
+    assert solution.metadata.extras["candidates"] == ["It is 19.", "12 + 7 = 19", "20"]
+    assert solution.metadata.extras["critique"] == "Candidate 3 is wrong; 1 and 2 are right."
+    assert solution.metadata.extras["final_source"] == "synthesis"
+    assert "Candidate 3:\n20" in solution.reasoning
+
+
+async def test_without_native_n_the_candidates_fan_out_and_usage_is_exact() -> None:
+    client = ScriptedClient(happy_script())
+    solution = await MoaOptimizer().optimize(QUERY, client)
+
+    assert [r.settings.n for r in client.requests] == [1, 1, 1, 1, 1]
+    assert [r.settings.temperature for r in client.requests] == [1.0, 1.0, 1.0, 0.1, 0.1]
+    assert solution.metadata.llm_calls == 5
+    words = sum(len(m.content.split()) for r in client.requests for m in r.messages)
+    assert solution.usage.input_tokens == words
+    assert solution.usage.output_tokens == sum(len(str(t).split()) for t in happy_script())
+
+
+@pytest.mark.parametrize("native_n", [True, False])
+async def test_critical_path_is_three_round_trips(native_n: bool) -> None:
+    replies = iter(happy_script())
+
+    async def slow(prompt: Prompt, settings: GenerationSettings) -> str | Reply:
+        await anyio.sleep(0.01)
+        return next(replies)
+
+    client = FunctionClient(slow, native_n=native_n)
+    await MoaOptimizer().optimize(QUERY, client)
+    assert sequential_depth(client.requests) == 3
+    assert len(client.requests) == (3 if native_n else 5)
+
+
+async def test_per_candidate_temperatures_send_one_request_each() -> None:
+    client = ScriptedClient(happy_script(), native_n=True)
+    config = MoaConfig(candidate_temperatures=(0.2, 0.7, 1.3))
+    await MoaOptimizer(config).optimize(QUERY, client)
+
+    first_three = client.requests[:3]
+    assert sorted(r.settings.temperature or 0 for r in first_three) == [0.2, 0.7, 1.3]
+    assert all(r.settings.n == 1 for r in first_three)
+    assert len(client.requests) == 5
+
+
+async def test_caller_max_tokens_caps_answer_phases_but_not_the_critique() -> None:
+    client = ScriptedClient(happy_script(), native_n=True)
+    caller = GenerationSettings(max_tokens=300, top_p=0.9, n=4)
+    await MoaOptimizer().optimize(QUERY, client, settings=caller)
+    assert [r.settings.max_tokens for r in client.requests] == [300, 512, 300]
+    assert [r.settings.top_p for r in client.requests] == [0.9, 0.9, 0.9]
+    assert [r.settings.n for r in client.requests] == [3, 1, 1]
+
+    client = ScriptedClient(happy_script(), native_n=True)
+    await MoaOptimizer().optimize(QUERY, client, settings=GenerationSettings(max_tokens=100_000))
+    assert [r.settings.max_tokens for r in client.requests] == [4096, 512, 8192]
+
+
+async def test_phase_settings_are_configurable() -> None:
+    config = MoaConfig(
+        num_completions=2,
+        candidate_temperature=0.6,
+        critique_temperature=0.0,
+        synthesis_temperature=0.3,
+        candidate_max_tokens=100,
+        critique_max_tokens=200,
+        synthesis_max_tokens=300,
+    )
+    client = ScriptedClient(["a", "b", "critique", "final"], native_n=True)
+    await MoaOptimizer(config).optimize(QUERY, client)
+    assert [(r.settings.n, r.settings.temperature, r.settings.max_tokens) for r in client.requests] == [
+        (2, 0.6, 100),
+        (1, 0.0, 200),
+        (1, 0.3, 300),
+    ]
+
+
+async def test_empty_candidate_is_refilled_and_truncated_one_dropped() -> None:
+    client = ScriptedClient(
+        ["", Reply("half an ans", finish_reason="length"), "19", "refilled 19", "critique", "final 19"],
+        native_n=True,
+    )
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append)
+
+    assert [r.settings.n for r in client.requests] == [3, 1, 1, 1]
+    assert client.requests[1].settings.temperature == 1.0
+    assert client.requests[1].settings.max_tokens == 4096
+    assert solution.metadata.extras["candidates"] == ["refilled 19", "19"]
+    assert "half an ans" not in client.requests[2].user_text
+    ready = next(e for e in events if isinstance(e, CandidatesReady))
+    assert (ready.requested, ready.usable, ready.empty, ready.truncated, ready.refilled) == (3, 2, 0, 1, 1)
+
+
+async def test_truncated_candidates_can_be_kept() -> None:
+    client = ScriptedClient(
+        [Reply("long", finish_reason="length"), "19", "19!", "critique", "final"],
+        native_n=True,
+    )
+    solution = await MoaOptimizer(MoaConfig(truncated_candidates="keep")).optimize(QUERY, client)
+    assert solution.metadata.extras["candidates"] == ["long", "19", "19!"]
+
+
+async def test_provider_returning_fewer_choices_than_n_is_refilled() -> None:
+    class OneChoice(ModelClient):
+        """A server that ignores ``n`` and always answers with one choice."""
+
+        def __init__(self) -> None:
+            self.settings: list[GenerationSettings] = []
+            self.replies = iter(["first", "second", "the critique", "final"])
+
+        @property
+        def supports_native_n(self) -> bool:
+            return True
+
+        def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+            raise NotImplementedError
+
+        async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+            self.settings.append(settings)
+            return Completion(texts=(next(self.replies),), finish_reasons=("stop",))
+
+    client = OneChoice()
+    solution = await MoaOptimizer().optimize(QUERY, client)
+    assert [s.n for s in client.settings] == [3, 2, 1, 1]
+    # The refill asked for two but this server returned one: two usable candidates remain.
+    assert solution.metadata.extras["candidates"] == ["first", "second"]
+    assert solution.answer == "final"
+    assert solution.metadata.extras["critique"] == "the critique"
+
+
+async def test_zero_usable_candidates_is_a_clear_error() -> None:
+    client = ScriptedClient(["", "  ", Reply("cut", finish_reason="length")], native_n=True)
+    events: list[OptimizerEvent] = []
+    with pytest.raises(NoSolutions, match=r"0 usable candidate\(s\) of 3.*2 came back empty and 1 were cut off"):
+        await MoaOptimizer(MoaConfig(fallback=False)).optimize(QUERY, client, events=events.append)
+    assert len(client.requests) == 1
+    assert any(isinstance(e, RunFailed) and e.error_type == "NoSolutions" for e in events)
+
+
+async def test_min_candidates_is_enforced_after_the_refill() -> None:
+    client = ScriptedClient(["a", "", "", "", ""], native_n=True)
+    with pytest.raises(NoSolutions, match="min_candidates=2"):
+        await MoaOptimizer(MoaConfig(min_candidates=2)).optimize(QUERY, client)
+    assert [r.settings.n for r in client.requests] == [3, 2]
+
+
+async def test_truncated_critique_is_kept_and_flagged_to_the_synthesis() -> None:
+    client = ScriptedClient(["a", "b", "c", Reply("Candidate 1 is", finish_reason="length"), "final"], native_n=True)
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    assert "Candidate 1 is\n(the review was cut off" in client.requests[2].user_text
+    assert solution.answer == "final"
+    assert solution.metadata.extras["critique_truncated"] is True
+    assert any(isinstance(e, CritiqueReady) and e.truncated for e in events)
+
+
+async def test_empty_critique_is_reported_as_missing() -> None:
+    client = ScriptedClient(["a", "b", "c", "", "final"], native_n=True)
+    await MoaOptimizer().optimize(QUERY, client)
+    assert "no review is available" in client.requests[2].user_text
+
+
+@pytest.mark.parametrize("synthesis", [Reply("The answer is", finish_reason="length"), Reply("   ")])
+async def test_unusable_synthesis_falls_back_to_first_complete_candidate(synthesis: Reply) -> None:
+    client = ScriptedClient(
+        [Reply("cut", finish_reason="length"), "nineteen", "19", "critique", synthesis],
+        native_n=True,
+    )
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer(MoaConfig(truncated_candidates="keep")).optimize(QUERY, client, events=events.append)
+    assert solution.answer == "nineteen"
+    assert solution.metadata.extras["final_source"] == "candidate"
+    assert any(isinstance(e, SynthesisReady) and e.source == "candidate" for e in events)
+    assert "first complete candidate" in solution.reasoning
+
+
+async def test_phases_are_announced_in_order() -> None:
+    events: list[OptimizerEvent] = []
+    await MoaOptimizer().optimize(QUERY, ScriptedClient(happy_script(), native_n=True), events=events.append)
+    phases = [e.phase for e in events if isinstance(e, PhaseStarted)]
+    assert phases == ["candidates", "critique", "synthesis"]
+    kinds = [e.kind for e in events if isinstance(e, CandidatesReady | CritiqueReady | SynthesisReady)]
+    assert kinds == ["CandidatesReady", "CritiqueReady", "SynthesisReady"]
+    assert all(e.optimizer == "moa" for e in events)
+
+
+@pytest.mark.parametrize(("failing_call", "native_n"), [(1, True), (2, True), (1, False)])
+async def test_failing_client_mid_run_raises_its_error(failing_call: int, native_n: bool) -> None:
+    inner = ScriptedClient(happy_script(), native_n=native_n)
+    client = FaultyClient(inner, {failing_call: ProviderUnavailable("upstream is down", status_code=503)})
+    events: list[OptimizerEvent] = []
+    with anyio.fail_after(5), pytest.raises(ProviderUnavailable, match="upstream is down"):
+        await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    assert any(isinstance(e, RunFailed) for e in events)
+
+
+async def test_budget_cut_after_candidates_returns_candidate_marked() -> None:
+    client = ScriptedClient(happy_script(), native_n=True)
+    solution = await MoaOptimizer().optimize(QUERY, client, budget=Budget(max_calls=2))
+    assert solution.metadata.budget_exhausted is True
+    assert solution.answer == "It is 19."
+    assert "budget exhausted" in solution.metadata.extras["budget"]
+    assert solution.metadata.llm_calls == 2
+
+
+async def test_budget_cut_before_any_candidate_raises() -> None:
+    client = ScriptedClient(happy_script())
+    with pytest.raises(BudgetExhausted):
+        await MoaOptimizer().optimize(QUERY, client, budget=Budget(max_calls=2))
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(InvalidConfiguration, match="one temperature per candidate"):
+        MoaConfig(candidate_temperatures=(0.5,))
+    with pytest.raises(InvalidConfiguration, match="min_candidates"):
+        MoaConfig(num_completions=2, min_candidates=3)
+    with pytest.raises(InvalidConfiguration, match="num_completions"):
+        MoaConfig(num_completions=0)
+    with pytest.raises(InvalidConfiguration, match="unknown field 'temperature'"):
+        MoaOptimizer.from_options({"temperature": 0.3})
+    with pytest.raises(InvalidConfiguration, match="truncated_candidates"):
+        MoaConfig.from_mapping({"truncated_candidates": "pad"})
+
+
+def test_registered_under_moa() -> None:
+    optimizer = default_registry().create("moa", {"num_completions": "4"})
+    assert isinstance(optimizer, MoaOptimizer)
+    assert optimizer.config.num_completions == 4
