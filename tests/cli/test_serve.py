@@ -114,6 +114,7 @@ def test_the_real_server_answers_and_stops_on_ctrl_c(plugin_env: dict[str, str])
             _, rest = process.communicate(timeout=30)
         finally:
             process.kill()
+            process.wait()
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == SAMPLE
     assert process.returncode == ExitCode.OK

@@ -105,6 +105,7 @@ def test_ctrl_c_cancels_the_run_and_reports_what_was_spent(plugin_env: dict[str,
             out, err = process.communicate(timeout=30)
         finally:
             process.kill()
+            process.wait()
             release.set()
     assert process.returncode == ExitCode.INTERRUPTED
     assert out == b""
