@@ -223,7 +223,9 @@ def test_env_key_is_never_printed(cli: CliRunner) -> None:
 def test_call_budget_too_small_for_any_answer_fails_with_budget_code(cli: CliRunner) -> None:
     result = cli("run", "fanout", "q?", "--budget-calls", "2", client_factory=Factory())
     assert result.code == ExitCode.BUDGET
-    assert "budget exhausted: 2 of 2 LLM calls used" in result.err
+    assert result.err.splitlines()[-1] == (
+        "optillm: error: budget exhausted: 2 of 2 LLM calls used (raise --budget-calls, --budget-tokens or --timeout)"
+    )
 
 
 def test_call_budget_returns_the_best_answer_so_far(cli: CliRunner) -> None:

@@ -55,6 +55,12 @@ _LABELS: dict[ExitCode, str] = {
 }
 
 
+_HINTS: dict[ExitCode, str] = {
+    ExitCode.AUTH: " (check --api-key or the provider's key variable)",
+    ExitCode.BUDGET: " (raise --budget-calls, --budget-tokens or --timeout)",
+}
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The first real error inside (possibly nested) exception groups."""
     if not isinstance(exc, BaseExceptionGroup):
@@ -99,7 +105,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
         text = f"{leaf.strerror or text}: {leaf.filename}" if leaf.filename else text
     elif code in _LABELS:
         text = f"{_LABELS[code]}: {text}"
-    return code, text
+    return code, text + _HINTS.get(code, "")
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
