@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,40 @@ def test_the_cli_offers_exactly_the_routers_providers() -> None:
     from optillm_router import PROVIDERS
 
     assert set(PROVIDER_NAMES) == set(PROVIDERS)
+
+
+def test_a_router_config_file_describes_the_providers(cli: CliRunner, server: FakeOpenAIServer, tmp_path: Path) -> None:
+    config = tmp_path / "router.toml"
+    provider = f'provider = "custom"\nmodel = "from-config"\nbase_url = "{server.base_url}"\n'
+    config.write_text(f"max_retries = 0\n\n[[providers]]\n{provider}")
+    result = cli("run", "fanout", "q?", "--config", str(config), "--json")
+    assert result.code == ExitCode.OK, result.err
+    data = json.loads(result.out)
+    assert data["model"] == "from-config"
+    assert {r.body["model"] for r in server.chat_requests} == {"from-config"}
+    assert data["usage"] == reported_usage(server.chat_requests)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("router.toml", "max_retries = [", "is not valid TOML"),
+        ("router.yaml", "primary: {provider: custom}\n", "model"),
+        ("router.ini", "x", "unsupported file type"),
+    ],
+)
+def test_a_bad_config_file_is_a_config_error(
+    cli: CliRunner, tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    config = tmp_path / name
+    config.write_text(text)
+    result = cli("run", "fanout", "q?", "--config", str(config))
+    assert result.code == ExitCode.CONFIG
+    assert expected in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_a_missing_config_file_is_a_config_error(cli: CliRunner, tmp_path: Path) -> None:
+    result = cli("run", "fanout", "q?", "--config", str(tmp_path / "nope.toml"))
+    assert result.code == ExitCode.CONFIG
+    assert "not found" in result.err
