@@ -155,6 +155,10 @@ class _StderrLogger:
 
 def _drop_tracebacks(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     error = event.pop("exc_info", None)
+    if error is True:
+        error = sys.exc_info()[1]
+    elif isinstance(error, tuple):
+        error = error[1]
     if isinstance(error, BaseException):
         event["error"] = f"{type(error).__name__}: {error}"
     event.pop("stack_info", None)
@@ -187,7 +191,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str], state: RunState,
         return run_command(args, env=env, state=state, client_factory=factory)
     if args.command == "strategies":
         return strategies_command(args)
-    return serve_command(args, env=env, client_factory=factory)
+    return serve_command(args, env=env, state=state, client_factory=factory)
 
 
 def _interrupted(state: RunState, stderr: TextIO) -> int:

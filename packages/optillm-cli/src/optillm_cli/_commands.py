@@ -48,7 +48,7 @@ TIMEOUT_GRACE_SECONDS = 5.0
 
 @dataclass
 class RunState:
-    """What a run has spent so far, readable after Ctrl-C interrupts it."""
+    """What a run has spent so far, readable after Ctrl-C interrupts it, and the keys no message may show."""
 
     meter: MeteredClient | None = None
     sink: EventLines | Progress | None = None
@@ -177,13 +177,16 @@ def _uvicorn_logging(verbosity: int) -> None:
         logger.setLevel(level)
 
 
-def serve_command(args: argparse.Namespace, *, env: Mapping[str, str], client_factory: ClientFactory) -> int:
+def serve_command(
+    args: argparse.Namespace, *, env: Mapping[str, str], state: RunState, client_factory: ClientFactory
+) -> int:
     from optillm_server import Upstream, create_app, serve
 
     choice = resolve(_provider_options(args), env)
     if choice.implicit_local:
         sys.stderr.write(LOCAL_NOTICE + "\n")
     require_key = args.require_key or env.get("OPTILLM_REQUIRE_KEY") or None
+    state.secrets += [choice.api_key, require_key]
     client = client_factory(choice, env)
     base_url = choice.openai_base_url
     upstream = Upstream(base_url, choice.api_key) if base_url is not None else None
