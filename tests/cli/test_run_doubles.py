@@ -5,17 +5,21 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
+from importlib.metadata import EntryPoint
 
 import pytest
 
+import optillm_core._registry as core_registry
 from optillm_cli import ExitCode
 from optillm_cli._commands import LOCAL_MAX_TOKENS
 from optillm_cli._providers import LOCAL_NOTICE, ProviderChoice
 from optillm_core import (
+    ENTRY_POINT_GROUP,
     AuthenticationError,
     BadRequestError,
     GenerationSettings,
     ModelClient,
+    OptimizerRegistry,
     Prompt,
     ProviderUnavailable,
 )
@@ -314,3 +318,11 @@ def test_strategies_lists_the_installed_strategies(cli: CliRunner) -> None:
     assert "fanout  (cli-tests)" in text.out
     data = json.loads(cli("strategies", "--json").out)
     assert "fanout" in [s["name"] for s in data["strategies"]]
+
+
+def test_a_strategy_that_fails_to_load_is_a_config_error(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = EntryPoint(name="broken", value="no_such_module_here:Nothing", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(core_registry, "_default", OptimizerRegistry(source=[broken]))
+    result = cli("run", "broken", "q?", client_factory=Factory())
+    assert result.code == ExitCode.CONFIG
+    assert "strategy 'broken' from unknown failed to load: ModuleNotFoundError" in result.err

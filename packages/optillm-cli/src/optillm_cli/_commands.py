@@ -20,6 +20,7 @@ from optillm_core import (
     MeteredClient,
     ModelClient,
     Optimizer,
+    OptimizerError,
     RunUsage,
     Solution,
     Timeout,
@@ -78,7 +79,10 @@ def _read_query(text: str, stdin: TextIO) -> str:
 
 
 def _optimizer(args: argparse.Namespace) -> Optimizer[Any]:
-    info = default_registry().get(args.strategy)
+    try:
+        info = default_registry().get(args.strategy)
+    except OptimizerError as exc:  # installed but broken: an installation problem, not a failed run
+        raise InvalidConfiguration(str(exc)) from exc
     overrides = parse_overrides(args.overrides, info.optimizer.config_type, info.name)
     return info.optimizer.from_options(overrides)
 
