@@ -27,6 +27,7 @@ from ._errors import (
     map_client_errors,
 )
 from ._events import (
+    AnswerDelta,
     CallFinished,
     EventChannel,
     EventHandler,
@@ -59,6 +60,7 @@ __version__ = _version("optillm-core")
 
 __all__ = (
     "ENTRY_POINT_GROUP",
+    "AnswerDelta",
     "AnswerExtractionError",
     "AuthenticationError",
     "BadRequestError",

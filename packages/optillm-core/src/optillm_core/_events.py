@@ -11,6 +11,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = (
+    "AnswerDelta",
     "CallFinished",
     "EventChannel",
     "EventHandler",
@@ -57,6 +58,12 @@ class CallFinished(OptimizerEvent):
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
+
+
+class AnswerDelta(OptimizerEvent):
+    """A piece of the final answer as the run's last generation produces it (see ``RunContext.generate_final``)."""
+
+    delta: str
 
 
 class RunCompleted(OptimizerEvent):

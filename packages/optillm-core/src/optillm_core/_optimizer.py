@@ -15,10 +15,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._budget import Budget, MeteredClient, RunUsage
-from ._client import ModelClient
+from ._client import ModelClient, collect_stream
 from ._concurrency import task_group
 from ._errors import BudgetExhausted, InvalidConfiguration
 from ._events import (
+    AnswerDelta,
     CallFinished,
     EventChannel,
     EventHandler,
@@ -29,7 +30,7 @@ from ._events import (
     RunStarted,
 )
 from ._messages import GenerationSettings, Prompt
-from ._responses import Completion, TokenUsage
+from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
 
 __all__ = ("Optimizer", "OptimizerConfig", "OptimizerMetadata", "Outcome", "RunContext", "Solution")
 
@@ -184,6 +185,27 @@ class RunContext(Generic[ConfigT]):
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
         return await self.client.complete(prompt, settings or self.settings)
+
+    async def generate_final(self, prompt: Prompt | str, settings: GenerationSettings | None = None) -> Completion:
+        """The run's last call, whose text is the answer as it is: streamed to the caller as it is generated.
+
+        Each piece of text is sent as an :class:`AnswerDelta` event, so a caller that shows answers
+        live (the proxy's ``stream: true``) can pass them on. Use it only when the strategy returns
+        this completion's text unchanged; a request with ``n`` > 1 is not streamed.
+        """
+        if isinstance(prompt, str):
+            prompt = self.prompt(prompt)
+        settings = settings or self.settings
+        if settings.n > 1:
+            return await self.client.complete(prompt, settings)
+        async with self.client.stream(prompt, settings) as events:
+            return await collect_stream(self._emitting_deltas(events))
+
+    async def _emitting_deltas(self, events: AsyncIterator[ResponseEvent]) -> AsyncIterator[ResponseEvent]:
+        async for event in events:
+            if isinstance(event, OutputTextDelta) and event.index == 0 and event.delta:
+                self.emit(AnswerDelta(delta=event.delta))
+            yield event
 
 
 class Optimizer(ABC, Generic[ConfigT]):

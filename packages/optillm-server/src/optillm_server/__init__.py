@@ -1,3 +1,8 @@
-"""optillm-server."""
+"""optillm-server: an OpenAI-compatible proxy that applies any installed optillm strategy."""
 
-__all__: tuple[str, ...] = ()
+from __future__ import annotations as _annotations
+
+from ._app import create_app, serve
+from ._passthrough import Upstream
+
+__all__ = ("Upstream", "create_app", "serve")

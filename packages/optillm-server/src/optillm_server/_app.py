@@ -1,0 +1,209 @@
+"""The Starlette application, its middleware (API key, catch-all errors) and the uvicorn runner."""
+
+from __future__ import annotations as _annotations
+
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from optillm_core import ModelClient, OptimizerRegistry, default_registry
+
+from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
+from ._http import HttpPool, http_timeout
+from ._passthrough import Upstream
+from ._routes import ServerState, chat_completions, health, list_models
+
+__all__ = ("create_app", "serve")
+
+log = structlog.get_logger("optillm")
+
+DEFAULT_UPSTREAM_TIMEOUT = 600.0
+DEFAULT_KEEPALIVE_SECONDS = 15.0
+
+
+def create_app(
+    *,
+    client: ModelClient,
+    model: str,
+    upstream: Upstream | None = None,
+    registry: OptimizerRegistry | None = None,
+    require_key: str | None = None,
+    client_for_model: Callable[[str], ModelClient] | None = None,
+    http_pool: HttpPool | None = None,
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
+) -> Starlette:
+    """An OpenAI-compatible proxy that runs installed strategies on ``client``.
+
+    ``model`` is the default model name (strategies run on it; ``/v1/models`` lists
+    ``STRATEGY-model``). Requests without a strategy go to ``upstream`` unchanged, or through
+    ``client`` when there is no upstream. ``client_for_model`` picks the client for another model
+    name; without it, only ``model`` (or ``client.model_name``) is served through ``client``.
+    ``require_key`` demands ``Authorization: Bearer <key>`` on every path but ``/health``.
+    ``http_pool`` shares an ``optillm_router.HttpPool`` (for example the router's) for forwarding;
+    without it the app opens its own in its lifespan and closes it at shutdown.
+    """
+    state = ServerState(
+        client=client,
+        model=model,
+        upstream=upstream,
+        registry=registry if registry is not None else default_registry(),
+        client_for_model=client_for_model or _single_model(client, model),
+        scrub=Scrubber([upstream.api_key if upstream else None, require_key]),
+        upstream_timeout=http_timeout(upstream_timeout),
+        keepalive_seconds=keepalive_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if upstream is None:
+            yield
+            return
+        pool = http_pool if http_pool is not None else HttpPool()
+        state.pool = pool.client(upstream.base_url)
+        try:
+            yield
+        finally:
+            state.pool = None
+            if http_pool is None:
+                await pool.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(_CatchAll, scrub=state.scrub),
+            Middleware(_RequireKey, key=_Secret(require_key)),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.optillm = state
+    return app
+
+
+def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
+    """Run ``app`` with uvicorn until it is stopped (Ctrl-C); logging is left to the caller to configure."""
+    options: dict[str, Any] = {"log_config": None, "timeout_graceful_shutdown": 10, **uvicorn_options}
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run()
+
+
+def _single_model(client: ModelClient, model: str) -> Callable[[str], ModelClient]:
+    served = {model, client.model_name}
+
+    def resolve(name: str) -> ModelClient:
+        if name in served:
+            return client
+        raise ApiError(
+            400,
+            f"model '{name}' is not served by this proxy; strategies and direct requests run on '{model}' "
+            f"(for example 'moa-{model}')",
+            param="model",
+            code="model_not_found",
+        )
+
+    return resolve
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    state: ServerState = request.app.state.optillm
+    error = api_error_for(exc, state.scrub)
+    log_error(error, exc, state.scrub, path=request.url.path)
+    return error_response(error)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(ApiError(exc.status_code, message, kind=kind))
+
+
+class _Secret:
+    """A key that never shows in a repr (the middleware list is printable)."""
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "_Secret('***')" if self.value else "_Secret(None)"
+
+
+class _RequireKey:
+    """Demands ``Authorization: Bearer <key>``, compared in constant time; ``/health`` is open."""
+
+    def __init__(self, app: ASGIApp, key: _Secret) -> None:
+        self.app = app
+        self._expected = f"Bearer {key.value}".encode() if key.value else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._expected is None or scope["type"] != "http" or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        if hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        error = ApiError(
+            401,
+            "missing or wrong API key: send the proxy's key as 'Authorization: Bearer <key>'",
+            kind="invalid_request_error",
+            code="invalid_api_key",
+        )
+        await _send_json(send, error, extra_headers=[(b"www-authenticate", b"Bearer")])
+
+
+class _CatchAll:
+    """The last line: an unexpected error becomes a 500 in OpenAI's shape, logged without a traceback."""
+
+    def __init__(self, app: ASGIApp, scrub: Scrubber) -> None:
+        self.app = app
+        self._scrub = scrub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except anyio.get_cancelled_exc_class():
+            # Only uvicorn cancels a request task from outside (its graceful shutdown ran out):
+            # ending here keeps a traceback of every request still running out of its log.
+            log.info("request cancelled by the server shutting down", path=scope.get("path"))
+        except Exception as exc:
+            error = api_error_for(exc, self._scrub)
+            log_error(error, exc, self._scrub, path=scope.get("path"))
+            if not started:
+                await _send_json(send, error)
+
+
+async def _send_json(send: Send, error: ApiError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(error.payload()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in error.headers().items()] + (extra_headers or [])
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,121 @@
+"""The endpoints: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /health``."""
+
+from __future__ import annotations as _annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from optillm_core import ClientError, ModelClient, OptimizerRegistry
+
+from . import _strategies
+from ._conversation import strategy_input
+from ._errors import ApiError, Scrubber, api_error_for
+from ._passthrough import Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._runs import plan_strategies
+from ._selection import Selection, select
+from ._streaming import DeferredResponse, Exchange
+from ._wire import ChatRequest, ResponseHeader, parse_body
+
+__all__ = ("ServerState", "chat_completions", "health", "list_models")
+
+log = structlog.get_logger("optillm")
+
+
+@dataclass
+class ServerState:
+    """What every request shares: the model client, the registry, the upstream and its connection pool."""
+
+    client: ModelClient
+    model: str
+    upstream: Upstream | None
+    registry: OptimizerRegistry
+    client_for_model: Callable[[str], ModelClient]
+    scrub: Scrubber
+    upstream_timeout: httpx.Timeout
+    keepalive_seconds: float
+    pool: httpx.AsyncClient | None = None
+
+    def require_pool(self) -> httpx.AsyncClient:
+        if self.pool is None:
+            raise ApiError(503, "the server is not started: run the app with its lifespan", kind="server_error")
+        return self.pool
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.optillm
+    return state
+
+
+async def chat_completions(request: Request) -> Response:
+    state = _state(request)
+    raw = await request.body()
+    body = parse_body(raw)
+    approach = body.get("optillm_approach")
+    if approach is not None and not isinstance(approach, str):
+        raise ApiError(400, "'optillm_approach' must be a string such as 'moa' or 'moa&mars'", param="optillm_approach")
+    selection = select(body["model"], approach, state.registry.names(), default_model=state.model)
+    if selection.pass_through:
+        return _pass_through(state, raw, body, selection)
+    chat = ChatRequest.parse(body)
+    chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
+    chat.reject_structured_output()
+    job = _strategies.StrategyJob(
+        plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
+        question=strategy_input(chat.messages),
+        settings=chat.settings(),
+        client=state.client_for_model(selection.model),
+        header=ResponseHeader(model=chat.model),
+        include_usage=chat.include_usage,
+        keepalive_seconds=state.keepalive_seconds,
+    )
+    work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
+    return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
+
+
+def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
+    stream = bool(body.get("stream"))
+    if state.upstream is not None:
+        upstream, pool, scrub, timeout = state.upstream, state.require_pool(), state.scrub, state.upstream_timeout
+        payload = outgoing_body(raw, body)
+
+        async def relay(exchange: Exchange) -> None:
+            await forward(exchange, pool, upstream, payload, stream=stream, scrub=scrub, http_timeout=timeout)
+
+        return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
+    chat = ChatRequest.parse(body)
+    client = state.client_for_model(selection.model)
+    header = ResponseHeader(model=chat.model)
+
+    async def direct(exchange: Exchange) -> None:
+        await serve_with_client(exchange, client, chat, header)
+
+    return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
+
+
+async def list_models(request: Request) -> Response:
+    """The upstream's models (or the default model) and each installed strategy on the default model."""
+    state = _state(request)
+    models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
+    if state.upstream is not None:
+        try:
+            models = await fetch_models(state.require_pool(), state.upstream, state.scrub, state.upstream_timeout)
+        except (ApiError, ClientError) as exc:
+            error = api_error_for(exc, state.scrub)
+            log.warning("upstream model list unavailable", status=error.status, detail=error.message)
+    models += [_model_entry(f"{name}-{state.model}", "optillm") for name in state.registry.names()]
+    return JSONResponse({"object": "list", "data": models})
+
+
+def _model_entry(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
+async def health(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse({"status": "ok", "model": state.model, "strategies": state.registry.names()})

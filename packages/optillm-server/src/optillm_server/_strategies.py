@@ -1,0 +1,154 @@
+"""Answering a chat request with strategies: one complete ``chat.completion``, or a live event stream."""
+
+from __future__ import annotations as _annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+import structlog
+from anyio.streams.memory import MemoryObjectSendStream
+
+from optillm_core import GenerationSettings, ModelClient, TokenUsage, task_group
+
+from ._conversation import StrategyInput
+from ._runs import ChoiceResult, StrategyPlan, run_plan
+from ._streaming import Exchange, Work
+from ._wire import ResponseHeader, chunk, completion
+
+__all__ = ("StrategyJob", "answer", "stream")
+
+log = structlog.get_logger("optillm")
+
+
+@dataclass(frozen=True)
+class StrategyJob:
+    """Everything one strategy request needs; nothing in it is shared with other requests but the client."""
+
+    plan: StrategyPlan
+    question: StrategyInput
+    settings: GenerationSettings
+    client: ModelClient
+    header: ResponseHeader
+    include_usage: bool = False
+    keepalive_seconds: float = 15.0
+
+
+def answer(job: StrategyJob) -> Work:
+    async def work(exchange: Exchange) -> None:
+        results = await run_plan(job.plan, job.question, job.settings, job.client)
+        usage = _total(results)
+        _log_done(job, usage)
+        await exchange.json(200, completion(job.header, [(r.answer, "stop") for r in results], usage))
+
+    return work
+
+
+@dataclass(frozen=True)
+class _Note:
+    kind: Literal["progress", "delta", "tick"]
+    index: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class _Done:
+    results: list[ChoiceResult]
+
+
+class _StreamSink:
+    """Feeds a run's progress and answer pieces to the response writer; never blocks the run."""
+
+    def __init__(self, send: MemoryObjectSendStream[_Note | _Done]) -> None:
+        self._send = send
+
+    def progress(self, index: int, note: str) -> None:
+        self._send.send_nowait(_Note("progress", index, note))
+
+    def delta(self, index: int, text: str) -> None:
+        self._send.send_nowait(_Note("delta", index, text))
+
+
+def stream(job: StrategyJob) -> Work:
+    """SSE: role chunks at once, progress as comments, the answer as it is generated, then usage and [DONE]."""
+
+    async def work(exchange: Exchange) -> None:
+        header, usage_field = job.header, job.include_usage
+        await exchange.start_stream()
+        for index in range(job.plan.choices):
+            delta = {"role": "assistant", "content": ""}
+            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
+        send, receive = anyio.create_memory_object_stream[_Note | _Done](math.inf)
+        streamed = [""] * job.plan.choices
+
+        async def produce() -> None:
+            results = await run_plan(job.plan, job.question, job.settings, job.client, _StreamSink(send))
+            send.send_nowait(_Done(results))
+
+        async def tick() -> None:
+            while True:
+                await anyio.sleep(job.keepalive_seconds)
+                send.send_nowait(_Note("tick"))
+
+        done: _Done | None = None
+        with send, receive:
+            async with task_group() as tg:
+                tg.start_soon(produce)
+                tg.start_soon(tick)
+                async for item in receive:
+                    if isinstance(item, _Done):
+                        done = item
+                        tg.cancel_scope.cancel()
+                        break
+                    await _relay(exchange, job, item, streamed)
+        if done is not None:
+            await _finish(exchange, job, done.results, streamed)
+
+    return work
+
+
+async def _relay(exchange: Exchange, job: StrategyJob, note: _Note, streamed: list[str]) -> None:
+    if note.kind == "delta":
+        streamed[note.index] += note.text
+        delta = {"content": note.text}
+        await exchange.data(chunk(job.header, index=note.index, delta=delta, with_usage_field=job.include_usage))
+    elif note.kind == "progress":
+        await exchange.comment(f"{note.text} [choice {note.index}]")
+    else:
+        await exchange.comment("keep-alive")
+
+
+async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResult], streamed: list[str]) -> None:
+    """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE]."""
+    header, usage_field = job.header, job.include_usage
+    for index, result in enumerate(results):
+        sent = streamed[index]
+        if not result.answer.startswith(sent):
+            log.warning("streamed text differs from the strategy's answer", choice=index, model=header.model)
+            continue
+        rest = result.answer[len(sent) :]
+        if rest:
+            await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
+    for index in range(len(results)):
+        await exchange.data(chunk(header, index=index, finish_reason="stop", with_usage_field=usage_field))
+    usage = _total(results)
+    _log_done(job, usage)
+    if job.include_usage:
+        await exchange.data(chunk(header, usage=usage))
+    await exchange.done()
+
+
+def _total(results: list[ChoiceResult]) -> TokenUsage:
+    return sum((r.usage for r in results), TokenUsage())
+
+
+def _log_done(job: StrategyJob, usage: TokenUsage) -> None:
+    log.info(
+        "strategy request answered",
+        model=job.header.model,
+        strategies=[o.name for o in job.plan.optimizers],
+        choices=job.plan.choices,
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+    )

@@ -1,0 +1,126 @@
+"""Responses whose work runs while the client is connected: a disconnect cancels the work at once.
+
+:class:`Exchange` wraps the ASGI ``send`` of one response: a complete JSON answer, or a
+server-sent event stream (``data:`` lines and ``:`` comments). :class:`DeferredResponse` runs the
+work beside a task that watches for ``http.disconnect``; any error becomes an OpenAI-shaped error,
+as a JSON response before the stream starts and as a ``data: {"error": ...}`` event after.
+"""
+
+from __future__ import annotations as _annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import structlog
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ._errors import ApiError, Scrubber, api_error_for, log_error
+
+__all__ = ("DeferredResponse", "Exchange")
+
+log = structlog.get_logger("optillm")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class Exchange:
+    """The response side of one request, written once as JSON or as an event stream."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.finished = False
+
+    async def json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        await self.raw(status, body, {"content-type": "application/json", **(headers or {})})
+
+    async def raw(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        self.started = True
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        self.finished = True
+
+    async def start_stream(self, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers or _SSE_HEADERS})
+        self.started = True
+
+    async def write(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def data(self, payload: Any) -> None:
+        await self.write(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
+
+    async def comment(self, text: str) -> None:
+        line = " ".join(text.split())
+        await self.write(f": {line}\n\n".encode())
+
+    async def done(self) -> None:
+        await self.write(b"data: [DONE]\n\n")
+
+    async def end(self) -> None:
+        if not self.finished:
+            self.finished = True
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def fail(self, error: ApiError) -> None:
+        if not self.started:
+            await self.json(error.status, error.payload(), error.headers())
+        else:
+            await self.data(error.payload())
+            await self.end()
+
+
+Work = Callable[[Exchange], Awaitable[None]]
+
+
+class DeferredResponse(Response):
+    """Runs ``work`` when the response is sent, cancelling it if the client disconnects first."""
+
+    def __init__(self, work: Work, scrub: Scrubber, **log_context: Any) -> None:
+        super().__init__()
+        self._work = work
+        self._scrub = scrub
+        self._log_context = log_context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = Exchange(send)
+        ended = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            try:
+                await self._work(exchange)
+                await exchange.end()
+            except OSError:
+                pass  # the client went away while we wrote; the disconnect watcher ends the rest
+            except Exception as exc:
+                error = api_error_for(exc, self._scrub)
+                log_error(error, exc, self._scrub, **self._log_context)
+                await _fail_quietly(exchange, error)
+            ended = True
+            tg.cancel_scope.cancel()
+        if not ended:
+            log.info("client disconnected; its run was cancelled", **self._log_context)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _fail_quietly(exchange: Exchange, error: ApiError) -> None:
+    with contextlib.suppress(OSError):
+        await exchange.fail(error)
