@@ -1,0 +1,145 @@
+"""Section 1: each strategy's wall time against its measured critical path, through the real router."""
+
+from __future__ import annotations as _annotations
+
+import time
+from typing import Any
+
+from benchmarks._clients import StrategyCase, client_label, router_client, strategy_cases
+from benchmarks._fakeproc import FakeServerProcess, fake_server_process
+from benchmarks._options import Options
+from benchmarks._oracle import generate_questions
+from benchmarks._report import Section, Table
+
+__all__ = ("run",)
+
+NAME = "critical-path"
+TARGET_RATIO = 1.10
+MAX_TOKENS = 8000
+# (oracle p, native n): an easy model in both wire modes, and a harder one that makes verifiers disagree.
+MODES = ((1.0, True), (1.0, False), (0.5, True))
+UPSTREAM = {
+    "moa": "3 calls, 0.39 s",
+    "mcts": "14 sequential calls, 1.48 s",
+    "mars": "104–106 calls, ~23 round-trips, 2.37 s",
+    "baseline": "1 call",
+}
+
+
+async def _runs(
+    case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float, repeats: int, p: float
+) -> list[dict[str, Any]]:
+    """One unmeasured warm-up run (connections, lazy imports), then ``repeats`` measured runs."""
+    query = generate_questions(1, seed=7)[0].text
+    server.reset(latency=latency, native_n=native_n, p=p)
+    client = router_client(server.base_url, native_n=native_n)
+    samples = []
+    try:
+        await case.build().optimize(query, client, settings=case.settings)
+        for _ in range(repeats):
+            server.reset(latency=latency, native_n=native_n, p=p)
+            optimizer = case.build()
+            started = time.perf_counter()
+            solution = await optimizer.optimize(query, client, settings=case.settings)
+            wall = time.perf_counter() - started
+            log = server.log()
+            depth = log.depth()
+            samples.append(
+                {
+                    "wall_s": wall,
+                    "client": client_label(client),
+                    "depth": depth,
+                    "wire_requests": log.calls,
+                    "max_n": max(log.ns, default=1),
+                    "llm_calls": solution.metadata.llm_calls,
+                    "tokens": solution.usage.total_tokens,
+                    "completion_tokens": solution.usage.output_tokens,
+                    "ratio": wall / (depth * latency) if depth else None,
+                    "errors": log.errors,
+                    "answer": solution.answer[-80:],
+                }
+            )
+    finally:
+        await client.aclose()
+    return samples
+
+
+async def run(options: Options) -> Section:
+    latency = 0.01 if options.smoke else 0.1
+    repeats = 1 if options.smoke else 5
+    section = Section(NAME, "1. Critical path", options.command(NAME), smoke=options.smoke)
+    table = Table(
+        f"Wall time against the measured critical path at {latency * 1000:.0f} ms per call",
+        [
+            "strategy",
+            "oracle p",
+            "native n",
+            "LLM calls",
+            "requests on the wire",
+            "largest n in a request",
+            "sequential depth",
+            "wall (s)",
+            "depth × latency (s)",
+            "ratio",
+            "overhead per round-trip (ms)",
+            "target",
+            "completion tokens",
+            "upstream optillm 0.4.0",
+        ],
+    )
+    runs: dict[str, Any] = {}
+    with fake_server_process(latency=latency, p=1.0) as server:
+        for case in strategy_cases(max_tokens=MAX_TOKENS, smoke=options.smoke):
+            for p, native_n in MODES:
+                samples = await _runs(case, server, native_n, latency, repeats, p)
+                median = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]
+                runs[f"{case.name}/p={p}/native_n={native_n}"] = samples
+                ratio = median["ratio"]
+                table.add(
+                    case.name,
+                    p,
+                    "on" if native_n else "off",
+                    median["llm_calls"],
+                    median["wire_requests"],
+                    median["max_n"],
+                    median["depth"],
+                    round(median["wall_s"], 3),
+                    round(median["depth"] * latency, 3),
+                    round(ratio, 3) if ratio is not None else None,
+                    round((median["wall_s"] - median["depth"] * latency) / max(median["depth"], 1) * 1000, 1),
+                    f"≤ {TARGET_RATIO:.2f} " + ("✅" if ratio is not None and ratio <= TARGET_RATIO else "❌"),
+                    median["completion_tokens"],
+                    UPSTREAM.get(case.name) if native_n and p == 1.0 else None,
+                )
+    section.tables.append(table)
+    section.data["runs"] = runs
+    section.data["latency_s"] = latency
+    section.notes.extend(
+        [
+            f"Every strategy at its defaults, one generated question, caller max_tokens {MAX_TOKENS}; "
+            "the fake server answers as the oracle: p = 1 (always right, so verifiers say correct and votes agree), "
+            "and p = 0.5 (half the draws wrong, the judge right 75 % of the time), which makes MARS verify and "
+            "improve for more rounds and MCTS scores differ.",
+            f"Client: {_labels(runs)} with one `custom` OpenAI-compatible provider, in the "
+            "harness process; the fake server runs in a separate process. Sequential depth is the longest chain "
+            "of requests in the server's log in which each starts after the previous one ended.",
+            "native n on: the provider client is declared to honour n (a `client_factory` with native_n=True), "
+            "so one request carries all n choices; off: the server rejects n > 1 and the `custom` provider's "
+            "default capabilities (no native n) make the router fan n out into concurrent single requests.",
+            f"Median of {repeats} runs by wall time, after one unmeasured warm-up run of the same strategy on the "
+            "same client (so connections are open and lazy imports done).",
+            "Spread of wall times per row (min–max): "
+            + "; ".join(
+                f"{key}: {min(s['wall_s'] for s in v):.3f}–{max(s['wall_s'] for s in v):.3f} s"
+                for key, v in runs.items()
+            ),
+        ]
+    )
+    if not runs:
+        section.notes.append("No strategies are installed.")
+    return section
+
+
+def _labels(runs: dict[str, Any]) -> str:
+    labels = sorted({sample["client"] for samples in runs.values() for sample in samples})
+    return ", ".join(labels) or "the router"

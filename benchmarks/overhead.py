@@ -1,0 +1,202 @@
+"""Section 2: client-side CPU per LLM call (router, and router + strategy bookkeeping), and 1,000 calls at once."""
+
+from __future__ import annotations as _annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import anyio
+
+from benchmarks._clients import StrategyCase, router_client, strategy_cases
+from benchmarks._fakeproc import FakeServerProcess, fake_server_process
+from benchmarks._options import Options
+from benchmarks._oracle import generate_questions
+from benchmarks._report import Section, Table
+from optillm_core import ModelClient, Prompt, gather_settled
+
+__all__ = ("run",)
+
+NAME = "overhead"
+TARGET_CPU_MS = 0.5
+TARGET_BURST_S = 0.5
+CONCURRENCY = (1, 16, 128)
+FLOOR = "bare aiohttp (floor, for reference)"
+ROUTER = "router"
+
+
+Call = Callable[[], Awaitable[object]]
+
+
+def _router_call(client: ModelClient) -> Call:
+    prompt = Prompt.from_query("Say hello.")
+    return partial(client.complete, prompt)
+
+
+def _aiohttp_call(session: Any, base_url: str) -> Call:
+    """The floor: one bare aiohttp request and JSON parse, no router, no pydantic."""
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "Say hello."}]}
+
+    async def call() -> object:
+        async with session.post(base_url + "/chat/completions", json=body) as response:
+            return await response.json()
+
+    return call
+
+
+async def _calls(call: Call, total: int, in_flight: int) -> tuple[float, float]:
+    """``total`` calls by ``in_flight`` workers; returns (CPU seconds of this process, wall seconds)."""
+    per_worker = [total // in_flight + (1 if i < total % in_flight else 0) for i in range(in_flight)]
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await call()
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for count in per_worker:
+            tg.start_soon(worker, count)
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+async def _per_call_cpu(
+    label: str, call: Call, server: FakeServerProcess, total: int, table: Table, data: dict[str, Any]
+) -> None:
+    for in_flight in CONCURRENCY:
+        await _calls(call, max(in_flight, total // 10), in_flight)  # warm the pool to this width
+        server.reset()
+        cpu, wall = await _calls(call, total, in_flight)
+        log = server.log()
+        per_call = cpu / total * 1000
+        data[f"{label}/{in_flight}"] = {"cpu_s": cpu, "wall_s": wall, "calls": total, "errors": log.errors}
+        table.add(
+            label,
+            in_flight,
+            total,
+            round(per_call, 3),
+            f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
+            round(total / wall),
+            round(log.cpu_s / max(log.calls, 1) * 1000, 3),
+            log.errors,
+        )
+
+
+async def _router_cpu(server: FakeServerProcess, total: int, table: Table, data: dict[str, Any]) -> None:
+    import aiohttp
+
+    server.reset(latency=0.0, p=None)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await _per_call_cpu(FLOOR, _aiohttp_call(session, server.base_url), server, total, table, data)
+    client = router_client(server.base_url)
+    try:
+        await _per_call_cpu(ROUTER, _router_call(client), server, total, table, data)
+    finally:
+        await client.aclose()
+
+
+async def _strategy_cpu(
+    server: FakeServerProcess, runs: int, table: Table, data: dict[str, Any], *, smoke: bool
+) -> None:
+    in_flight = 16
+    questions = [q.text for q in generate_questions(runs, seed=3)]
+    for case in strategy_cases(max_tokens=8000, smoke=smoke):
+        server.reset(latency=0.0, p=1.0)
+        client = router_client(server.base_url)
+        try:
+            await client.complete(Prompt.from_query("Say hello."))
+            server.reset()
+            limiter = anyio.CapacityLimiter(in_flight)
+            cpu, wall = time.process_time(), time.perf_counter()
+            results = await gather_settled(partial(_limited_run, case, client, q, limiter) for q in questions)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            await client.aclose()
+        log = server.log()
+        failures = sum(1 for r in results if isinstance(r, Exception))
+        per_call = cpu / max(log.calls, 1) * 1000
+        data[f"{case.name}/{in_flight}"] = {"cpu_s": cpu, "wall_s": wall, "calls": log.calls, "failures": failures}
+        table.add(
+            f"{case.name} runs (router + strategy)",
+            f"{in_flight} runs",
+            log.calls,
+            round(per_call, 3),
+            f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
+            round(log.calls / wall),
+            round(log.cpu_s / max(log.calls, 1) * 1000, 3),
+            log.errors + failures,
+        )
+
+
+async def _limited_run(case: StrategyCase, client: ModelClient, query: str, limiter: anyio.CapacityLimiter) -> None:
+    async with limiter:
+        await case.build().optimize(query, client, settings=case.settings)
+
+
+async def _burst(server: FakeServerProcess, calls: int, latency: float, table: Table, data: dict[str, Any]) -> None:
+    server.reset(latency=latency, p=None)
+    client = router_client(server.base_url)
+    prompt = Prompt.from_query("Say hello.")
+    try:
+        for label in ("cold pool", "warm pool"):
+            server.reset()
+            started = time.perf_counter()
+            results = await gather_settled(lambda: client.complete(prompt) for _ in range(calls))
+            wall = time.perf_counter() - started
+            errors = [r for r in results if isinstance(r, Exception)]
+            kinds = sorted({type(e).__name__ for e in errors})
+            log = server.log()
+            data[f"burst/{label}"] = {"wall_s": wall, "errors": len(errors), "error_types": kinds}
+            table.add(
+                label,
+                calls,
+                round(wall, 3),
+                f"< {TARGET_BURST_S} s " + ("✅" if wall < TARGET_BURST_S and not errors else "❌"),
+                log.max_in_flight,
+                len(errors),
+                ", ".join(kinds) or "none",
+            )
+    finally:
+        await client.aclose()
+
+
+async def run(options: Options) -> Section:
+    total = 128 if options.smoke else 5000
+    strategy_runs = 1 if options.smoke else 64
+    burst_calls = 20 if options.smoke else 1000
+    burst_latency = 0.01 if options.smoke else 0.1
+    section = Section(NAME, "2. Overhead", options.command(NAME), smoke=options.smoke)
+    cpu = Table(
+        "Client CPU per LLM call against a zero-latency fake server in another process",
+        [
+            "client",
+            "in flight",
+            "calls",
+            "client CPU per call (ms)",
+            "target",
+            "calls/s",
+            "fake server CPU per call (ms)",
+            "errors",
+        ],
+    )
+    burst = Table(
+        f"{burst_calls} concurrent calls through one router, fake server at {burst_latency * 1000:.0f} ms per call",
+        ["pool", "calls", "wall (s)", "target", "peak in flight at the server", "errors", "error types"],
+    )
+    with fake_server_process() as server:
+        await _router_cpu(server, total, cpu, section.data)
+        await _strategy_cpu(server, strategy_runs, cpu, section.data, smoke=options.smoke)
+        await _burst(server, burst_calls, burst_latency, burst, section.data)
+    section.tables += [cpu, burst]
+    section.notes += [
+        "CPU is `time.process_time()` of the harness (client) process over the measured calls, divided by the "
+        "requests the server received; the fake server's CPU is in its own process and not counted.",
+        "Router rows: `ModelClientRouter.complete` with one `custom` provider. The bare-aiohttp rows make the same "
+        "request with a plain `aiohttp.ClientSession` (no router, no httpx, no pydantic): the floor of this "
+        "machine's HTTP stack. Workers each make calls back to back, so that exactly that many are in flight. "
+        "Strategy "
+        "rows: strategy runs at defaults (max_tokens 8000, oracle p = 1), 16 runs in flight; this includes the "
+        "strategy's prompt building, parsing, accounting and events, and core's metering.",
+        "The 1,000-call burst starts every call at once; 'cold pool' opens its connections during the burst.",
+    ]
+    return section

@@ -1,0 +1,246 @@
+"""Section 3: 1,000 concurrent MoA runs in one process, and 200 concurrent ``moa-`` requests through the proxy."""
+
+from __future__ import annotations as _annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import anyio
+
+from benchmarks._child import ROOT, run_child
+from benchmarks._fakeproc import FakeServerProcess, fake_server_process
+from benchmarks._options import Options
+from benchmarks._oracle import generate_questions
+from benchmarks._report import Section, Table
+
+__all__ = ("run",)
+
+NAME = "scale"
+TARGET_PROXY_S = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        with anyio.fail_after(60):
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the proxy exited with {process.returncode} before it was ready")
+                try:
+                    async with session.get(url + "/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await anyio.sleep(0.1)
+
+
+async def _load(url: str, requests: int, model: str) -> dict[str, Any]:
+    import aiohttp
+
+    questions = [q.text for q in generate_questions(requests, seed=13)]
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(question: str) -> None:
+            body = {"model": model, "messages": [{"role": "user", "content": question}]}
+            try:
+                async with session.post(url + "/v1/chat/completions", json=body) as response:
+                    statuses[response.status] += 1
+                    payload = await response.json()
+                    if response.status != 200:
+                        failures.append(str(payload)[:200])
+                    elif not payload["choices"][0]["message"]["content"]:
+                        failures.append("empty answer")
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for question in questions:
+                tg.start_soon(one, question)
+        wall = time.perf_counter() - started
+    return {"wall_s": wall, "statuses": dict(statuses), "failures": failures}
+
+
+async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> dict[str, Any]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+        [sys.executable, "-m", "benchmarks._serve", "--upstream", server.base_url, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            await _wait_healthy(url, process)
+        except RuntimeError as exc:
+            stderr = process.stderr.read().decode()[-1500:] if process.stderr else ""
+            raise RuntimeError(f"{exc}: {stderr}") from None
+        await _load(url, 2, "moa-fake-model")  # warm the proxy's upstream pool
+        server.reset(latency=latency, p=1.0)
+        cpu = _cpu_seconds(process.pid)
+        result = await _load(url, requests, "moa-fake-model")
+        log = server.log()
+        after = _cpu_seconds(process.pid)
+        result.update(
+            proxy_cpu_s=after - cpu if after is not None and cpu is not None else None,
+            fake_server_cpu_s=log.cpu_s,
+            upstream_calls=log.calls,
+            upstream_depth=log.depth(),
+            upstream_peak_in_flight=log.max_in_flight,
+            proxy_peak_rss_mb=_peak_rss_mb(process.pid),
+        )
+        return result
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+async def run(options: Options) -> Section:
+    runs = 10 if options.smoke else 1000
+    requests = 5 if options.smoke else 200
+    latency = 0.01 if options.smoke else 0.1
+    section = Section(NAME, "3. Scale", options.command(NAME), smoke=options.smoke)
+    moa = Table(
+        f"{runs} concurrent MoA runs in one process (router → fake server at {latency * 1000:.0f} ms per call)",
+        [
+            "round",
+            "runs",
+            "LLM calls",
+            "wall (s)",
+            "ideal (3 × latency, s)",
+            "client CPU (s)",
+            "errors",
+            "RSS before (MB)",
+            "peak RSS (MB)",
+        ],
+    )
+    proxy = Table(
+        f"{requests} concurrent `moa-fake-model` requests through the proxy (fake upstream at "
+        f"{latency * 1000:.0f} ms per call)",
+        [
+            "requests",
+            "wall (s)",
+            "target",
+            "upstream optillm 0.4.0",
+            "HTTP statuses",
+            "failures",
+            "upstream calls",
+            "upstream peak in flight",
+            "proxy CPU (s)",
+            "proxy peak RSS (MB)",
+        ],
+    )
+    with fake_server_process(latency=latency, p=1.0) as server:
+        server.reset(latency=latency, p=1.0)
+        args = ("--base-url", server.base_url, "--runs", str(runs))
+        result = await anyio.to_thread.run_sync(partial(run_child, "moa-scale", *args))
+        result["fake_server_cpu_s"] = server.log().cpu_s
+        section.data["moa_runs"] = result
+        if "missing" in result:
+            section.notes.append(f"MoA runs skipped: {result['missing']}")
+        else:
+            for label, round_ in result["rounds"].items():
+                moa.add(
+                    f"{label} connections",
+                    runs,
+                    round_["llm_calls"],
+                    round(round_["wall_s"], 3),
+                    round(3 * latency, 3),
+                    round(round_["client_cpu_s"], 2),
+                    round_["errors"],
+                    round(result["rss_before_mb"]),
+                    round(result["peak_rss_mb"]),
+                )
+                if round_["errors"]:
+                    section.notes.append(f"MoA {label} errors: {round_['error_types']}: {round_['error_example']}")
+        try:
+            outcome = await _proxy(server, requests, latency)
+        except (ImportError, RuntimeError) as exc:
+            section.notes.append(f"Proxy benchmark skipped: {exc}")
+            outcome = None
+        if outcome is not None:
+            section.data["proxy"] = outcome
+            wall = outcome["wall_s"]
+            ok = wall < TARGET_PROXY_S and not outcome["failures"]
+            proxy.add(
+                requests,
+                round(wall, 3),
+                f"< {TARGET_PROXY_S:.0f} s " + ("✅" if ok else "❌"),
+                "8.0 s",
+                ", ".join(f"{k}: {v}" for k, v in sorted(outcome["statuses"].items())),
+                len(outcome["failures"]),
+                outcome["upstream_calls"],
+                outcome["upstream_peak_in_flight"],
+                round(outcome["proxy_cpu_s"], 2) if outcome["proxy_cpu_s"] is not None else None,
+                round(outcome["proxy_peak_rss_mb"]) if outcome["proxy_peak_rss_mb"] else None,
+            )
+            if outcome["failures"]:
+                section.notes.append(f"First proxy failure: {outcome['failures'][0]}")
+            section.notes.append(
+                f"Proxy run: the fake upstream process used {outcome['fake_server_cpu_s']:.2f} s of CPU, the proxy "
+                "process the CPU in the table; the load generator runs in the harness process."
+            )
+    if "rounds" in section.data.get("moa_runs", {}):
+        section.notes.append(
+            f"MoA runs: the fake server process used {section.data['moa_runs']['fake_server_cpu_s']:.2f} s of CPU "
+            "for both rounds and the warm-up call together; on 2 cores the client and the server share the "
+            "machine, so wall time is bounded below by their CPU time."
+        )
+    section.tables += [moa, proxy]
+    section.notes += [
+        "MoA runs: a fresh Python process runs every MoA run at once (`gather_settled`) through one router; peak RSS "
+        "is that process's `ru_maxrss` (before: after imports and one warm-up call). The fake server (oracle, "
+        "p = 1) runs in another process. The cold round opens its connections while it runs; the warm round "
+        "reuses them.",
+        "Proxy: optillm_server's app under uvicorn in its own process, the fake upstream in another, and an aiohttp "
+        "load generator in the harness process sending every request at once; peak RSS is the proxy's VmHWM.",
+    ]
+    return section

@@ -1,0 +1,108 @@
+"""Every benchmark section in smoke mode: tiny sizes, the output's structure checked, never its timings."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks._main import SECTIONS, run_sections
+from benchmarks._options import Options
+from benchmarks._report import Section, read_section, update_docs
+from optillm_core import default_registry
+
+pytestmark = pytest.mark.anyio
+
+
+def _check_structure(section: Section, out: Path) -> None:
+    assert read_section(out / f"{section.name}.json").markdown() == section.markdown()
+    assert "failed" not in section.data, section.notes
+    assert section.smoke
+    assert section.command.startswith("uv run python -m benchmarks ")
+    assert "--smoke" in section.command
+    for table in section.tables:
+        assert table.headers
+        assert all(len(row) == len(table.headers) for row in table.rows)
+    stored = json.loads((out / f"{section.name}.json").read_text())
+    assert stored["name"] == section.name
+    assert stored["machine"]["cpus"] >= 1
+    assert [t["title"] for t in stored["tables"]] == [t.title for t in section.tables]
+    markdown = (out / f"{section.name}.md").read_text()
+    assert all(t.title in markdown for t in section.tables)
+
+
+async def _run(name: str, tmp_path: Path) -> Section:
+    [section] = await run_sections([name], Options(smoke=True, out=tmp_path, flags=("--smoke",)))
+    _check_structure(section, tmp_path)
+    skipped = [note for note in section.notes if note.startswith("Skipped:")]
+    if skipped:
+        pytest.skip(skipped[0])
+    return section
+
+
+async def test_critical_path_measures_the_baseline_through_the_router(tmp_path: Path) -> None:
+    section = await _run("critical-path", tmp_path)
+    table = section.tables[0]
+    rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows if row[0] == "baseline"]
+    assert [(row["oracle p"], row["native n"]) for row in rows] == [(1.0, "on"), (1.0, "off"), (0.5, "on")]
+    for row in rows:
+        assert (row["LLM calls"], row["requests on the wire"], row["sequential depth"]) == (1, 1, 1)
+
+
+async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -> None:
+    section = await _run("overhead", tmp_path)
+    cpu_rows = [row for row in section.tables[0].rows if row[0] == "router"]
+    assert [row[1] for row in cpu_rows] == [1, 16, 128]
+    assert [row[1] for row in section.tables[0].rows if str(row[0]).startswith("bare aiohttp")] == [1, 16, 128]
+    assert all(isinstance(row[3], float) and row[3] > 0 for row in cpu_rows)
+    assert [row[0] for row in section.tables[1].rows] == ["cold pool", "warm pool"]
+    assert all(row[5] == 0 for row in section.tables[1].rows)  # no errors in the burst
+
+
+async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
+    section = await _run("scale", tmp_path)
+    if "moa" not in default_registry().names():
+        pytest.skip("optillm-moa is not installed")
+    rows = section.tables[0].rows
+    assert len(rows) == 2
+    assert all(row[6] == 0 for row in rows)  # no errors
+    if hasattr(importlib.import_module("optillm_server"), "create_app"):
+        proxy = section.tables[1]
+        [row] = [dict(zip(proxy.headers, r, strict=True)) for r in proxy.rows]
+        assert row["failures"] == 0
+        assert row["HTTP statuses"] == "200: 5"
+
+
+async def test_cost_reports_import_time_and_size(tmp_path: Path) -> None:
+    section = await _run("cost", tmp_path)
+    [row] = section.tables[0].rows
+    assert row[0] == "optillm-core"
+    assert isinstance(row[1], float)
+    assert row[1] > 0
+    assert isinstance(row[3], float)
+    assert row[3] > 0  # MB installed
+
+
+async def test_quality_scores_every_strategy_at_every_p(tmp_path: Path) -> None:
+    section = await _run("quality", tmp_path)
+    rows = section.tables[0].rows
+    assert {(row[0], row[1]) for row in rows} >= {("baseline", 0.4), ("baseline", 0.6), ("baseline", 0.8)}
+    assert all(0 <= float(str(row[2])) <= 1 for row in rows)
+    assert [row[1] for row in section.tables[1].rows] == [3, 5, 7] * 3
+
+
+def test_every_section_has_a_results_block_in_the_docs(tmp_path: Path) -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+    text = doc.read_text()
+    for name in SECTIONS:
+        assert f"<!-- results:{name} -->" in text
+        assert f"<!-- /results:{name} -->" in text
+    copy = tmp_path / "benchmarks.md"
+    copy.write_text(text)
+    section = Section("quality", "5. Quality", "uv run python -m benchmarks quality")
+    update_docs(copy, [section])
+    updated = copy.read_text()
+    assert "Command: `uv run python -m benchmarks quality`" in updated
+    assert updated.count("<!-- results:quality -->") == 1
