@@ -8,14 +8,17 @@ import anyio
 import pytest
 
 from optillm_core import (
+    AnswerDelta,
     Budget,
     BudgetExhausted,
+    Completed,
     Completion,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
     NoSolutions,
     OptimizerEvent,
+    OutputTextDelta,
     PhaseStarted,
     Prompt,
     ProviderUnavailable,
@@ -165,8 +168,10 @@ async def test_provider_returning_fewer_choices_than_n_is_refilled() -> None:
         def supports_native_n(self) -> bool:
             return True
 
-        def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-            raise NotImplementedError
+        async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+            completion = await self.request(prompt, settings)
+            yield OutputTextDelta(delta=completion.text)
+            yield Completed(finish_reasons=completion.finish_reasons)
 
         async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
             self.settings.append(settings)
@@ -279,3 +284,16 @@ def test_registered_under_moa() -> None:
     optimizer = default_registry().create("moa", {"num_completions": "4"})
     assert isinstance(optimizer, MoaOptimizer)
     assert optimizer.config.num_completions == 4
+
+
+async def test_the_synthesis_streams_as_answer_deltas() -> None:
+    client = ScriptedClient(["19", "19.0", "20", "critique", "The answer is 19."], native_n=True)
+    deltas: list[str] = []
+
+    def collect(event: OptimizerEvent) -> None:
+        if isinstance(event, AnswerDelta):
+            deltas.append(event.delta)
+
+    solution = await MoaOptimizer().optimize(QUERY, client, events=collect)
+    assert len(deltas) > 1
+    assert "".join(deltas) == solution.answer == "The answer is 19."

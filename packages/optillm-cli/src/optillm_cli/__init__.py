@@ -1,7 +1,8 @@
-"""optillm-cli: the optillm command."""
+"""optillm-cli: the ``optillm`` command (``run``, ``strategies``, ``serve``)."""
 
-__all__ = ("main",)
+from __future__ import annotations as _annotations
 
+from ._app import build_parser, main, run_cli
+from ._errors import ExitCode
 
-def main() -> None:
-    raise SystemExit("optillm: not built yet")
+__all__ = ("ExitCode", "build_parser", "main", "run_cli")

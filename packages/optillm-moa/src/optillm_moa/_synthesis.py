@@ -36,14 +36,15 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
         n=1,
     )
     prompt = synthesis_prompt(ctx.query, candidates.texts, critique.text, critique_cut=critique.truncated)
-    completion = await ctx.client.complete(ctx.prompt(prompt), settings)
-    text, truncated = completion.text.strip(), completion.truncated()
-    if text and not truncated:
+    # Streamed live to callers that show answers as they are generated (the proxy's stream: true).
+    completion = await ctx.generate_final(ctx.prompt(prompt), settings)
+    text, truncated = completion.text, completion.truncated()
+    if text.strip() and not truncated:
         return Synthesis(answer=text, source="synthesis", truncated=False)
     fallback = _first_complete(candidates)
     if fallback is None:
         # Every candidate was cut off too: a cut-off synthesis still holds more than a cut-off candidate.
-        if text:
+        if text.strip():
             return Synthesis(answer=text, source="synthesis", truncated=True)
         return Synthesis(answer=candidates.texts[0], source="candidate", truncated=True)
     log.warning("moa: synthesis unusable, answering with a candidate", optimizer=ctx.optimizer, truncated=truncated)

@@ -1,0 +1,235 @@
+"""The command line: argument parsing, logging set-up, and the one place errors become exit codes."""
+
+from __future__ import annotations as _annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import structlog
+
+from ._commands import ClientFactory, RunState, run_command, serve_command, strategies_command
+from ._errors import ExitCode, UsageError, classify, error_line
+from ._providers import PROVIDER_NAMES, build_client
+
+__all__ = ("build_parser", "main", "run_cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises :class:`UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _number(kind: Callable[[str], Any], *, minimum: float, exclusive: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            bound = f"greater than {minimum:g}" if exclusive else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _port(text: str) -> int:
+    value: int = _number(int, minimum=1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {text!r}")
+    return value
+
+
+def _provider_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("provider (default: the embedded local model when none is configured)")
+    group.add_argument(
+        "--provider",
+        choices=PROVIDER_NAMES,
+        help="the provider to call (default: custom with --base-url, openai with --api-key or OPENAI_API_KEY, "
+        "else the provider whose key is set, else local)",
+    )
+    group.add_argument("--model", help="the model name (default: the provider's usual small model)")
+    group.add_argument(
+        "--base-url", help="the provider's endpoint; alone, any OpenAI-compatible server (http://127.0.0.1:8080/v1)"
+    )
+    group.add_argument(
+        "--api-key", help="the provider's API key (default: its environment variable, e.g. OPENAI_API_KEY)"
+    )
+    group.add_argument(
+        "--config", type=Path, metavar="FILE", help="a router config file (TOML or YAML) instead of the flags above"
+    )
+
+
+def _run_parser(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="run a strategy on a query", description="Run an installed strategy on a query."
+    )
+    run.add_argument("strategy", metavar="STRATEGY", help="an installed strategy (see 'optillm strategies')")
+    run.add_argument("query", metavar="QUERY", help="the question or task; '-' reads it from stdin")
+    _provider_options(run)
+    gen = run.add_argument_group("generation")
+    gen.add_argument("--system", metavar="TEXT", help="a system prompt")
+    gen.add_argument(
+        "--max-tokens",
+        type=_number(int, minimum=1),
+        metavar="N",
+        help="max tokens per model call (default: the provider's; 256 on the local model)",
+    )
+    gen.add_argument(
+        "--temperature",
+        type=_number(float, minimum=0),
+        metavar="T",
+        help="sampling temperature where the strategy does not set its own",
+    )
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a field of the strategy's config (repeatable)",
+    )
+    limits = run.add_argument_group("limits")
+    limits.add_argument("--budget-calls", type=_number(int, minimum=1), metavar="N", help="at most N model calls")
+    limits.add_argument("--budget-tokens", type=_number(int, minimum=1), metavar="N", help="at most N tokens in all")
+    limits.add_argument(
+        "--timeout",
+        type=_number(float, minimum=0, exclusive=True),
+        metavar="SECONDS",
+        help="wall-clock limit of the run",
+    )
+    out = run.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object instead of the answer")
+    out.add_argument("--events", action="store_true", help="write the run's events as JSON lines on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="optillm", description="Run optillm's inference-time optimization strategies.")
+    parser.add_argument("--version", action="version", version=f"optillm {version('optillm-cli')}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    _run_parser(commands)
+    strategies = commands.add_parser(
+        "strategies",
+        help="list the installed strategies",
+        description="List the installed strategies and their config fields.",
+    )
+    strategies.add_argument("--json", action="store_true", help="print one JSON object")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the OpenAI-compatible proxy",
+        description="Serve an OpenAI-compatible proxy that applies any installed strategy.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="the port to listen on (default: 8000)")
+    serve.add_argument(
+        "--require-key",
+        metavar="KEY",
+        help="demand 'Authorization: Bearer KEY' from clients "
+        "(default: the OPTILLM_REQUIRE_KEY environment variable; none: no key needed)",
+    )
+    _provider_options(serve)
+    return parser
+
+
+class _StderrLogger:
+    """Writes rendered log lines to whatever ``sys.stderr`` is at the time."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _drop_tracebacks(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    error = event.pop("exc_info", None)
+    if error is True:
+        error = sys.exc_info()[1]
+    elif isinstance(error, tuple):
+        error = error[1]
+    if isinstance(error, BaseException):
+        event["error"] = f"{type(error).__name__}: {error}"
+    event.pop("stack_info", None)
+    return event
+
+
+@contextmanager
+def _logging(verbosity: int, quiet_level: int) -> Iterator[None]:
+    """Route structlog to stderr (``quiet_level`` and up without -v), never with a traceback; restored afterwards."""
+    level = {0: quiet_level, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            _drop_tracebacks,
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=lambda *_: _StderrLogger(),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
+
+
+def _dispatch(args: argparse.Namespace, env: Mapping[str, str], state: RunState, factory: ClientFactory) -> int:
+    if args.command == "run":
+        return run_command(args, env=env, state=state, client_factory=factory)
+    if args.command == "strategies":
+        return strategies_command(args)
+    return serve_command(args, env=env, state=state, client_factory=factory)
+
+
+def _interrupted(state: RunState, stderr: TextIO) -> int:
+    state.finish()
+    usage = state.usage
+    stderr.write(
+        f"optillm: interrupted; spent {usage.llm_calls} LLM calls and {usage.total_tokens} tokens "
+        f"({usage.input_tokens} prompt + {usage.output_tokens} completion)\n"
+    )
+    return ExitCode.INTERRUPTED
+
+
+def run_cli(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    client_factory: ClientFactory = build_client,
+) -> int:
+    """Run ``optillm`` with ``argv`` and return its exit status; ``client_factory`` builds the model client."""
+    env = os.environ if env is None else env
+    state = RunState()
+    secrets: list[str | None] = []
+    try:
+        args = build_parser().parse_args(argv)
+        secrets = [getattr(args, "api_key", None), getattr(args, "require_key", None)]
+        with _logging(args.verbose, logging.WARNING if args.command == "serve" else logging.ERROR):
+            return _dispatch(args, env, state, client_factory)
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.OK
+    except KeyboardInterrupt:
+        return _interrupted(state, sys.stderr)
+    except Exception as exc:
+        state.finish()
+        code, text = classify(exc)
+        sys.stderr.write(error_line(text, [*secrets, *state.secrets]))
+        return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``optillm`` console script."""
+    return run_cli(argv)

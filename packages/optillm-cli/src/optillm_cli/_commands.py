@@ -1,0 +1,220 @@
+"""The three commands: ``run``, ``strategies`` and ``serve``."""
+
+from __future__ import annotations as _annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+import anyio
+
+from optillm_core import (
+    Budget,
+    EventHandler,
+    GenerationSettings,
+    InvalidConfiguration,
+    MeteredClient,
+    ModelClient,
+    Optimizer,
+    OptimizerError,
+    RunUsage,
+    Solution,
+    Timeout,
+    default_registry,
+)
+
+from ._errors import ExitCode, UsageError
+from ._output import solution_json, strategies_json, strategies_text, to_json
+from ._overrides import parse_overrides
+from ._progress import EventLines, Progress, is_terminal
+from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
+
+ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
+
+LOCAL_MAX_TOKENS = 128
+"""Default ``max_tokens`` per call on the embedded model, so a CPU-only run ends in seconds, not minutes."""
+
+# Time a run gets past ``--timeout`` to return its best answer before it is stopped outright.
+TIMEOUT_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class RunState:
+    """What a run has spent so far, readable after Ctrl-C interrupts it, and the keys no message may show."""
+
+    meter: MeteredClient | None = None
+    sink: EventLines | Progress | None = None
+    secrets: list[str | None] = field(default_factory=list)
+
+    @property
+    def usage(self) -> RunUsage:
+        return self.meter.usage if self.meter is not None else RunUsage()
+
+    def finish(self) -> None:
+        if self.sink is not None:
+            self.sink.finish()
+
+
+def _provider_options(args: argparse.Namespace) -> ProviderOptions:
+    return ProviderOptions(
+        provider=args.provider, model=args.model, base_url=args.base_url, api_key=args.api_key, config=args.config
+    )
+
+
+def _read_query(text: str, stdin: TextIO) -> str:
+    query = stdin.read() if text == "-" else text
+    if not query.strip():
+        where = "stdin was empty" if text == "-" else "QUERY is empty"
+        raise UsageError(f"the query is empty ({where}): pass the question or task to optimize")
+    return query
+
+
+def _optimizer(args: argparse.Namespace) -> Optimizer[Any]:
+    try:
+        info = default_registry().get(args.strategy)
+    except OptimizerError as exc:  # installed but broken: an installation problem, not a failed run
+        raise InvalidConfiguration(str(exc)) from exc
+    overrides = parse_overrides(args.overrides, info.optimizer.config_type, info.name)
+    return info.optimizer.from_options(overrides)
+
+
+def _settings(args: argparse.Namespace, choice: ProviderChoice) -> GenerationSettings:
+    max_tokens = args.max_tokens
+    if max_tokens is None and choice.provider == "local":
+        max_tokens = LOCAL_MAX_TOKENS
+    return GenerationSettings(max_tokens=max_tokens, temperature=args.temperature)
+
+
+def _sink(args: argparse.Namespace, stderr: TextIO, strategy: str) -> EventLines | Progress | None:
+    if args.events:
+        return EventLines(stderr)
+    if is_terminal(stderr):
+        return Progress(stderr, strategy)
+    return None
+
+
+@dataclass(frozen=True)
+class _Run:
+    optimizer: Optimizer[Any]
+    query: str
+    system: str | None
+    settings: GenerationSettings
+    budget: Budget
+    timeout: float | None
+
+
+async def _optimize(run: _Run, client: ModelClient, state: RunState) -> Solution:
+    async with client:
+        state.meter = MeteredClient(client)
+        events: EventHandler | None = state.sink
+        deadline = anyio.fail_after(run.timeout + TIMEOUT_GRACE_SECONDS) if run.timeout is not None else nullcontext()
+        try:
+            with deadline:
+                return await run.optimizer.optimize(
+                    run.query,
+                    state.meter,
+                    system_prompt=run.system,
+                    settings=run.settings,
+                    budget=run.budget,
+                    events=events,
+                )
+        except TimeoutError as exc:
+            if isinstance(exc, Timeout):
+                raise
+            raise Timeout(f"the run did not finish within --timeout {run.timeout:g} seconds") from exc
+
+
+def run_command(
+    args: argparse.Namespace, *, env: Mapping[str, str], state: RunState, client_factory: ClientFactory
+) -> int:
+    optimizer = _optimizer(args)
+    query = _read_query(args.query, sys.stdin)
+    choice = resolve(_provider_options(args), env)
+    state.secrets.append(choice.api_key)
+    if choice.implicit_local:
+        sys.stderr.write(LOCAL_NOTICE + "\n")
+    run = _Run(
+        optimizer=optimizer,
+        query=query,
+        system=args.system,
+        settings=_settings(args, choice),
+        budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.timeout),
+        timeout=args.timeout,
+    )
+    client = client_factory(choice, env)
+    state.sink = _sink(args, sys.stderr, optimizer.name)
+    solution = anyio.run(_optimize, run, client, state)
+    state.finish()
+    if args.json:
+        print(to_json(solution_json(solution, strategy=optimizer.name, model=client.model_name)))
+    else:
+        print(solution.answer)
+    return ExitCode.OK
+
+
+def strategies_command(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    infos, failures = registry.infos(), registry.failures
+    if args.json:
+        print(to_json(strategies_json(infos, failures)))
+    else:
+        sys.stdout.write(strategies_text(infos, failures))
+    return ExitCode.OK
+
+
+def _uvicorn_logging(verbosity: int) -> None:
+    """uvicorn logs through the standard library: its start-up and errors go to stderr, requests with -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    for name, level in (("uvicorn", logging.INFO), ("uvicorn.access", logging.INFO if verbosity else logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler] if name == "uvicorn" else []
+        logger.setLevel(level)
+
+
+def serve_command(
+    args: argparse.Namespace, *, env: Mapping[str, str], state: RunState, client_factory: ClientFactory
+) -> int:
+    from optillm_server import Upstream, create_app, serve
+
+    choice = resolve(_provider_options(args), env)
+    if choice.implicit_local:
+        sys.stderr.write(LOCAL_NOTICE + "\n")
+    require_key = args.require_key or env.get("OPTILLM_REQUIRE_KEY") or None
+    state.secrets += [choice.api_key, require_key]
+    client = client_factory(choice, env)
+    base_url = choice.openai_base_url
+    upstream = Upstream(base_url, choice.api_key) if base_url is not None else None
+    app = create_app(
+        client=client, model=client.model_name, upstream=upstream, registry=default_registry(), require_key=require_key
+    )
+    _close_on_shutdown(app, client)
+    _uvicorn_logging(args.verbose)
+    try:
+        serve(app, host=args.host, port=args.port)
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then passed the Ctrl-C on
+        sys.stderr.write("optillm: server stopped\n")
+    except SystemExit as exc:  # uvicorn exits when it cannot start, after logging why
+        raise InvalidConfiguration(f"the server could not start on {args.host}:{args.port} (see above)") from exc
+    return ExitCode.OK
+
+
+def _close_on_shutdown(app: Starlette, client: ModelClient) -> None:
+    """Close the router in the server's own event loop when it shuts down (its pools belong to that loop)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Any]:
+        async with client, inner(app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,122 @@
+"""Exit codes, and the one-line message each failure gets on stderr."""
+
+from __future__ import annotations as _annotations
+
+from collections.abc import Iterable
+from enum import IntEnum
+
+from optillm_core import (
+    AuthenticationError,
+    BadRequestError,
+    BudgetExhausted,
+    ClientError,
+    InvalidConfiguration,
+    ModelRequestsBlocked,
+    NoSolutions,
+    OptimizerError,
+    ParsingError,
+    Timeout,
+)
+
+__all__ = ("ExitCode", "UsageError", "classify", "error_line", "redact")
+
+
+class ExitCode(IntEnum):
+    """The documented exit statuses of ``optillm`` (docs/cli.md lists them)."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    CONFIG = 3
+    AUTH = 4
+    UNAVAILABLE = 5
+    BUDGET = 6
+    STRATEGY = 7
+    REJECTED = 8
+    INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A command line the CLI cannot act on: a bad flag value, a missing or empty argument."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_LABELS: dict[ExitCode, str] = {
+    ExitCode.AUTH: "the provider rejected the API key",
+    ExitCode.UNAVAILABLE: "the provider is unavailable",
+    ExitCode.REJECTED: "the provider rejected the request",
+    ExitCode.STRATEGY: "the strategy failed",
+}
+
+
+_HINTS: dict[ExitCode, str] = {
+    ExitCode.AUTH: " (check --api-key or the provider's key variable)",
+    ExitCode.BUDGET: " (raise --budget-calls, --budget-tokens or --timeout)",
+}
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    for inner in exc.exceptions:
+        leaf = _leaf(inner)
+        if isinstance(leaf, Exception):  # cancellations are BaseExceptions: they only follow the real error
+            return leaf
+    return exc
+
+
+def _code_for(exc: BaseException) -> ExitCode:
+    match exc:
+        case UsageError():
+            return ExitCode.USAGE
+        case InvalidConfiguration() | ModelRequestsBlocked():
+            return ExitCode.CONFIG
+        case AuthenticationError():
+            return ExitCode.AUTH
+        case BadRequestError():
+            return ExitCode.REJECTED
+        case ClientError():
+            return ExitCode.UNAVAILABLE
+        case BudgetExhausted() | Timeout():
+            return ExitCode.BUDGET
+        case NoSolutions() | ParsingError() | OptimizerError():
+            return ExitCode.STRATEGY
+        case OSError():
+            return ExitCode.CONFIG
+        case _:
+            return ExitCode.INTERNAL
+
+
+def classify(exc: BaseException) -> tuple[ExitCode, str]:
+    """The exit code for a failure and the text of its one-line message."""
+    leaf = _leaf(exc)
+    code = _code_for(leaf)
+    text = str(leaf) or type(leaf).__name__
+    if code is ExitCode.INTERNAL:
+        text = f"internal error ({type(leaf).__name__}): {text}"
+    elif code is ExitCode.CONFIG and isinstance(leaf, OSError):
+        text = f"{leaf.strerror or text}: {leaf.filename}" if leaf.filename else text
+    elif code in _LABELS:
+        text = f"{_LABELS[code]}: {text}"
+    return code, text + _HINTS.get(code, "")
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret replaced, so no key can reach the terminal."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def error_line(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """The one line printed on stderr: ``optillm: error: …``."""
+    flat = " ".join(redact(text, secrets).split())
+    return f"optillm: error: {flat}\n"

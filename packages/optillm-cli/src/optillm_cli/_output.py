@@ -1,0 +1,84 @@
+"""What ``optillm`` prints on stdout: a run's answer or JSON object, and the list of strategies."""
+
+from __future__ import annotations as _annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from optillm_core import OptimizerInfo, PluginFailure, Solution
+
+from ._overrides import type_name
+
+__all__ = ("solution_json", "strategies_json", "strategies_text", "to_json")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(to_jsonable_python(value, fallback=str), ensure_ascii=False, indent=2)
+
+
+def solution_json(solution: Solution, *, strategy: str, model: str) -> dict[str, Any]:
+    """The ``--json`` object of a run; ``selection`` holds the strategy's own details of how it chose."""
+    meta = solution.metadata
+    return {
+        "answer": solution.answer,
+        "reasoning": solution.reasoning,
+        "strategy": strategy,
+        "model": model,
+        "usage": {
+            "prompt_tokens": solution.usage.input_tokens,
+            "completion_tokens": solution.usage.output_tokens,
+            "total_tokens": solution.usage.total_tokens,
+        },
+        "llm_calls": meta.llm_calls,
+        "duration_ms": meta.duration_ms,
+        "iterations": meta.iterations,
+        "budget_exhausted": meta.budget_exhausted,
+        "selection": meta.extras,
+    }
+
+
+def _fields(info: OptimizerInfo) -> list[dict[str, Any]]:
+    defaults = info.config_fields()
+    return [
+        {
+            "name": name,
+            "type": type_name(field.annotation),
+            "default": defaults[name],
+            "required": field.is_required(),
+            "description": field.description or "",
+        }
+        for name, field in info.optimizer.config_type.model_fields.items()
+    ]
+
+
+def strategies_json(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFailure]) -> dict[str, Any]:
+    return {
+        "strategies": [
+            {"name": i.name, "package": i.package, "description": i.description, "config": _fields(i)} for i in infos
+        ],
+        "failures": [{"name": f.name, "package": f.package, "error": f.error} for f in failures],
+    }
+
+
+def _default_text(field: dict[str, Any]) -> str:
+    if field["required"]:
+        return "required"
+    return json.dumps(to_jsonable_python(field["default"], fallback=str), ensure_ascii=False)
+
+
+def strategies_text(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFailure]) -> str:
+    lines = [] if infos else ["No strategies are installed (install a package such as optillm-moa)."]
+    for info in infos:
+        lines.append(f"{info.name}  ({info.package})")
+        lines.append(f"    {info.description}")
+        for field in _fields(info):
+            described = f"  - {field['description']}" if field["description"] else ""
+            lines.append(f"    --set {field['name']}={_default_text(field)}  ({field['type']}){described}")
+        lines.append("")
+    if failures:
+        lines.append("Failed to load:")
+        lines.extend(f"    {f.name}  ({f.package}): {f.error}" for f in failures)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,38 @@
+"""A small strategy for the CLI tests: samples answers concurrently, then asks the model to pick one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from optillm_core import Optimizer, OptimizerConfig, Outcome, RunContext, gather
+
+
+class FanoutConfig(OptimizerConfig):
+    samples: int = Field(default=3, ge=1, description="answers drawn concurrently")
+    temperature: float = Field(default=0.8, ge=0.0, description="temperature of the samples")
+    weights: list[float] = Field(default_factory=lambda: [1.0, 0.5])
+    style: Literal["short", "long"] = "short"
+    label: str | None = None
+
+
+class FanoutOptimizer(Optimizer[FanoutConfig]):
+    name = "fanout"
+    description = "Draws a few answers concurrently, then asks the model to pick the best one."
+    config_type = FanoutConfig
+
+    async def run(self, ctx: RunContext[FanoutConfig]) -> Outcome:
+        ctx.phase("sampling")
+        settings = ctx.call_settings(temperature=ctx.config.temperature)
+        prompt = ctx.prompt(ctx.query)
+        completions = await gather(lambda: ctx.client.complete(prompt, settings) for _ in range(ctx.config.samples))
+        ctx.record_best(completions[0].text, chosen=0)
+        ctx.phase("selection")
+        listing = "\n".join(f"Candidate {i}: {c.text}" for i, c in enumerate(completions))
+        pick = await ctx.generate(f"Pick the best candidate for: {ctx.query}\n{listing}")
+        return Outcome(
+            answer=pick.text,
+            reasoning=listing,
+            extras={"candidates": len(completions), "method": "model pick", "style": ctx.config.style},
+        )

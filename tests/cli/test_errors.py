@@ -1,0 +1,90 @@
+"""Exit codes: each class of failure has its own, and the message is one line without secrets."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from optillm_cli import ExitCode
+from optillm_cli._errors import UsageError, classify, error_line, redact
+from optillm_core import (
+    AnswerExtractionError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExhausted,
+    InvalidConfiguration,
+    NoSolutions,
+    OptimizerError,
+    ProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimitError,
+    Timeout,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (UsageError("bad flag"), ExitCode.USAGE),
+        (InvalidConfiguration("unknown field"), ExitCode.CONFIG),
+        (FileNotFoundError(2, "No such file or directory", "router.toml"), ExitCode.CONFIG),
+        (AuthenticationError("401 Incorrect API key", status_code=401), ExitCode.AUTH),
+        (ProviderUnavailable("could not reach openai"), ExitCode.UNAVAILABLE),
+        (ProviderTimeout("openai timed out"), ExitCode.UNAVAILABLE),
+        (RateLimitError("429"), ExitCode.UNAVAILABLE),
+        (ProtocolError("malformed JSON"), ExitCode.UNAVAILABLE),
+        (BadRequestError("model not found", status_code=404), ExitCode.REJECTED),
+        (BudgetExhausted("calls", 3, 3), ExitCode.BUDGET),
+        (Timeout("too slow"), ExitCode.BUDGET),
+        (NoSolutions("nothing"), ExitCode.STRATEGY),
+        (AnswerExtractionError("no answer"), ExitCode.STRATEGY),
+        (OptimizerError("broke"), ExitCode.STRATEGY),
+        (RuntimeError("bug"), ExitCode.INTERNAL),
+    ],
+)
+def test_each_failure_class_has_its_exit_code(error: Exception, code: ExitCode) -> None:
+    assert classify(error)[0] is code
+
+
+def test_exit_codes_are_distinct() -> None:
+    values = [code.value for code in ExitCode]
+    assert len(values) == len(set(values))
+
+
+def test_the_first_real_error_inside_a_group_decides() -> None:
+    group = ExceptionGroup("tasks", [ExceptionGroup("inner", [AuthenticationError("denied")]), ValueError("x")])
+    code, text = classify(group)
+    assert code is ExitCode.AUTH
+    assert "denied" in text
+
+
+def test_messages_say_what_kind_of_failure_it_was() -> None:
+    assert classify(AuthenticationError("401"))[1].startswith("the provider rejected the API key")
+    assert classify(RuntimeError("bug"))[1] == "internal error (RuntimeError): bug"
+    assert (
+        classify(FileNotFoundError(2, "No such file or directory", "x.toml"))[1] == "No such file or directory: x.toml"
+    )
+
+
+@given(text=st.text())
+def test_error_line_is_one_line(text: str) -> None:
+    line = error_line(text)
+    assert line.startswith("optillm: error: ")
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
+    assert "\r" not in line
+
+
+@given(
+    secret=st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=4), before=st.text(), after=st.text()
+)
+def test_secrets_never_survive_redaction(secret: str, before: str, after: str) -> None:
+    assert secret not in redact(before + secret + after, [secret])
+
+
+def test_redaction_ignores_missing_and_tiny_secrets() -> None:
+    assert redact("key sk-abc", [None, "", "k", "sk-abc"]) == "key ***"
