@@ -138,10 +138,52 @@ def test_transport_error_classes() -> None:
 
 async def test_pool_shares_one_client_per_base_url() -> None:
     pool = HttpPool()
+    assert pool.session("http://127.0.0.1:1/v1") is pool.session("http://127.0.0.1:1/v1/")
+    assert pool.session("http://127.0.0.1:1/v1") is not pool.session("http://127.0.0.1:2/v1")
     assert pool.client("http://127.0.0.1:1/v1") is pool.client("http://127.0.0.1:1/v1/")
     assert pool.client("http://127.0.0.1:1/v1") is not pool.client("http://127.0.0.1:2/v1")
+    assert repr(pool) == "HttpPool(base_urls=['http://127.0.0.1:1/v1', 'http://127.0.0.1:2/v1'])"
+    session = pool.session("http://127.0.0.1:1/v1")
     await pool.aclose()
+    assert session.closed
     assert repr(pool) == "HttpPool(base_urls=[])"
+
+
+async def test_httpx_client_and_provider_calls_share_connections() -> None:
+    """The httpx view of a base URL (used by the proxy's pass-through) runs on the providers' aiohttp session."""
+    from optillm_core import Prompt
+    from optillm_router._providers import create_provider_client
+    from optillm_router.testing import FakeOpenAIServer
+
+    async with FakeOpenAIServer(reply=lambda body, choice: "ok") as server, HttpPool() as http:
+        provider = create_provider_client("vllm", model="m", api_key=None, base_url=server.base_url, http=http)
+        assert (await provider.complete(Prompt.from_query("hi"))).text == "ok"
+        response = await http.client(server.base_url).post("/chat/completions", json={"model": "m", "messages": []})
+        assert response.status_code == 200
+    first, second = server.requests
+    assert first.client_port is not None
+    assert second.client_port == first.client_port
+
+
+async def test_a_finished_stream_returns_its_connection_and_an_abandoned_one_closes_it() -> None:
+    from optillm_core import Prompt
+    from optillm_router._providers import create_provider_client
+    from optillm_router.testing import FakeOpenAIServer
+
+    server = FakeOpenAIServer(reply=lambda body, choice: "one two three four", token_latency=0.02)
+    async with server, HttpPool() as http:
+        provider = create_provider_client("vllm", model="m", api_key=None, base_url=server.base_url, http=http)
+        prompt = Prompt.from_query("hi")
+        async with provider.stream(prompt) as events:
+            async for _ in events:
+                pass
+        async with provider.stream(prompt) as events:
+            async for _ in events:
+                break
+        await provider.complete(prompt)
+    finished, abandoned, after = (r.client_port for r in server.requests)
+    assert abandoned == finished  # the finished stream's connection was reused
+    assert after != abandoned  # the abandoned stream's connection was dropped, not reused mid-answer
 
 
 async def test_pool_runs_hundreds_of_calls_at_once() -> None:

@@ -1,8 +1,10 @@
-"""Pooled HTTP clients and the mapping of HTTP and transport failures to the optillm error tree.
+"""Pooled HTTP sessions and the mapping of HTTP and transport failures to the optillm error tree.
 
-httpx's own async transport slows down as requests wait for its pool, so every client here runs
-on ``httpx_aiohttp.AiohttpTransport`` (aiohttp's connector underneath, httpx's API on top), with
-one pooled client per base URL and limits far above any concurrency optillm reaches.
+httpx's own async transport slows down as requests wait for its pool, so connections here live in
+aiohttp: one pooled ``aiohttp.ClientSession`` per base URL, with limits far above any concurrency
+optillm reaches. Provider clients call the session directly (each layer on top of aiohttp costs
+client CPU on every call); :meth:`HttpPool.client` wraps the same session in an
+``httpx.AsyncClient`` (through ``httpx_aiohttp.AiohttpTransport``) for code that wants httpx's API.
 """
 
 from __future__ import annotations as _annotations
@@ -47,27 +49,43 @@ MAX_ERROR_TEXT = 500
 
 
 class HttpPool:
-    """One pooled ``httpx.AsyncClient`` per base URL, shared by every provider client that uses it.
+    """One pooled ``aiohttp.ClientSession`` per base URL, shared by every provider client that uses it.
 
-    The pool owns the clients: close it once with :meth:`aclose` (or ``async with``) when done.
+    Sessions are created on first use, inside the running event loop. The pool owns them: close it
+    once with :meth:`aclose` (or ``async with``) when done.
     """
 
     def __init__(
         self, *, max_connections: int = DEFAULT_MAX_CONNECTIONS, keepalive_expiry: float = KEEPALIVE_SECONDS
     ) -> None:
-        self._limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=keepalive_expiry,
-        )
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
 
+    def session(self, base_url: str) -> aiohttp.ClientSession:
+        """The shared aiohttp session for ``base_url`` (created on first use; call it inside the event loop)."""
+        key = base_url.rstrip("/")
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=self._keepalive_expiry)
+            # No cookies (API calls carry none, and aiohttp's jar costs CPU on every call), no proxy
+            # settings from the environment, and no total timeout: each call sets its own.
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            self._sessions[key] = session
+        return session
+
     def client(self, base_url: str) -> httpx.AsyncClient:
-        """The shared client for ``base_url`` (created on first use)."""
+        """An ``httpx.AsyncClient`` for ``base_url`` over the same pooled connections as :meth:`session`."""
         key = base_url.rstrip("/")
         client = self._clients.get(key)
         if client is None:
-            transport = AiohttpTransport(limits=self._limits, trust_env=False)
+            transport = AiohttpTransport(client=lambda: self.session(key))
             # Per-request timeouts are set by each call; pool=None because aiohttp maps the pool
             # timeout to its total connect wait, and queued calls must never fail on it.
             client = httpx.AsyncClient(
@@ -82,8 +100,11 @@ class HttpPool:
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
+        sessions, self._sessions = list(self._sessions.values()), {}
         for client in clients:
             await client.aclose()
+        for session in sessions:
+            await session.close()
 
     async def __aenter__(self) -> HttpPool:
         return self
@@ -92,12 +113,12 @@ class HttpPool:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"HttpPool(base_urls={sorted(self._clients)!r})"
+        return f"HttpPool(base_urls={sorted(self._sessions.keys() | self._clients.keys())!r})"
 
 
-def request_timeout(timeout: float, connect_timeout: float) -> httpx.Timeout:
-    """``timeout`` between reads and for writes, ``connect_timeout`` to connect, no pool wait limit."""
-    return httpx.Timeout(timeout, connect=connect_timeout, pool=None)
+def request_timeout(timeout: float, connect_timeout: float) -> aiohttp.ClientTimeout:
+    """``timeout`` between reads, ``connect_timeout`` to connect, no limit on the whole call or the pool wait."""
+    return aiohttp.ClientTimeout(total=None, sock_read=timeout, sock_connect=connect_timeout)
 
 
 def redact(text: str, secrets: tuple[str | None, ...]) -> str:

@@ -61,7 +61,7 @@ class Fault:
 
 @dataclass
 class FakeRequest:
-    """One request the server received (``time.monotonic`` times)."""
+    """One request the server received (``time.monotonic`` times; ``client_port``: its connection's port)."""
 
     path: str
     headers: Mapping[str, str]
@@ -69,6 +69,7 @@ class FakeRequest:
     started_at: float
     ended_at: float | None = None
     status: int = 200
+    client_port: int | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -220,7 +221,14 @@ class FakeOpenAIServer:
         return self.faults(index, body)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        record = FakeRequest(path=request.path, headers=dict(request.headers), body={}, started_at=time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        record = FakeRequest(
+            path=request.path,
+            headers=dict(request.headers),
+            body={},
+            started_at=time.monotonic(),
+            client_port=peer[1] if peer else None,
+        )
         self.requests.append(record)
         index = len(self.requests) - 1
         self.in_flight += 1

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from optillm_core import (
     BadRequestError,
@@ -128,10 +129,10 @@ class HttpModelClient(ModelClient):
         self.base_url = base_url.rstrip("/")
         self.capabilities = capabilities
         self._api_key = api_key
-        self._http = http.client(self.base_url)
+        self._http = http
         self._timeout = request_timeout(timeout, connect_timeout)
         self._headers = self.auth_headers(api_key)
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[str, URL] = {}
 
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -157,41 +158,47 @@ class HttpModelClient(ModelClient):
             self.provider, status_code, headers, body, model=self.model, secrets=(self._api_key,)
         )
 
-    def _url(self, path: str) -> httpx.URL:
+    def _url(self, path: str) -> URL:
         url = self._urls.get(path)
         if url is None:
-            # Parsed once: httpx's URL parsing costs more than the rest of a request's client work.
-            url = self._urls[path] = httpx.URL(self.base_url + path)
+            # Parsed once: URL parsing costs more than the rest of a request's client work.
+            url = self._urls[path] = URL(self.base_url + path)
         check_allow_model_requests(self.base_url)
         return url
 
+    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """The aiohttp request context for POSTing ``body`` as JSON to ``path``."""
+        url = self._url(path)
+        session = self._http.session(self.base_url)
+        return session.post(url, data=json.dumps(body).encode(), headers=self._headers, timeout=self._timeout)
+
     async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST ``body`` and return the JSON object answered; an error status raises its ClientError."""
-        url = self._url(path)
-        content = json.dumps(body).encode()
+        request = self._post(path, body)
         with transport_errors(self.provider, secrets=(self._api_key,)):
-            response = await self._http.post(url, content=content, headers=self._headers, timeout=self._timeout)
-        if response.status_code >= 400:
-            raise self.error(response.status_code, response.headers, response.content)
-        return json_object(self.provider, response.content)
+            async with request as response:
+                content = await response.read()
+        if response.status >= 400:
+            raise self.error(response.status, response.headers, content)
+        return json_object(self.provider, content)
 
     @asynccontextmanager
     async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST ``body`` and yield the answer's byte chunks; leaving the block closes the connection."""
-        url = self._url(path)
-        content = json.dumps(body).encode()
+        """POST ``body`` and yield the answer's byte chunks; leaving the block early closes the connection."""
+        request = self._post(path, body)
         secrets = (self._api_key,)
-        request = self._http.build_request("POST", url, content=content, headers=self._headers, timeout=self._timeout)
         with transport_errors(self.provider, secrets=secrets):
-            response = await self._http.send(request, stream=True)
+            response: aiohttp.ClientResponse = await request
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 with transport_errors(self.provider, secrets=secrets):
-                    error_body = await response.aread()
-                raise self.error(response.status_code, response.headers, error_body)
-            yield _guarded(response.aiter_bytes(), self.provider, secrets)
+                    error_body = await response.read()
+                raise self.error(response.status, response.headers, error_body)
+            yield _guarded(response.content.iter_any(), self.provider, secrets)
         finally:
-            await response.aclose()
+            # Returns the connection to the pool when the answer was read to its end; aiohttp
+            # closes it instead when the caller stopped early, failed or was cancelled.
+            response.release()
 
 
 async def _guarded(
