@@ -4,6 +4,7 @@ from __future__ import annotations as _annotations
 
 import math
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -93,11 +94,15 @@ class MeteredClient(WrapperClient):
         limit = self.budget.max_seconds or 0
         return BudgetExhausted("time", limit, limit)
 
+    def _time_limit(self) -> AbstractContextManager[object]:
+        """A scope that ends at the run's deadline; nothing at all when the run has none (it costs CPU per call)."""
+        return nullcontext() if self._deadline == math.inf else anyio.fail_after(self.remaining_seconds())
+
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         async with self._limiter:
             self._reserve_call()
             try:
-                with anyio.fail_after(self.remaining_seconds()):
+                with self._time_limit():
                     completion = await self.wrapped.request(prompt, settings)
             except TimeoutError as exc:
                 if self.remaining_seconds() <= 0:
@@ -114,7 +119,7 @@ class MeteredClient(WrapperClient):
             try:
                 while True:
                     try:
-                        with anyio.fail_after(self.remaining_seconds()):
+                        with self._time_limit():
                             event = await anext(events)
                     except StopAsyncIteration:
                         break

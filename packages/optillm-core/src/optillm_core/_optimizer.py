@@ -204,7 +204,7 @@ class RunContext(Generic[ConfigT]):
     async def _emitting_deltas(self, events: AsyncIterator[ResponseEvent]) -> AsyncIterator[ResponseEvent]:
         async for event in events:
             if isinstance(event, OutputTextDelta) and event.index == 0 and event.delta:
-                self.emit(AnswerDelta(delta=event.delta))
+                self.emit(AnswerDelta(delta=event.delta, optimizer=self.optimizer))
             yield event
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations as _annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from optillm_core import normalize_answer
-
 from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated
 from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt, solver_system
 from ._session import MarsRun, settled
@@ -64,14 +62,11 @@ def _diverse_group(population: Sequence[MarsSolution], size: int, used: set[str]
     chosen: list[MarsSolution] = []
     answers: set[str | None] = set()
 
-    def answer(solution: MarsSolution) -> str | None:
-        return normalize_answer(solution.answer) if solution.answer else None
-
     def fresh(solution: MarsSolution) -> bool:
         return solution.id not in used
 
     def new_answer(solution: MarsSolution) -> bool:
-        return answer(solution) not in answers
+        return solution.answer_key not in answers
 
     passes: tuple[Callable[[MarsSolution], bool], ...] = (
         lambda s: fresh(s) and new_answer(s),
@@ -85,7 +80,7 @@ def _diverse_group(population: Sequence[MarsSolution], size: int, used: set[str]
                 return tuple(chosen)
             if all(c.id != solution.id for c in chosen) and wanted(solution):
                 chosen.append(solution)
-                answers.add(answer(solution))
+                answers.add(solution.answer_key)
     return tuple(chosen)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations as _annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from optillm_core import extract_answer, split_thinking
+from optillm_core import extract_answer, normalize_answer, split_thinking
 
 __all__ = (
     "GenerationPhase",
@@ -117,7 +118,12 @@ class MarsSolution(BaseModel):
     @property
     def answer(self) -> str | None:
         """The final answer extracted from the text (``\\boxed{}`` or an answer marker), if any."""
-        return extract_answer(self.text)
+        return _answer_in(self.text)
+
+    @property
+    def answer_key(self) -> str | None:
+        """The answer normalised for comparison (``None`` without an answer): equal keys, equal answers."""
+        return _answer_key(self.text)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -170,3 +176,15 @@ class MarsSolution(BaseModel):
                 "is_verified": False,
             }
         )
+
+
+# Ranking and voting ask for the same solutions' answers many times per run; the text decides them.
+@lru_cache(maxsize=1024)
+def _answer_in(text: str) -> str | None:
+    return extract_answer(text)
+
+
+@lru_cache(maxsize=1024)
+def _answer_key(text: str) -> str | None:
+    answer = _answer_in(text)
+    return normalize_answer(answer) if answer else None

@@ -5,24 +5,18 @@ from __future__ import annotations as _annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from optillm_core import normalize_answer
-
 from ._types import MarsSolution, SelectionMethod, Strategy
 
 __all__ = ("Workspace", "majority_answer", "rank")
 
 
-def _answer_key(solution: MarsSolution) -> str | None:
-    return normalize_answer(solution.answer) if solution.answer else None
-
-
 def rank(solutions: Sequence[MarsSolution]) -> list[MarsSolution]:
     """Best first: verified, then more passes, higher score, more agreement, an answer, and newer."""
-    support = Counter(key for key in map(_answer_key, solutions) if key is not None)
+    support = Counter(key for key in (s.answer_key for s in solutions) if key is not None)
 
     def key(item: tuple[int, MarsSolution]) -> tuple[bool, int, float, int, bool, int]:
         order, s = item
-        answer = _answer_key(s)
+        answer = s.answer_key
         agreeing = support[answer] if answer is not None else 0
         return (s.is_verified, s.consecutive_passes, s.verification_score, agreeing, answer is not None, order)
 
@@ -35,14 +29,14 @@ def majority_answer(solutions: Sequence[MarsSolution], minimum: int = 2) -> Mars
     A tie between answers goes to the one whose best solution ranks higher.
     """
     ranked = rank(solutions)
-    counts = Counter(key for key in map(_answer_key, ranked) if key is not None)
+    counts = Counter(key for key in (s.answer_key for s in ranked) if key is not None)
     if not counts:
         return None
     top = max(counts.values())
     if top < minimum:
         return None
     # ``ranked`` is best first, so the first solution with a top-count answer wins ties.
-    return next(s for s in ranked if (k := _answer_key(s)) is not None and counts[k] == top)
+    return next(s for s in ranked if (k := s.answer_key) is not None and counts[k] == top)
 
 
 class Workspace:
