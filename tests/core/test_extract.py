@@ -15,6 +15,7 @@ from optillm_core import (
     require_answer,
     split_thinking,
 )
+from optillm_core._extract import VisibleTextStream
 
 # Brace-balanced LaTeX-ish content, to nest inside \boxed{}.
 balanced = st.recursive(
@@ -98,3 +99,48 @@ def test_require_answer_raises_a_parsing_error() -> None:
     with pytest.raises(AnswerExtractionError, match="no final answer"):
         require_answer("just words")
     assert require_answer("\\boxed{7}") == "7"
+
+
+# -- the visible text of a streamed reply ----------------------------------------------------------
+
+
+def _streamed(pieces: list[str]) -> str:
+    stream = VisibleTextStream()
+    return "".join(stream.feed(piece) for piece in pieces)
+
+
+def _pieces(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({min(c, len(text)) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (["<think>let me see", "</think>", "\n\nThe answer ", "is 4.\n"], "The answer is 4."),
+        (["<thi", "nk>x</th", "ink> 42 "], "42"),
+        (["reasoning without an opening tag </think> done"], "done"),
+        (["Intro. <think>hidden</think> rest"], "Intro.  rest"),
+        (["no thinking tags at all"], ""),
+        (["<think>never closed"], ""),
+        (["<think>a</think>", "   ", "\n"], ""),
+    ],
+)
+def test_visible_text_stream_passes_on_only_what_follows_the_thinking(pieces: list[str], expected: str) -> None:
+    assert _streamed(pieces) == expected
+
+
+_REPLY_PART = st.sampled_from(["<think>", "</think>", " ", "\n", "x", "42", "\\boxed{7}", "ok."])
+
+
+@given(st.lists(_REPLY_PART, max_size=12), st.lists(st.integers(0, 60), max_size=8))
+def test_visible_text_stream_is_the_visible_part_of_the_whole_reply(parts: list[str], cuts: list[int]) -> None:
+    text = "".join(parts)
+    streamed = _streamed(_pieces(text, cuts))
+    visible = split_thinking(text)[1]
+    if text.count("</think>") == 1:
+        assert streamed == visible
+    elif "</think>" not in text:
+        assert streamed == ""
+    # However the reply is cut, the same pieces of it are passed on.
+    assert streamed == _streamed([text])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optillm_core import GenerationSettings, Prompt, normalize_answer
+from optillm_core import AnswerDelta, GenerationSettings, OptimizerEvent, Prompt, normalize_answer
 from optillm_core.testing import count_tokens
 from optillm_mars import MarsConfig, MarsOptimizer, SelectionMethod, Verdict
 
@@ -180,6 +180,30 @@ async def test_synthesis_call_when_nothing_is_verified_and_answers_differ() -> N
     assert extras["selection_method"] == SelectionMethod.SYNTHESIZED
     assert extras["final_answer"] == "19"
     assert extras["final_solution_id"].startswith("synthesized-")
+
+
+async def test_the_synthesis_reaches_the_caller_as_it_is_generated_without_its_thinking() -> None:
+    client = FakeMars(
+        exploration=lambda p, s: boxed(str(17 + agent_of(p))),
+        verification=INCORRECT,
+        synthesis="<think>18, 19 and 20 were proposed; 12 + 7 = 19.</think>\n\nThe sum is \\boxed{19}.",
+    )
+    events: list[OptimizerEvent] = []
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(0)).optimize(
+        QUERY, client, settings=DEFAULT, events=events.append
+    )
+
+    deltas = [e.delta for e in events if isinstance(e, AnswerDelta)]
+    assert len(deltas) > 1
+    assert "".join(deltas) == solution.answer == "The sum is \\boxed{19}."
+    assert all(e.optimizer == "mars" for e in events if isinstance(e, AnswerDelta))
+
+
+async def test_no_answer_is_streamed_when_a_solution_is_chosen_without_a_call() -> None:
+    events: list[OptimizerEvent] = []
+    solution = await MarsOptimizer(NO_EXTRAS).optimize(QUERY, FakeMars(), settings=DEFAULT, events=events.append)
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.BEST_VERIFIED
+    assert not [e for e in events if isinstance(e, AnswerDelta)]
 
 
 async def test_cross_agent_verification_never_asks_the_author() -> None:

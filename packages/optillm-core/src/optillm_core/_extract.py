@@ -73,6 +73,50 @@ def split_thinking(text: str) -> tuple[str, str]:
     return "", text.strip()
 
 
+class VisibleTextStream:
+    """The text outside thinking tags of a reply that arrives in pieces, passed on as soon as it is known.
+
+    Feed each piece; the pieces returned join up to ``split_thinking(text)[1]``. Nothing is passed on
+    until ``</think>`` arrives (before it, any text may still turn out to be thinking), whitespace at
+    either end is held back, and a reply with no ``</think>`` passes nothing on. Only a reply with
+    a second ``</think>`` ends with a different visible text than the one passed on.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._visible = False
+        self._begun = False
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        if self._visible:
+            return self._release(piece)
+        searched_from = max(0, len(self._text) - len(_THINK_CLOSE) + 1)
+        self._text += piece
+        close = self._text.find(_THINK_CLOSE, searched_from)
+        if close == -1:
+            return ""
+        self._visible = True
+        before, after = self._text[:close], self._text[close + len(_THINK_CLOSE) :]
+        open_index = before.find(_THINK_OPEN)
+        self._text = ""
+        return self._release((before[:open_index] if open_index != -1 else "") + after)
+
+    def _release(self, raw: str) -> str:
+        """``raw`` less leading whitespace of the whole text and whitespace that may turn out to be trailing."""
+        if not self._begun:
+            raw = raw.lstrip()
+            if not raw:
+                return ""
+            self._begun = True
+        body = raw.rstrip()
+        if not body:
+            self._pending += raw
+            return ""
+        released, self._pending = self._pending + body, raw[len(body) :]
+        return released
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer in a model's text, or ``None``.
 

@@ -29,6 +29,7 @@ from ._events import (
     RunFailed,
     RunStarted,
 )
+from ._extract import VisibleTextStream
 from ._messages import GenerationSettings, Prompt
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
 
@@ -186,12 +187,16 @@ class RunContext(Generic[ConfigT]):
             prompt = self.prompt(prompt)
         return await self.client.complete(prompt, settings or self.settings)
 
-    async def generate_final(self, prompt: Prompt | str, settings: GenerationSettings | None = None) -> Completion:
+    async def generate_final(
+        self, prompt: Prompt | str, settings: GenerationSettings | None = None, *, hide_thinking: bool = False
+    ) -> Completion:
         """The run's last call, whose text is the answer as it is: streamed to the caller as it is generated.
 
         Each piece of text is sent as an :class:`AnswerDelta` event, so a caller that shows answers
         live (the proxy's ``stream: true``) can pass them on. Use it only when the strategy returns
-        this completion's text unchanged; a request with ``n`` > 1 is not streamed.
+        this completion's text unchanged, or with ``hide_thinking`` when it returns the text outside
+        thinking tags (:func:`split_thinking`): then only that part is sent, once ``</think>`` has
+        arrived. A request with ``n`` > 1 is not streamed.
         """
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
@@ -199,12 +204,16 @@ class RunContext(Generic[ConfigT]):
         if settings.n > 1:
             return await self.client.complete(prompt, settings)
         async with self.client.stream(prompt, settings) as events:
-            return await collect_stream(self._emitting_deltas(events))
+            return await collect_stream(self._emitting_deltas(events, VisibleTextStream() if hide_thinking else None))
 
-    async def _emitting_deltas(self, events: AsyncIterator[ResponseEvent]) -> AsyncIterator[ResponseEvent]:
+    async def _emitting_deltas(
+        self, events: AsyncIterator[ResponseEvent], visible: VisibleTextStream | None
+    ) -> AsyncIterator[ResponseEvent]:
         async for event in events:
             if isinstance(event, OutputTextDelta) and event.index == 0 and event.delta:
-                self.emit(AnswerDelta(delta=event.delta, optimizer=self.optimizer))
+                delta = visible.feed(event.delta) if visible is not None else event.delta
+                if delta:
+                    self.emit(AnswerDelta(delta=delta, optimizer=self.optimizer))
             yield event
 
 

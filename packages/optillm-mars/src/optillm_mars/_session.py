@@ -66,9 +66,17 @@ class MarsRun:
         """The caller's settings with this call's temperature, the run's max_tokens and one choice."""
         return self.ctx.call_settings(temperature=temperature, max_tokens=self.max_tokens, n=1)
 
-    async def ask(self, system: str, user: str, temperature: float) -> Completion:
-        """One model call; an empty reply is a :class:`ParsingError`, which phases treat as a failed call."""
-        completion = await self.ctx.client.complete(self.ctx.prompt(user, system=system), self.settings(temperature))
+    async def ask(self, system: str, user: str, temperature: float, *, final: bool = False) -> Completion:
+        """One model call; an empty reply is a :class:`ParsingError`, which phases treat as a failed call.
+
+        ``final``: the reply becomes the run's answer (its text outside thinking tags), so it is
+        streamed to the caller as it is generated.
+        """
+        prompt, settings = self.ctx.prompt(user, system=system), self.settings(temperature)
+        if final:
+            completion = await self.ctx.generate_final(prompt, settings, hide_thinking=True)
+        else:
+            completion = await self.ctx.client.complete(prompt, settings)
         if not completion.text.strip():
             raise ParsingError("the model returned an empty reply")
         return completion

@@ -16,7 +16,8 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
 
     1. the best verified solution (of the answer most verified solutions share), no call;
     2. the most common normalised answer, if at least two solutions give it, no call;
-    3. one synthesis call over the top ``synthesis_top_k`` solutions;
+    3. one synthesis call over the top ``synthesis_top_k`` solutions, streamed to the caller as
+       :class:`~optillm_core.AnswerDelta` events (its text outside thinking tags);
     4. if that call fails, the highest-ranked solution.
     """
     workspace = run.workspace
@@ -32,6 +33,7 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
                     f"{solver_system(run.config.use_thinking_tags, run.ctx.system_prompt)}\n\n{SYNTHESIZER_SYSTEM}",
                     synthesis_prompt(run.query, top),
                     run.config.synthesis_temperature,
+                    final=True,
                 )
             ]
         )
