@@ -11,8 +11,8 @@ from __future__ import annotations as _annotations
 import dataclasses
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Self, TypeVar
 
 import anyio
 import structlog
@@ -48,6 +48,8 @@ from ._usage import CallRecord, ProviderStats, UsageTotals, _Meter, cost_of
 __all__ = ("ClientFactory", "ModelClientRouter")
 
 log = structlog.get_logger("optillm")
+
+T = TypeVar("T")
 
 ClientFactory = Callable[[ProviderSpec, "str | None"], ModelClient]
 """Builds the client of one provider from its spec and resolved API key (for tests and custom clients)."""
@@ -137,23 +139,33 @@ class _Route(ModelClient):
         tokens = estimate_tokens(prompt, settings).total if self.limits.tracks_tokens else 0
         self.in_flight += 1
         try:
-            attempt = 0
-            while True:
-                now = self._clock.now()
-                probe = self._enter(now)
-                try:
-                    return await self._attempt(prompt, settings, tokens, attempt, probe, now)
-                except ClientError as exc:
-                    delay = self._failed(exc, attempt, probe, may_retry=True)
-                    if delay is None:
-                        raise
-                except BaseException:
-                    self.health.abandoned(probe)
-                    raise
-                await self._clock.sleep(delay)
-                attempt += 1
+            completion, _, _ = await self._retrying(
+                lambda attempt, probe, now: self._attempt(prompt, settings, tokens, attempt, probe, now)
+            )
+            return completion
         finally:
             self.in_flight -= 1
+
+    async def _retrying(self, attempt_once: Callable[[int, bool, float], Awaitable[T]]) -> tuple[T, int, bool]:
+        """``attempt_once(attempt, probe, now)`` until it succeeds or the retry policy gives up.
+
+        Returns its result with the attempt number and whether it was the cooldown's probe.
+        """
+        attempt = 0
+        while True:
+            now = self._clock.now()
+            probe = self._enter(now)
+            try:
+                return await attempt_once(attempt, probe, now), attempt, probe
+            except ClientError as exc:
+                delay = self._failed(exc, attempt, probe, may_retry=True)
+                if delay is None:
+                    raise
+            except BaseException:
+                self.health.abandoned(probe)
+                raise
+            await self._clock.sleep(delay)
+            attempt += 1
 
     async def _attempt(
         self, prompt: Prompt, settings: GenerationSettings, tokens: int, attempt: int, probe: bool, now: float
@@ -185,22 +197,9 @@ class _Route(ModelClient):
         tokens = estimate_tokens(prompt, settings).total if self.limits.tracks_tokens else 0
         self.in_flight += 1
         try:
-            attempt = 0
-            while True:
-                probe = self._enter(self._clock.now())
-                try:
-                    ticket, events, first, start = await self._open_stream(prompt, settings, tokens)
-                except ClientError as exc:
-                    delay = self._failed(exc, attempt, probe, may_retry=True)
-                    if delay is None:
-                        raise
-                except BaseException:
-                    self.health.abandoned(probe)
-                    raise
-                else:
-                    break
-                await self._clock.sleep(delay)
-                attempt += 1
+            (ticket, events, first, start), attempt, probe = await self._retrying(
+                lambda attempt, probe, now: self._open_stream(prompt, settings, tokens)
+            )
             latency = self._clock.now() - start
             usage: TokenUsage | None = None
             outcome = "abandoned"
