@@ -6,7 +6,7 @@ never mis-decoded) and keep only the unfinished line between chunks.
 
 from __future__ import annotations as _annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 __all__ = ("LineSplitter", "SseDecoder", "SseEvent", "iter_ndjson_lines", "iter_sse")
@@ -125,7 +125,7 @@ class SseDecoder:
         self._retry = None
 
 
-async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
+async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[SseEvent, None]:
     """The events of an SSE byte stream, as they complete."""
     decoder = SseDecoder()
     async for chunk in chunks:
@@ -135,7 +135,7 @@ async def iter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
         yield event
 
 
-async def iter_ndjson_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+async def iter_ndjson_lines(chunks: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
     """The non-blank lines of a newline-delimited JSON byte stream (an unterminated last line too)."""
     lines = LineSplitter()
     async for chunk in chunks:

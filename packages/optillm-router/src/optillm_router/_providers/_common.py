@@ -4,10 +4,10 @@ from __future__ import annotations as _annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -26,6 +26,8 @@ from .._http import HttpPool, error_from_response, request_timeout, transport_er
 
 __all__ = ("Capabilities", "HttpModelClient", "ProviderInfo", "check_settings", "json_object", "map_finish")
 
+
+T = TypeVar("T")
 
 LOGPROB_FIELDS = frozenset({"logprobs", "top_logprobs", "responseLogprobs"})
 
@@ -183,8 +185,15 @@ class HttpModelClient(ModelClient):
         return json_object(self.provider, content)
 
     @asynccontextmanager
-    async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST ``body`` and yield the answer's byte chunks; leaving the block early closes the connection."""
+    async def post_stream(
+        self, path: str, body: Mapping[str, Any], decode: Callable[[AsyncIterator[bytes]], AsyncGenerator[T, None]]
+    ) -> AsyncIterator[AsyncIterator[T]]:
+        """POST ``body`` and yield the answer decoded by ``decode`` (SSE events, NDJSON lines) as it arrives.
+
+        Leaving the block closes the decoder and returns the connection to the pool when the
+        answer was read to its end; aiohttp closes the connection instead when the caller stopped
+        early, failed or was cancelled.
+        """
         request = self._post(path, body)
         secrets = (self._api_key,)
         with transport_errors(self.provider, secrets=secrets):
@@ -194,16 +203,18 @@ class HttpModelClient(ModelClient):
                 with transport_errors(self.provider, secrets=secrets):
                     error_body = await response.read()
                 raise self.error(response.status, response.headers, error_body)
-            yield _guarded(response.content.iter_any(), self.provider, secrets)
+            chunks = _guarded(response.content.iter_any(), self.provider, secrets)
+            # Closed here rather than left to the garbage collector, which would finish them later
+            # through the event loop's async-generator hook.
+            async with aclosing(chunks), aclosing(decode(chunks)) as items:
+                yield items
         finally:
-            # Returns the connection to the pool when the answer was read to its end; aiohttp
-            # closes it instead when the caller stopped early, failed or was cancelled.
             response.release()
 
 
 async def _guarded(
     chunks: AsyncIterator[bytes], provider: str, secrets: tuple[str | None, ...]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     with transport_errors(provider, secrets=secrets):
         async for chunk in chunks:
             yield chunk

@@ -111,8 +111,8 @@ class AnthropicClient(HttpModelClient):
         finish: FinishReason | None = None
         model: str | None = None
         stopped = False
-        async with self.post_stream(MESSAGES_PATH, body) as chunks:
-            async for event in iter_sse(chunks):
+        async with self.post_stream(MESSAGES_PATH, body, iter_sse) as items:
+            async for event in items:
                 payload = json_object(self.provider, event.data)
                 kind = payload.get("type", event.event)
                 if kind == "content_block_delta":

@@ -112,8 +112,8 @@ class GeminiClient(HttpModelClient):
         finish: list[FinishReason | None] = [None] * settings.n
         usage = TokenUsage()
         model: str | None = None
-        async with self.post_stream(self._path("streamGenerateContent") + "?alt=sse", body) as chunks:
-            async for event in iter_sse(chunks):
+        async with self.post_stream(self._path("streamGenerateContent") + "?alt=sse", body, iter_sse) as items:
+            async for event in items:
                 payload = json_object(self.provider, event.data)
                 self._raise_embedded_error(payload)
                 self._check_prompt_feedback(payload)

@@ -79,8 +79,8 @@ class OllamaClient(HttpModelClient):
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         body = self.build_body(prompt, settings, stream=True)
         final: dict[str, Any] | None = None
-        async with self.post_stream(CHAT_PATH, body) as chunks:
-            async for line in iter_ndjson_lines(chunks):
+        async with self.post_stream(CHAT_PATH, body, iter_ndjson_lines) as items:
+            async for line in items:
                 payload = json_object(self.provider, line)
                 self._raise_embedded_error(payload)
                 text = (payload.get("message") or {}).get("content")

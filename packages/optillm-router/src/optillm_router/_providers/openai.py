@@ -110,8 +110,8 @@ class OpenAICompatibleClient(HttpModelClient):
         usage: TokenUsage | None = None
         model: str | None = None
         done = False
-        async with self.post_stream(CHAT_PATH, body) as chunks:
-            async for event in iter_sse(chunks):
+        async with self.post_stream(CHAT_PATH, body, iter_sse) as items:
+            async for event in items:
                 if event.data == "[DONE]":
                     done = True
                     break
