@@ -79,7 +79,7 @@ class MeteredClient(WrapperClient):
             raise BudgetExhausted("calls", budget.max_calls, usage.llm_calls)
         if budget.max_tokens is not None and usage.total_tokens >= budget.max_tokens:
             raise BudgetExhausted("tokens", budget.max_tokens, usage.total_tokens)
-        if self.remaining_seconds() <= 0:
+        if self._deadline != math.inf and self.remaining_seconds() <= 0:
             raise BudgetExhausted("time", self.budget.max_seconds or 0, self.budget.max_seconds or 0)
         usage.llm_calls += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import time
 from typing import Protocol
 
 import anyio
@@ -22,10 +23,15 @@ class Clock(Protocol):
 
 
 class AnyioClock:
-    """The event loop's clock: ``anyio.current_time`` and ``anyio.sleep``."""
+    """The real clock: ``time.monotonic`` and ``anyio.sleep``.
+
+    ``time.monotonic`` rather than ``anyio.current_time``, which looks up the async backend on
+    every read (the router reads the time several times per call); the router only compares its
+    own readings, so it needs no particular loop's clock.
+    """
 
     def now(self) -> float:
-        return anyio.current_time()
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
