@@ -146,6 +146,7 @@ class RunContext(Generic[ConfigT]):
         settings: GenerationSettings,
         client: MeteredClient,
         channel: EventChannel,
+        observed: bool = True,
     ) -> None:
         self.optimizer = optimizer
         self.config = config
@@ -155,6 +156,7 @@ class RunContext(Generic[ConfigT]):
         self.client = client
         self.best: Outcome | None = None
         self._channel = channel
+        self._observed = observed
 
     @property
     def usage(self) -> RunUsage:
@@ -196,12 +198,14 @@ class RunContext(Generic[ConfigT]):
         live (the proxy's ``stream: true``) can pass them on. Use it only when the strategy returns
         this completion's text unchanged, or with ``hide_thinking`` when it returns the text outside
         thinking tags (:func:`split_thinking`): then only that part is sent, once ``</think>`` has
-        arrived. A request with ``n`` > 1 is not streamed.
+        arrived. A request with ``n`` > 1 is not streamed, nor is any call of a run whose caller
+        passed no ``events`` to :meth:`Optimizer.optimize` (nobody would see the pieces, and a
+        plain request costs less).
         """
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
         settings = settings or self.settings
-        if settings.n > 1:
+        if settings.n > 1 or not self._observed:
             return await self.client.complete(prompt, settings)
         async with self.client.stream(prompt, settings) as events:
             return await collect_stream(self._emitting_deltas(events, VisibleTextStream() if hide_thinking else None))
@@ -262,7 +266,7 @@ class Optimizer(ABC, Generic[ConfigT]):
         channel = events if isinstance(events, EventChannel) else EventChannel()
         handler = None if isinstance(events, EventChannel) else events
         async with _dispatching(channel, handler):
-            return await self._optimize(query, client, system_prompt, settings, budget, channel)
+            return await self._optimize(query, client, system_prompt, settings, budget, channel, events is not None)
 
     async def _optimize(
         self,
@@ -272,6 +276,7 @@ class Optimizer(ABC, Generic[ConfigT]):
         settings: GenerationSettings | None,
         budget: Budget | None,
         channel: EventChannel,
+        observed: bool,
     ) -> Solution:
         def on_call(usage: RunUsage) -> None:
             channel.send(
@@ -292,6 +297,7 @@ class Optimizer(ABC, Generic[ConfigT]):
             settings=settings or GenerationSettings(),
             client=metered,
             channel=channel,
+            observed=observed,
         )
         started = anyio.current_time()
         ctx.emit(RunStarted(query=query))
