@@ -57,8 +57,14 @@ async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -
     assert [row[1] for row in cpu_rows] == [1, 16, 128]
     assert [row[1] for row in section.tables[0].rows if str(row[0]).startswith("bare aiohttp")] == [1, 16, 128]
     assert all(isinstance(row[3], float) and row[3] > 0 for row in cpu_rows)
-    assert [row[0] for row in section.tables[1].rows] == ["cold pool", "warm pool"]
-    assert all(row[5] == 0 for row in section.tables[1].rows)  # no errors in the burst
+    burst = section.tables[1].rows
+    assert [(str(row[0]).split()[0], row[1]) for row in burst] == [
+        ("bare", "cold pool"),
+        ("bare", "warm pool"),
+        ("router", "cold pool"),
+        ("router", "warm pool"),
+    ]
+    assert all(row[7] == 0 for row in burst)  # no errors in the burst
 
 
 async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
