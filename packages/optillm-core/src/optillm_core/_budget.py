@@ -4,7 +4,7 @@ from __future__ import annotations as _annotations
 
 import math
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -98,8 +98,24 @@ class MeteredClient(WrapperClient):
         """A scope that ends at the run's deadline; nothing at all when the run has none (it costs CPU per call)."""
         return nullcontext() if self._deadline == math.inf else anyio.fail_after(self.remaining_seconds())
 
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the run's ``max_concurrency`` slots for the length of a call.
+
+        A free slot is taken without yielding to the event loop (``CapacityLimiter``'s ``async with``
+        always yields once, a loop iteration per call); only a call that must wait awaits.
+        """
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+        try:
+            yield
+        finally:
+            self._limiter.release()
+
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        async with self._limiter:
+        async with self._slot():
             self._reserve_call()
             try:
                 with self._time_limit():
@@ -112,7 +128,7 @@ class MeteredClient(WrapperClient):
         return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        async with self._limiter:
+        async with self._slot():
             self._reserve_call()
             events = self.wrapped.request_stream(prompt, settings)
             usage: TokenUsage | None = None
