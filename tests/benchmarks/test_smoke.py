@@ -76,9 +76,9 @@ async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
     assert all(row[6] == 0 for row in rows)  # no errors
     if hasattr(importlib.import_module("optillm_server"), "create_app"):
         proxy = section.tables[1]
-        [row] = [dict(zip(proxy.headers, r, strict=True)) for r in proxy.rows]
-        assert row["failures"] == 0
-        assert row["HTTP statuses"] == "200: 5"
+        proxy_rows = [dict(zip(proxy.headers, r, strict=True)) for r in proxy.rows]
+        assert [row["upstream connections"] for row in proxy_rows] == ["cold", "warm"]
+        assert all(row["failures"] == 0 and row["HTTP statuses"] == "200: 5" for row in proxy_rows)
 
 
 async def test_cost_reports_import_time_and_size(tmp_path: Path) -> None:
