@@ -3,9 +3,6 @@
 from __future__ import annotations as _annotations
 
 import argparse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 from benchmarks._logs import quiet_logs
 
@@ -29,24 +26,11 @@ def main() -> None:
     server = importlib.import_module("optillm_server")
     client = router_client(options.upstream, model=options.model)
     upstream = server.Upstream(options.upstream, "x")
-    app = server.create_app(client=client, model=options.model, upstream=upstream)
-    _close_on_shutdown(app, client)
+    app = server.create_app(client=client, model=options.model, upstream=upstream, close_client=True)
     if hasattr(server, "serve"):
         server.serve(app, host="127.0.0.1", port=options.port, access_log=False)
     else:
         uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="warning", access_log=False)
-
-
-def _close_on_shutdown(app: Any, client: Any) -> None:
-    """Close the router (its connection pool) in the server's event loop when uvicorn shuts down."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with client, inner(app) as state:
-            yield state
-
-    app.router.lifespan_context = lifespan
 
 
 if __name__ == "__main__":

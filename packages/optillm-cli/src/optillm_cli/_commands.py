@@ -5,8 +5,8 @@ from __future__ import annotations as _annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,7 +34,7 @@ from ._progress import EventLines, Progress, is_terminal
 from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
+    pass
 
 __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
 
@@ -195,9 +195,13 @@ def serve_command(
     base_url = choice.openai_base_url
     upstream = Upstream(base_url, choice.api_key) if base_url is not None else None
     app = create_app(
-        client=client, model=client.model_name, upstream=upstream, registry=default_registry(), require_key=require_key
+        client=client,
+        model=client.model_name,
+        upstream=upstream,
+        registry=default_registry(),
+        require_key=require_key,
+        close_client=True,  # closed in the server's own event loop, where its connection pools live
     )
-    _close_on_shutdown(app, client)
     _uvicorn_logging(args.verbose)
     try:
         serve(app, host=args.host, port=args.port)
@@ -206,15 +210,3 @@ def serve_command(
     except SystemExit as exc:  # uvicorn exits when it cannot start, after logging why
         raise InvalidConfiguration(f"the server could not start on {args.host}:{args.port} (see above)") from exc
     return ExitCode.OK
-
-
-def _close_on_shutdown(app: Starlette, client: ModelClient) -> None:
-    """Close the router in the server's own event loop when it shuts down (its pools belong to that loop)."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[Any]:
-        async with client, inner(app) as state:
-            yield state
-
-    app.router.lifespan_context = lifespan

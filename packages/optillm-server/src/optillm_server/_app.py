@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -45,6 +45,7 @@ def create_app(
     http_pool: HttpPool | None = None,
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
+    close_client: bool = False,
 ) -> Starlette:
     """An OpenAI-compatible proxy that runs installed strategies on ``client``.
 
@@ -54,7 +55,9 @@ def create_app(
     name; without it, only ``model`` (or ``client.model_name``) is served through ``client``.
     ``require_key`` demands ``Authorization: Bearer <key>`` on every path but ``/health``.
     ``http_pool`` shares an ``optillm_router.HttpPool`` (for example the router's) for forwarding;
-    without it the app opens its own in its lifespan and closes it at shutdown.
+    without it the app opens its own in its lifespan and closes it at shutdown. ``close_client``
+    hands ``client`` to the app, which closes it at shutdown, in the server's own event loop (where
+    its connections live).
     """
     state = ServerState(
         client=client,
@@ -69,17 +72,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if upstream is None:
-            yield
-            return
-        pool = http_pool if http_pool is not None else HttpPool()
-        state.pool = pool.client(upstream.base_url)
-        try:
-            yield
-        finally:
-            state.pool = None
-            if http_pool is None:
-                await pool.aclose()
+        async with AsyncExitStack() as stack:
+            if close_client:
+                stack.push_async_callback(client.aclose)
+            async with _forwarding(state, upstream, http_pool):
+                yield
 
     app = Starlette(
         routes=[
@@ -96,6 +93,22 @@ def create_app(
     )
     app.state.optillm = state
     return app
+
+
+@asynccontextmanager
+async def _forwarding(state: ServerState, upstream: Upstream | None, http_pool: HttpPool | None) -> AsyncIterator[None]:
+    """The pooled client for pass-through requests while the app runs (none without an upstream)."""
+    if upstream is None:
+        yield
+        return
+    pool = http_pool if http_pool is not None else HttpPool()
+    state.pool = pool.client(upstream.base_url)
+    try:
+        yield
+    finally:
+        state.pool = None
+        if http_pool is None:
+            await pool.aclose()
 
 
 def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
