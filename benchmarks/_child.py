@@ -4,31 +4,27 @@ from __future__ import annotations as _annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from benchmarks._logs import quiet_logs
+from benchmarks._procs import ROOT, child_env
 
 __all__ = ("run_child",)
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_child(task: str, *args: str, timeout: float = 600) -> dict[str, Any]:
     """Run ``task`` in a fresh interpreter and return the JSON it prints."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks._child", task, *args],
         cwd=ROOT,
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

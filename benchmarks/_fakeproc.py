@@ -8,7 +8,6 @@ from __future__ import annotations as _annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -17,14 +16,12 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from benchmarks._logs import quiet_logs
+from benchmarks._procs import ROOT, child_env, wait_or_kill
 
 __all__ = ("FakeServerProcess", "ServerLog", "fake_server_process")
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -94,8 +91,9 @@ def fake_server_process(
         args.append("--no-native-n")
     if p is not None:
         args += ["--oracle-p", str(p)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -106,11 +104,7 @@ def fake_server_process(
     finally:
         if process.stdin is not None:
             process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process)
         if process.stdout is not None:
             process.stdout.close()
 

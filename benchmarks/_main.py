@@ -14,6 +14,7 @@ from benchmarks import cost, critical_path, overhead, quality, real_model, scale
 from benchmarks._clients import Missing
 from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
+from benchmarks._procs import ROOT
 from benchmarks._report import Section, read_section, update_docs, write_section
 
 __all__ = ("SECTIONS", "main", "run_sections")
@@ -28,7 +29,6 @@ SECTIONS: dict[str, tuple[str, SectionRunner]] = {
     quality.NAME: ("5. Quality under the stochastic oracle", quality.run),
     real_model.NAME: ("6. A real model", real_model.run),
 }
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 
-from benchmarks._child import ROOT
 from benchmarks._options import Options
+from benchmarks._procs import ROOT
 from benchmarks._report import Section, Table
 
 __all__ = ("import_time_us", "run")

@@ -13,10 +13,11 @@ from typing import Any
 
 import anyio
 
-from benchmarks._child import ROOT, run_child
+from benchmarks._child import run_child
 from benchmarks._fakeproc import FakeServerProcess, fake_server_process
 from benchmarks._options import Options
 from benchmarks._oracle import generate_questions
+from benchmarks._procs import ROOT, child_env, wait_or_kill
 from benchmarks._report import Section, Table
 
 __all__ = ("run",)
@@ -103,11 +104,10 @@ async def _load(url: str, requests: int, model: str) -> dict[str, Any]:
 
 async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> dict[str, dict[str, Any]]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
         [sys.executable, "-m", "benchmarks._serve", "--upstream", server.base_url, "--port", str(port)],
         cwd=ROOT,
-        env=env,
+        env=child_env(),
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
@@ -139,11 +139,7 @@ async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> di
         return rounds
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process)
         if process.stderr is not None:
             process.stderr.close()
 

@@ -18,6 +18,8 @@ from typing import Any, Literal, Self
 import anyio
 from aiohttp import web
 
+from optillm_core import AuthenticationError, BadRequestError, ClientError, ProviderUnavailable, RateLimitError
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -241,3 +243,17 @@ _SPEAKERS: dict[WireFormat, Callable[[list[str], tuple[int, int], bool, int], Sc
     "gemini": _gemini,
     "ollama": _ollama,
 }
+
+
+STATUS_ERRORS: list[tuple[int, type[ClientError]]] = [
+    (400, BadRequestError),
+    (401, AuthenticationError),
+    (403, AuthenticationError),
+    (404, BadRequestError),
+    (422, BadRequestError),
+    (429, RateLimitError),
+    (500, ProviderUnavailable),
+    (503, ProviderUnavailable),
+    (529, ProviderUnavailable),
+]
+"""Each error status a provider may answer and the error class it becomes (529: Anthropic's "overloaded")."""

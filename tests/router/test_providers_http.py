@@ -14,12 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optillm_core import (
-    AuthenticationError,
-    BadRequestError,
     ProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimitError,
 )
 from optillm_router._http import (
     HttpPool,
@@ -28,6 +25,8 @@ from optillm_router._http import (
     parse_retry_after,
     transport_errors,
 )
+
+from .fakes_wire import STATUS_ERRORS
 
 pytestmark = pytest.mark.anyio
 
@@ -85,20 +84,7 @@ def test_error_messages_of_each_shape(body: bytes, message: str) -> None:
     assert error_message_from_body(body) == message
 
 
-@pytest.mark.parametrize(
-    ("status", "cls"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (403, AuthenticationError),
-        (404, BadRequestError),
-        (422, BadRequestError),
-        (429, RateLimitError),
-        (500, ProviderUnavailable),
-        (503, ProviderUnavailable),
-        (529, ProviderUnavailable),
-    ],
-)
+@pytest.mark.parametrize(("status", "cls"), STATUS_ERRORS)
 def test_status_mapping(status: int, cls: type[Exception]) -> None:
     key = "sk-secret-123"
     body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}).encode()

@@ -12,8 +12,6 @@ import anyio
 import pytest
 
 from optillm_core import (
-    AuthenticationError,
-    BadRequestError,
     ClientError,
     Completed,
     GenerationSettings,
@@ -31,6 +29,7 @@ from optillm_router._providers import create_provider_client
 
 from .fakes_wire import (
     FIXTURES,
+    STATUS_ERRORS,
     Scripted,
     WireFormat,
     WireServer,
@@ -236,21 +235,8 @@ async def test_request_collected_from_stream_matches(wire: Wire) -> None:
     assert completion.usage.total_tokens == 40
 
 
-ERRORS = [
-    (400, BadRequestError),
-    (401, AuthenticationError),
-    (403, AuthenticationError),
-    (404, BadRequestError),
-    (422, BadRequestError),
-    (429, RateLimitError),
-    (500, ProviderUnavailable),
-    (503, ProviderUnavailable),
-    (529, ProviderUnavailable),
-]
-
-
 @wires
-@pytest.mark.parametrize(("status", "cls"), ERRORS)
+@pytest.mark.parametrize(("status", "cls"), STATUS_ERRORS)
 @pytest.mark.parametrize("streaming", [False, True], ids=["json", "stream"])
 async def test_error_statuses(wire: Wire, status: int, cls: type[ClientError], streaming: bool) -> None:
     body = json.dumps(wire.error_body(f"failure {status}; key was {KEY}")).encode()
