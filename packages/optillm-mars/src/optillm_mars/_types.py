@@ -179,12 +179,13 @@ class MarsSolution(BaseModel):
 
 
 # Ranking and voting ask for the same solutions' answers many times per run; the text decides them.
-@lru_cache(maxsize=1024)
+# Bounded: a run has a few dozen texts in play, and concurrent runs share the cache.
+@lru_cache(maxsize=256)
 def _answer_in(text: str) -> str | None:
     return extract_answer(text)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def _answer_key(text: str) -> str | None:
     answer = _answer_in(text)
     return normalize_answer(answer) if answer else None
