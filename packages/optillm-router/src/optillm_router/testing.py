@@ -92,7 +92,11 @@ def _default_reply(body: dict[str, Any], choice: int) -> str:
 
 
 class FakeOpenAIServer:
-    """A fake OpenAI-compatible chat server bound to 127.0.0.1 on a free port."""
+    """A fake OpenAI-compatible chat server bound to 127.0.0.1 on a free port.
+
+    Each chat request is answered ``latency`` seconds after it arrived (the reply function runs
+    inside that time); streams then send one word per ``token_latency``.
+    """
 
     def __init__(
         self,
@@ -262,10 +266,13 @@ class FakeOpenAIServer:
             if isinstance(payload, str):
                 return web.Response(status=fault.status, text=payload, headers=dict(fault.headers))
             return web.json_response(payload, status=fault.status, headers=dict(fault.headers))
+        answer_at = record.started_at + self.latency
         if fault is not None and fault.kind == "hang":
-            await anyio.sleep(fault.delay)
-        await anyio.sleep(self.latency)
+            answer_at += fault.delay
         replies = [await self._reply(body, choice) for choice in range(n)]
+        # The latency runs from the request's arrival, so the server's own work (the reply
+        # function, above all) happens inside it instead of adding to every call's duration.
+        await anyio.sleep(max(0.0, answer_at - time.monotonic()))
         prompt_tokens = sum(count_words(str(m.get("content", ""))) for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,
