@@ -163,7 +163,9 @@ class RunContext(Generic[ConfigT]):
         return self.client.usage
 
     def emit(self, event: OptimizerEvent) -> None:
-        """Send an event to the caller; never blocks."""
+        """Send an event to the caller; never blocks. A run nobody observes drops it at once."""
+        if not self._observed:
+            return
         if not event.optimizer:
             event = event.model_copy(update={"optimizer": self.optimizer})
         self._channel.send(event)
@@ -288,7 +290,9 @@ class Optimizer(ABC, Generic[ConfigT]):
                 )
             )
 
-        metered = MeteredClient(client, budget=budget, max_concurrency=self.config.max_concurrency, on_call=on_call)
+        metered = MeteredClient(
+            client, budget=budget, max_concurrency=self.config.max_concurrency, on_call=on_call if observed else None
+        )
         ctx = RunContext(
             optimizer=self.name,
             config=self.config,
