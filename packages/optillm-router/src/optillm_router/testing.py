@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import anyio
+import anyio.lowlevel
 from aiohttp import web
 
 __all__ = ("FakeOpenAIServer", "FakeReply", "FakeRequest", "Fault", "count_words")
@@ -238,6 +239,8 @@ class FakeOpenAIServer:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            # Requests that arrived together are all stamped before any of them does its work.
+            await anyio.lowlevel.checkpoint()
             response = await self._answer(request, record, index)
             record.status = response.status
             return response
@@ -260,19 +263,18 @@ class FakeOpenAIServer:
         if n > 1 and not self.native_n:
             return _error(400, "Only one completion choice is allowed", "invalid_request_error", param="n")
         fault = self._fault_for(index, body)
+        answer_at = record.started_at + self.latency
         if fault is not None and fault.kind == "status":
-            await anyio.sleep(self.latency)
+            await _sleep_until(answer_at)
             payload = fault.body if fault.body is not None else {"error": {"message": f"injected {fault.status}"}}
             if isinstance(payload, str):
                 return web.Response(status=fault.status, text=payload, headers=dict(fault.headers))
             return web.json_response(payload, status=fault.status, headers=dict(fault.headers))
-        answer_at = record.started_at + self.latency
         if fault is not None and fault.kind == "hang":
             answer_at += fault.delay
-        replies = [await self._reply(body, choice) for choice in range(n)]
         # The latency runs from the request's arrival, so the server's own work (the reply
         # function, above all) happens inside it instead of adding to every call's duration.
-        await anyio.sleep(max(0.0, answer_at - time.monotonic()))
+        replies = [await self._reply(body, choice) for choice in range(n)]
         prompt_tokens = sum(count_words(str(m.get("content", ""))) for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -280,7 +282,15 @@ class FakeOpenAIServer:
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
+            await _sleep_until(answer_at)
             return await self._stream(request, body, replies, usage, fault)
+        response = self._completion_response(body, replies, usage, index, fault)
+        await _sleep_until(answer_at)
+        return response
+
+    def _completion_response(
+        self, body: dict[str, Any], replies: list[FakeReply], usage: dict[str, int], index: int, fault: Fault | None
+    ) -> web.Response:
         if fault is not None and fault.kind == "malformed":
             return web.Response(status=200, text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
         payload = {
@@ -347,6 +357,10 @@ class FakeOpenAIServer:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+async def _sleep_until(deadline: float) -> None:
+    await anyio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> web.Response:
