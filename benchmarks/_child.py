@@ -41,17 +41,12 @@ def _peak_rss_mb() -> float:
 
 
 async def _moa_scale(base_url: str, runs: int, strategy: str) -> dict[str, Any]:
-    from benchmarks._clients import Missing, router_client
+    from benchmarks._clients import router_client
     from benchmarks._oracle import generate_questions
     from optillm_core import Prompt, default_registry, gather_settled
 
-    try:
-        info = default_registry().get(strategy)
-        client = router_client(base_url)
-    except Missing as exc:
-        return {"missing": str(exc)}
-    except Exception as exc:
-        return {"missing": f"{type(exc).__name__}: {exc}"}
+    info = default_registry().get(strategy)
+    client = router_client(base_url)
     questions = [q.text for q in generate_questions(runs, seed=11)]
     await client.complete(Prompt.from_query("Say hello."))
     rss_before = _peak_rss_mb()

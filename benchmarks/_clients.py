@@ -2,7 +2,6 @@
 
 from __future__ import annotations as _annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -18,22 +17,25 @@ from optillm_core import (
     WrapperClient,
     default_registry,
 )
+from optillm_router import (
+    PROVIDERS,
+    HttpPool,
+    ModelClientRouter,
+    ProviderRoutingConfig,
+    ProviderSpec,
+    create_provider_client,
+)
 
 __all__ = (
     "BASELINE",
     "Baseline",
-    "Missing",
     "StrategyCase",
-    "client_label",
+    "local_client",
     "router_client",
     "strategy_cases",
 )
 
 BASELINE = "baseline"
-
-
-class Missing(RuntimeError):
-    """A package a section needs is not installed (or lacks what the harness uses)."""
 
 
 class Baseline(Optimizer[OptimizerConfig]):
@@ -80,7 +82,7 @@ def strategy_cases(
 class _PooledClient(WrapperClient):
     """A client that also owns the connection pool its provider clients share."""
 
-    def __init__(self, wrapped: ModelClient, pool: Any) -> None:
+    def __init__(self, wrapped: ModelClient, pool: HttpPool) -> None:
         super().__init__(wrapped)
         self._pool = pool
 
@@ -89,69 +91,25 @@ class _PooledClient(WrapperClient):
         await self._pool.aclose()
 
 
-def client_label(client: ModelClient) -> str:
-    """Which client a section measured, for its notes."""
-    inner = client.wrapped if isinstance(client, WrapperClient) else client
-    if type(inner).__name__ == "ModelClientRouter":
-        return "optillm_router's ModelClientRouter"
-    return f"optillm_router's {type(inner).__name__} alone (ModelClientRouter not installed)"
-
-
-def _import(module: str) -> Any:
-    """An optional module, typed loosely: the harness adapts to what the installed packages offer."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise Missing(f"{module} is not installed ({exc})") from None
-
-
-def _router(spec_fields: dict[str, Any]) -> ModelClient:
-    router = _import("optillm_router")
-    if not hasattr(router, "ModelClientRouter"):
-        raise Missing("optillm_router has no ModelClientRouter yet")
-    spec = router.ProviderSpec(**spec_fields)
-    client: ModelClient = router.ModelClientRouter(router.ProviderRoutingConfig.single(spec))
-    return client
-
-
 def router_client(base_url: str, *, model: str = "fake-model", native_n: bool = True) -> ModelClient:
     """The real router with one OpenAI-compatible ("custom") provider at ``base_url``.
 
     The ``custom`` provider declares no native ``n``, so the router fans ``n`` > 1 out into
     concurrent single requests; with ``native_n`` a client factory declares it (the fake server
-    honours ``n``) and one request carries all ``n``. Before the router lands, the router package's
-    OpenAI-compatible provider client is used alone.
+    honours ``n``) and one request carries all ``n``.
     """
-    router = _import("optillm_router")
-    providers = router if hasattr(router, "create_provider_client") else _import("optillm_router._providers")
-    pool = (router.HttpPool if hasattr(router, "HttpPool") else _import("optillm_router._http").HttpPool)()
-    caps = replace(providers.PROVIDERS["custom"].capabilities, native_n=native_n)
+    pool = HttpPool()
+    capabilities = replace(PROVIDERS["custom"].capabilities, native_n=native_n)
 
-    def provider_client(provider: str, key: str | None, url: str | None, name: str) -> ModelClient:
-        client: ModelClient = providers.create_provider_client(
-            provider, model=name, api_key=key, base_url=url, http=pool, capabilities=caps
+    def factory(spec: ProviderSpec, key: str | None) -> ModelClient:
+        return create_provider_client(
+            spec.provider, model=spec.model, api_key=key, base_url=spec.base_url, http=pool, capabilities=capabilities
         )
-        return client
 
-    if not hasattr(router, "ModelClientRouter"):
-        return _PooledClient(provider_client("custom", "x", base_url, model), pool)
-    spec = router.ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")
-    config = router.ProviderRoutingConfig.single(spec)
-
-    def factory(spec: Any, key: str | None) -> ModelClient:
-        return provider_client(spec.provider, key, spec.base_url, spec.model)
-
-    return _PooledClient(router.ModelClientRouter(config, client_factory=factory), pool)
+    spec = ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")
+    return _PooledClient(ModelClientRouter(ProviderRoutingConfig.single(spec), client_factory=factory), pool)
 
 
 def local_client() -> ModelClient:
     """The router's embedded SmolLM2 model (provider "local", its default model)."""
-    router = _import("optillm_router")
-    if hasattr(router, "ModelClientRouter"):
-        return _router({"provider": "local", "model": "smollm2"})
-    providers = router if hasattr(router, "create_provider_client") else _import("optillm_router._providers")
-    pool = _import("optillm_router._http").HttpPool()
-    client: ModelClient = providers.create_provider_client(
-        "local", model="smollm2", api_key=None, base_url=None, http=pool
-    )
-    return _PooledClient(client, pool)
+    return ModelClientRouter(ProviderRoutingConfig.single(ProviderSpec(provider="local", model="smollm2")))

@@ -11,7 +11,6 @@ from pathlib import Path
 import anyio
 
 from benchmarks import cost, critical_path, overhead, quality, real_model, scale
-from benchmarks._clients import Missing
 from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
 from benchmarks._procs import ROOT
@@ -22,12 +21,7 @@ __all__ = ("SECTIONS", "main", "run_sections")
 SectionRunner = Callable[[Options], Awaitable[Section]]
 
 SECTIONS: dict[str, tuple[str, SectionRunner]] = {
-    critical_path.NAME: ("1. Critical path", critical_path.run),
-    overhead.NAME: ("2. Overhead", overhead.run),
-    scale.NAME: ("3. Scale", scale.run),
-    cost.NAME: ("4. Cost of the packages", cost.run),
-    quality.NAME: ("5. Quality under the stochastic oracle", quality.run),
-    real_model.NAME: ("6. A real model", real_model.run),
+    module.NAME: (module.TITLE, module.run) for module in (critical_path, overhead, scale, cost, quality, real_model)
 }
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -37,10 +31,6 @@ async def _run_one(name: str, options: Options) -> Section:
     print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
     try:
         return await runner(options)
-    except Missing as exc:
-        section = Section(name, title, options.command(name), smoke=options.smoke)
-        section.notes.append(f"Skipped: {exc}")
-        return section
     except Exception as exc:
         traceback.print_exc()
         section = Section(name, title, options.command(name), smoke=options.smoke)

@@ -17,20 +17,12 @@ def main() -> None:
     options = parser.parse_args()
     quiet_logs()
 
-    import importlib
-
-    import uvicorn
-
     from benchmarks._clients import router_client
+    from optillm_server import Upstream, create_app, serve
 
-    server = importlib.import_module("optillm_server")
     client = router_client(options.upstream, model=options.model)
-    upstream = server.Upstream(options.upstream, "x")
-    app = server.create_app(client=client, model=options.model, upstream=upstream, close_client=True)
-    if hasattr(server, "serve"):
-        server.serve(app, host="127.0.0.1", port=options.port, access_log=False)
-    else:
-        uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="warning", access_log=False)
+    app = create_app(client=client, model=options.model, upstream=Upstream(options.upstream, "x"), close_client=True)
+    serve(app, host="127.0.0.1", port=options.port, access_log=False)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from benchmarks._report import Section, Table
 __all__ = ("import_time_us", "run")
 
 NAME = "cost"
+TITLE = "4. Cost of the packages"
 PACKAGES = (
     "optillm-core",
     "optillm-router",
@@ -118,7 +119,7 @@ def _sizes(packages: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 async def run(options: Options) -> Section:
     packages = ("optillm-core",) if options.smoke else PACKAGES
     repeats = 1 if options.smoke else 7
-    section = Section(NAME, "4. Cost of the packages", options.command(NAME), smoke=options.smoke)
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(
         "Import time (workspace venv, median of fresh interpreters) and installed size in a fresh venv",
         [

@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import time
 from typing import Any
 
-from benchmarks._clients import StrategyCase, client_label, router_client, strategy_cases
+from benchmarks._clients import StrategyCase, router_client, strategy_cases
 from benchmarks._fakeproc import FakeServerProcess, fake_server_process
 from benchmarks._options import Options
 from benchmarks._oracle import generate_questions
@@ -14,6 +14,7 @@ from benchmarks._report import Section, Table
 __all__ = ("run",)
 
 NAME = "critical-path"
+TITLE = "1. Critical path"
 TARGET_RATIO = 1.10
 MAX_TOKENS = 8000
 # (oracle p, native n): an easy model in both wire modes, and a harder one that makes verifiers disagree.
@@ -47,7 +48,6 @@ async def _runs(
             samples.append(
                 {
                     "wall_s": wall,
-                    "client": client_label(client),
                     "depth": depth,
                     "wire_requests": log.calls,
                     "max_n": max(log.ns, default=1),
@@ -67,7 +67,7 @@ async def _runs(
 async def run(options: Options) -> Section:
     latency = 0.01 if options.smoke else 0.1
     repeats = 1 if options.smoke else 5
-    section = Section(NAME, "1. Critical path", options.command(NAME), smoke=options.smoke)
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(
         f"Wall time against the measured critical path at {latency * 1000:.0f} ms per call",
         [
@@ -120,7 +120,7 @@ async def run(options: Options) -> Section:
             "the fake server answers as the oracle: p = 1 (always right, so verifiers say correct and votes agree), "
             "and p = 0.5 (half the draws wrong, the judge right 75 % of the time), which makes MARS verify and "
             "improve for more rounds and MCTS scores differ.",
-            f"Client: {_labels(runs)} with one `custom` OpenAI-compatible provider, in the "
+            "Client: optillm_router's ModelClientRouter with one `custom` OpenAI-compatible provider, in the "
             "harness process; the fake server runs in a separate process. Sequential depth is the longest chain "
             "of requests in the server's log in which each starts after the previous one ended.",
             "native n on: the provider client is declared to honour n (a `client_factory` with native_n=True), "
@@ -138,8 +138,3 @@ async def run(options: Options) -> Section:
     if not runs:
         section.notes.append("No strategies are installed.")
     return section
-
-
-def _labels(runs: dict[str, Any]) -> str:
-    labels = sorted({sample["client"] for samples in runs.values() for sample in samples})
-    return ", ".join(labels) or "the router"

@@ -19,6 +19,7 @@ from optillm_core import ModelClient, Prompt, gather_settled
 __all__ = ("run",)
 
 NAME = "overhead"
+TITLE = "2. Overhead"
 TARGET_CPU_MS = 0.5
 TARGET_BURST_S = 0.5
 CONCURRENCY = (1, 16, 128)
@@ -223,7 +224,7 @@ async def run(options: Options) -> Section:
     strategy_runs = 1 if options.smoke else 64
     burst_calls = 20 if options.smoke else 1000
     burst_latency = 0.01 if options.smoke else 0.1
-    section = Section(NAME, "2. Overhead", options.command(NAME), smoke=options.smoke)
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     cpu = Table(
         "Client CPU per LLM call against a zero-latency fake server in another process",
         [

@@ -38,6 +38,7 @@ from optillm_core import (
 __all__ = ("OracleClient", "run")
 
 NAME = "quality"
+TITLE = "5. Quality under the stochastic oracle"
 PS = (0.4, 0.6, 0.8)
 SEED = 2026
 IN_FLIGHT = 64
@@ -122,7 +123,7 @@ async def _evaluate(case: StrategyCase, p: float, questions: list[Question]) -> 
 async def run(options: Options) -> Section:
     count = options.questions or (5 if options.smoke else 500)
     questions = generate_questions(count, seed=SEED)
-    section = Section(NAME, "5. Quality under the stochastic oracle", options.command(NAME), smoke=options.smoke)
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(
         f"Accuracy over {count} seeded arithmetic questions (oracle answers right with probability p)",
         [

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks._clients import Missing, StrategyCase, local_client, strategy_cases
+from benchmarks._clients import StrategyCase, local_client, strategy_cases
 from benchmarks._options import Options
 from benchmarks._oracle import Question, generate_questions
 from benchmarks._report import Section, Table
@@ -17,6 +17,7 @@ from optillm_core import ModelClient, answers_equal, default_registry, extract_a
 __all__ = ("run",)
 
 NAME = "real-model"
+TITLE = "6. A real model: SmolLM2-135M-Instruct, embedded"
 SEED = 50
 MAX_TOKENS = 192
 
@@ -89,9 +90,7 @@ async def _evaluate(
 async def run(options: Options) -> Section:
     count = options.real_questions or (1 if options.smoke else 50)
     questions = generate_questions(count, seed=SEED)
-    section = Section(
-        NAME, "6. A real model: SmolLM2-135M-Instruct, embedded", options.command(NAME), smoke=options.smoke
-    )
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(
         f"{count} seeded arithmetic questions, caller max_tokens {MAX_TOKENS}",
         [
@@ -107,12 +106,7 @@ async def run(options: Options) -> Section:
     cases = strategy_cases(max_tokens=MAX_TOKENS, options=_small_token_options(), smoke=options.smoke)
     if options.smoke:
         cases = cases[:1]  # the baseline: loading the model and one generation show the path works
-    try:
-        client = local_client()
-    except Missing as exc:
-        section.notes.append(f"Skipped: {exc}")
-        section.tables.append(table)
-        return section
+    client = local_client()
     try:
         for case in cases:
             result = await _evaluate(case, client, questions, options.real_seconds)

@@ -23,6 +23,7 @@ from benchmarks._report import Section, Table
 __all__ = ("run",)
 
 NAME = "scale"
+TITLE = "3. Scale"
 TARGET_PROXY_S = 1.0
 
 
@@ -173,7 +174,7 @@ async def run(options: Options) -> Section:
     runs = 10 if options.smoke else 1000
     requests = 5 if options.smoke else 200
     latency = 0.01 if options.smoke else 0.1
-    section = Section(NAME, "3. Scale", options.command(NAME), smoke=options.smoke)
+    section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     moa = Table(
         f"{runs} concurrent MoA runs in one process (router → fake server at {latency * 1000:.0f} ms per call)",
         [
@@ -208,41 +209,32 @@ async def run(options: Options) -> Section:
     with fake_server_process(latency=latency, p=1.0) as server:
         server.reset(latency=latency, p=1.0)
         args = ("--base-url", server.base_url, "--runs", str(runs))
-        result = await anyio.to_thread.run_sync(partial(run_child, "moa-scale", *args))
-        result["fake_server_cpu_s"] = server.log().cpu_s
-        section.data["moa_runs"] = result
-        if "missing" in result:
-            section.notes.append(f"MoA runs skipped: {result['missing']}")
-        else:
-            for label, round_ in result["rounds"].items():
-                moa.add(
-                    f"{label} connections",
-                    runs,
-                    round_["llm_calls"],
-                    round(round_["wall_s"], 3),
-                    round(3 * latency, 3),
-                    round(round_["client_cpu_s"], 2),
-                    round_["errors"],
-                    round(result["rss_before_mb"]),
-                    round(result["peak_rss_mb"]),
-                )
-                if round_["errors"]:
-                    section.notes.append(f"MoA {label} errors: {round_['error_types']}: {round_['error_example']}")
-        try:
-            outcome = await _proxy(server, requests, latency)
-        except (ImportError, RuntimeError) as exc:
-            section.notes.append(f"Proxy benchmark skipped: {exc}")
-            outcome = None
-        if outcome is not None:
-            section.data["proxy"] = outcome
-            for label, result in outcome.items():
-                _proxy_row(proxy, section, label, requests, result)
-    if "rounds" in section.data.get("moa_runs", {}):
-        section.notes.append(
-            f"MoA runs: the fake server process used {section.data['moa_runs']['fake_server_cpu_s']:.2f} s of CPU "
-            "for both rounds and the warm-up call together; on 2 cores the client and the server share the "
-            "machine, so wall time is bounded below by their CPU time."
-        )
+        moa_runs = await anyio.to_thread.run_sync(partial(run_child, "moa-scale", *args))
+        moa_runs["fake_server_cpu_s"] = server.log().cpu_s
+        section.data["moa_runs"] = moa_runs
+        for label, round_ in moa_runs["rounds"].items():
+            moa.add(
+                f"{label} connections",
+                runs,
+                round_["llm_calls"],
+                round(round_["wall_s"], 3),
+                round(3 * latency, 3),
+                round(round_["client_cpu_s"], 2),
+                round_["errors"],
+                round(moa_runs["rss_before_mb"]),
+                round(moa_runs["peak_rss_mb"]),
+            )
+            if round_["errors"]:
+                section.notes.append(f"MoA {label} errors: {round_['error_types']}: {round_['error_example']}")
+        outcome = await _proxy(server, requests, latency)
+        section.data["proxy"] = outcome
+        for label, result in outcome.items():
+            _proxy_row(proxy, section, label, requests, result)
+    section.notes.append(
+        f"MoA runs: the fake server process used {moa_runs['fake_server_cpu_s']:.2f} s of CPU "
+        "for both rounds and the warm-up call together; on 2 cores the client and the server share the "
+        "machine, so wall time is bounded below by their CPU time."
+    )
     section.tables += [moa, proxy]
     section.notes += [
         "MoA runs: a fresh Python process runs every MoA run at once (`gather_settled`) through one router; peak RSS "
