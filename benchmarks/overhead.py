@@ -91,20 +91,25 @@ async def _per_call_cpu(
             server.reset()
             cpu, wall = await _calls(call, total, in_flight)
             tries.append(_Try(cpu, wall, server.log()))
-        best = min(tries, key=lambda t: t.cpu_s)
-        per_call = best.cpu_s / total * 1000
-        errors = _errors(tries)
-        data[f"{label}/{in_flight}"] = {"cpu_s": best.cpu_s, "wall_s": best.wall_s, "calls": total, "errors": errors}
-        table.add(
-            label,
-            in_flight,
-            total,
-            round(per_call, 3),
-            f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
-            round(total / best.wall_s),
-            round(best.log.cpu_s / max(best.log.calls, 1) * 1000, 3),
-            errors,
-        )
+        _cpu_row(label, in_flight, total, min(tries, key=lambda t: t.cpu_s), _errors(tries), table, data)
+
+
+def _cpu_row(
+    label: str, in_flight: int | str, calls: int, best: _Try, errors: int, table: Table, data: dict[str, Any]
+) -> None:
+    """A row of client CPU per call: the best try of ``calls`` calls, with the errors of every try."""
+    per_call = best.cpu_s / max(calls, 1) * 1000
+    data[f"{label}/{in_flight}"] = {"cpu_s": best.cpu_s, "wall_s": best.wall_s, "calls": calls, "errors": errors}
+    table.add(
+        label,
+        in_flight,
+        calls,
+        round(per_call, 3),
+        f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
+        round(calls / best.wall_s),
+        round(best.log.cpu_s / max(best.log.calls, 1) * 1000, 3),
+        errors,
+    )
 
 
 async def _router_cpu(server: FakeServerProcess, total: int, table: Table, data: dict[str, Any]) -> None:
@@ -141,24 +146,8 @@ async def _strategy_cpu(
         finally:
             await client.aclose()
         best = min(tries, key=lambda t: t.cpu_per_call)
-        per_call, log = best.cpu_per_call * 1000, best.log
-        errors = _errors(tries)
-        data[f"{case.name}/{in_flight}"] = {
-            "cpu_s": best.cpu_s,
-            "wall_s": best.wall_s,
-            "calls": log.calls,
-            "failures": errors,
-        }
-        table.add(
-            f"{case.name} runs (router + strategy)",
-            f"{in_flight} runs",
-            log.calls,
-            round(per_call, 3),
-            f"< {TARGET_CPU_MS} " + ("✅" if per_call < TARGET_CPU_MS else "❌"),
-            round(log.calls / best.wall_s),
-            round(log.cpu_s / max(log.calls, 1) * 1000, 3),
-            errors,
-        )
+        label = f"{case.name} runs (router + strategy)"
+        _cpu_row(label, f"{in_flight} runs", best.log.calls, best, _errors(tries), table, data)
 
 
 async def _limited_run(case: StrategyCase, client: ModelClient, query: str, limiter: anyio.CapacityLimiter) -> None:
