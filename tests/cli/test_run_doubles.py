@@ -253,6 +253,12 @@ def test_no_provider_runs_on_the_local_model_and_says_so(cli: CliRunner) -> None
     assert {s.max_tokens for s in factory.client.settings_seen} == {LOCAL_MAX_TOKENS}
 
 
+def test_help_states_the_local_max_tokens_the_run_uses(cli: CliRunner) -> None:
+    result = cli("run", "--help")
+    assert result.code == ExitCode.OK
+    assert f"{LOCAL_MAX_TOKENS} on the local model" in " ".join(result.out.split())
+
+
 def test_openai_key_in_the_environment_selects_openai(cli: CliRunner) -> None:
     factory = Factory()
     result = cli("run", "fanout", "q?", env=clean_environ(OPENAI_API_KEY="sk-abc123"), client_factory=factory)

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TextIO
 
 import structlog
 
-from ._commands import ClientFactory, RunState, run_command, serve_command, strategies_command
+from ._commands import LOCAL_MAX_TOKENS, ClientFactory, RunState, run_command, serve_command, strategies_command
 from ._errors import ExitCode, UsageError, classify, error_line
 from ._providers import PROVIDER_NAMES, build_client
 
@@ -85,7 +85,7 @@ def _run_parser(commands: Any) -> None:
         "--max-tokens",
         type=_number(int, minimum=1),
         metavar="N",
-        help="max tokens per model call (default: the provider's; 256 on the local model)",
+        help=f"max tokens per model call (default: the provider's; {LOCAL_MAX_TOKENS} on the local model)",
     )
     gen.add_argument(
         "--temperature",

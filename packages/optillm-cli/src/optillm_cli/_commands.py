@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import anyio
 
@@ -32,9 +32,6 @@ from ._output import solution_json, strategies_json, strategies_text, to_json
 from ._overrides import parse_overrides
 from ._progress import EventLines, Progress, is_terminal
 from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
 
