@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import string
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from optillm_core import (
     AuthenticationError,
@@ -15,6 +19,7 @@ from optillm_core import (
     Timeout,
     error_for_status,
     map_client_errors,
+    redact,
 )
 
 
@@ -64,3 +69,14 @@ def test_tree_shape() -> None:
     for cls in (ClientError, InvalidConfiguration, Timeout, BudgetExhausted):
         assert issubclass(cls, OptillmError)
     assert "3 of 3 LLM calls" in str(BudgetExhausted("calls", 3, 3))
+
+
+@given(
+    secret=st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=4), before=st.text(), after=st.text()
+)
+def test_secrets_never_survive_redaction(secret: str, before: str, after: str) -> None:
+    assert secret not in redact(before + secret + after, [secret])
+
+
+def test_redaction_ignores_missing_and_tiny_secrets() -> None:
+    assert redact("key sk-abc", [None, "", "k", "sk-abc"]) == "key ***"

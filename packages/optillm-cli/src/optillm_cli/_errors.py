@@ -16,9 +16,10 @@ from optillm_core import (
     OptimizerError,
     ParsingError,
     Timeout,
+    redact,
 )
 
-__all__ = ("ExitCode", "UsageError", "classify", "error_line", "redact")
+__all__ = ("ExitCode", "UsageError", "classify", "error_line")
 
 
 class ExitCode(IntEnum):
@@ -106,14 +107,6 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
     elif code in _LABELS:
         text = f"{_LABELS[code]}: {text}"
     return code, text + _HINTS.get(code, "")
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret replaced, so no key can reach the terminal."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def error_line(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -25,6 +25,7 @@ from ._errors import (
     Timeout,
     error_for_status,
     map_client_errors,
+    redact,
 )
 from ._events import (
     AnswerDelta,
@@ -123,6 +124,7 @@ __all__ = (
     "map_client_errors",
     "merge_completions",
     "normalize_answer",
+    "redact",
     "require_answer",
     "set_model_requests_allowed",
     "split_thinking",

@@ -25,7 +25,7 @@ and :func:`map_client_errors`; the original is kept as ``__cause__``.
 from __future__ import annotations as _annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -47,6 +47,7 @@ __all__ = (
     "Timeout",
     "error_for_status",
     "map_client_errors",
+    "redact",
 )
 
 
@@ -207,3 +208,15 @@ def map_client_errors(provider: str | None = None) -> Iterator[None]:
         raise ProviderTimeout(f"{provider or 'model'} timed out: {exc}", provider=provider) from exc
     except ConnectionError as exc:
         raise ProviderUnavailable(f"could not reach {provider or 'model'}: {exc}", provider=provider) from exc
+
+
+MIN_SECRET_LENGTH = 4
+"""Shorter "secrets" are left in place: replacing one or two characters would garble text and hide nothing."""
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret (an API key, a proxy key) replaced by ``***``, for logs and messages."""
+    for secret in secrets:
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            text = text.replace(secret, "***")
+    return text

@@ -29,6 +29,7 @@ from optillm_core import (
     ProviderTimeout,
     ProviderUnavailable,
     error_for_status,
+    redact,
 )
 
 __all__ = (
@@ -37,7 +38,6 @@ __all__ = (
     "error_from_response",
     "error_message_from_body",
     "parse_retry_after",
-    "redact",
     "transport_errors",
 )
 
@@ -119,14 +119,6 @@ class HttpPool:
 def request_timeout(timeout: float, connect_timeout: float) -> aiohttp.ClientTimeout:
     """``timeout`` between reads, ``connect_timeout`` to connect, no limit on the whole call or the pool wait."""
     return aiohttp.ClientTimeout(total=None, sock_read=timeout, sock_connect=connect_timeout)
-
-
-def redact(text: str, secrets: tuple[str | None, ...]) -> str:
-    """``text`` with every secret (API keys) replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 # -- error bodies -----------------------------------------------------------------------------------

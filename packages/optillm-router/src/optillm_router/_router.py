@@ -33,12 +33,13 @@ from optillm_core import (
     RateLimitError,
     ResponseEvent,
     TokenUsage,
+    redact,
 )
 
 from ._clock import AnyioClock, Clock
 from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
 from ._health import Health
-from ._http import HttpPool, redact
+from ._http import HttpPool
 from ._limits import ProviderLimits, Ticket, TokenEstimate, estimate_tokens
 from ._providers import PROVIDERS, Capabilities, create_provider_client
 from ._retry import retry_delay, should_retry
