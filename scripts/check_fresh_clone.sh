@@ -72,9 +72,10 @@ run() {
     fi
 }
 
-# The lines of uv's report worth keeping (not the list of installed packages).
+# The lines of uv's report worth keeping: not the workspace packages it builds nor the list of
+# packages it installs.
 uv_summary() {
-    grep -E '^ *(Resolved|Prepared|Installed|Building|Built)' "$1" | sed 's/^ */    uv: /' || true
+    grep -E '^ *(Resolved|Installed|Building llama|Built llama)' "$1" | sed 's/^ */    uv: /' || true
 }
 
 echo "check_fresh_clone: commit $commit, uv $(uv --version | cut -d' ' -f2), cache $work/uv-cache (empty)"
