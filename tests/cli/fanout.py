@@ -21,16 +21,22 @@ class FanoutOptimizer(Optimizer[FanoutConfig]):
     name = "fanout"
     description = "Draws a few answers concurrently, then asks the model to pick the best one."
     config_type = FanoutConfig
+    phases = {"sampling": "answer", "selection": "final"}
 
     async def run(self, ctx: RunContext[FanoutConfig]) -> Outcome:
         ctx.phase("sampling")
-        settings = ctx.call_settings(temperature=ctx.config.temperature)
+        pinned = ctx.config.pinned(temperature="temperature")
         prompt = ctx.prompt(ctx.query)
-        completions = await gather(lambda: ctx.client.complete(prompt, settings) for _ in range(ctx.config.samples))
+        completions = await gather(
+            lambda i=i: ctx.client.complete(
+                prompt, ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=i, pinned=pinned)
+            )
+            for i in range(ctx.config.samples)
+        )
         ctx.record_best(completions[0].text, chosen=0)
         ctx.phase("selection")
         listing = "\n".join(f"Candidate {i}: {c.text}" for i, c in enumerate(completions))
-        pick = await ctx.generate(f"Pick the best candidate for: {ctx.query}\n{listing}")
+        pick = await ctx.generate(f"Pick the best candidate for: {ctx.query}\n{listing}", ctx.call_settings("final"))
         return Outcome(
             answer=pick.text,
             reasoning=listing,

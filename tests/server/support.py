@@ -68,12 +68,17 @@ class EchoStrategy(Optimizer[EchoConfig]):
     name = "echo"
     description = "test strategy: drafts, then a streamed final answer"
     config_type = EchoConfig
+    phases = {"draft": "answer", "final": "final"}
 
     async def run(self, ctx: RunContext[EchoConfig]) -> Outcome:
         ctx.phase("draft")
-        settings = ctx.call_settings(temperature=ctx.config.temperature)
+        pinned = ctx.config.pinned(temperature="temperature")
         drafts = await gather(
-            lambda: ctx.generate(ctx.prompt(f"draft: {ctx.query}"), settings) for _ in range(ctx.config.drafts)
+            lambda i=i: ctx.generate(
+                ctx.prompt(f"draft: {ctx.query}"),
+                ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=i, pinned=pinned),
+            )
+            for i in range(ctx.config.drafts)
         )
         ctx.phase("final")
         final = await ctx.generate_final(ctx.prompt(f"final: {drafts[0].text}"))

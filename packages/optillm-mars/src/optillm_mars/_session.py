@@ -74,7 +74,7 @@ class MarsRun:
         """
         prompt, settings = self.ctx.prompt(user, system=system), self.settings(temperature)
         if final:
-            completion = await self.ctx.generate_final(prompt, settings, hide_thinking=True)
+            completion = await self.ctx.generate_final(prompt, settings)
         else:
             completion = await self.ctx.client.complete(prompt, settings)
         if not completion.text.strip():
