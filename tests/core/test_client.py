@@ -48,7 +48,7 @@ async def test_fan_out_stream_relabels_choices_and_sums_usage() -> None:
         async for event in events:
             if isinstance(event, OutputTextDelta):
                 texts[event.index] = texts.get(event.index, "") + event.delta
-            else:
+            elif isinstance(event, Completed):
                 completed.append(event)
     assert sorted(texts.values()) == ["four five six", "one two", "three"]
     assert len(completed) == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import uvicorn
@@ -19,6 +20,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from optillm_core import (
+    CallRole,
+    Completion,
     GenerationSettings,
     ModelClient,
     Optimizer,
@@ -68,18 +71,17 @@ class EchoStrategy(Optimizer[EchoConfig]):
     name = "echo"
     description = "test strategy: drafts, then a streamed final answer"
     config_type = EchoConfig
-    phases = {"draft": "answer", "final": "final"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"draft": "answer", "final": "final"}
 
     async def run(self, ctx: RunContext[EchoConfig]) -> Outcome:
         ctx.phase("draft")
         pinned = ctx.config.pinned(temperature="temperature")
-        drafts = await gather(
-            lambda i=i: ctx.generate(
-                ctx.prompt(f"draft: {ctx.query}"),
-                ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=i, pinned=pinned),
-            )
-            for i in range(ctx.config.drafts)
-        )
+
+        async def draft(index: int) -> Completion:
+            settings = ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=index, pinned=pinned)
+            return await ctx.generate(ctx.prompt(f"draft: {ctx.query}"), settings)
+
+        drafts = await gather(functools.partial(draft, i) for i in range(ctx.config.drafts))
         ctx.phase("final")
         final = await ctx.generate_final(ctx.prompt(f"final: {drafts[0].text}"))
         return Outcome(answer=final.text)

@@ -25,6 +25,7 @@ from optillm_core import (
     Prompt,
     ProviderTimeout,
     ProviderUnavailable,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
     check_allow_model_requests,
@@ -209,8 +210,10 @@ async def _stream_with_client(
 
     async def relay(event: ResponseEvent) -> None:
         nonlocal usage
-        if isinstance(event, OutputTextDelta):
-            delta = {"content": event.delta}
+        if isinstance(event, OutputTextDelta | ReasoningDelta):
+            # reasoning clients read thinking from reasoning_content, never from content
+            field = "content" if isinstance(event, OutputTextDelta) else "reasoning_content"
+            delta = {field: event.delta}
             await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
             return
         usage = event.usage or TokenUsage()
