@@ -85,7 +85,7 @@ class ModelProfile(BaseModel):
         if settings.temperature is not None and not self.accepts_temperature(settings.temperature):
             refused.append("temperature")
         if settings.top_p is not None and (
-            not self.top_p or (self.sampling_exclusive and settings.temperature is not None)
+            not self.top_p or (self.sampling_exclusive and self.temperature and settings.temperature is not None)
         ):
             refused.append("top_p")
         if settings.seed is not None and not self.seed:

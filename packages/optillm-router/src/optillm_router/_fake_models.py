@@ -46,8 +46,8 @@ Thinking = Literal["none", "tags", "reasoning_content", "hidden", "anthropic_blo
 class RealModel:
     """One model as its provider serves it.
 
-    ``limit_field``: the output-limit field it takes (``max_completion_tokens`` models refuse
-    ``max_tokens``); ``refuses``: request fields answered with a 400 whatever their value;
+    ``limit_field``: the output-limit field it requires (``max_completion_tokens`` models refuse
+    ``max_tokens``; others take either); ``refuses``: request fields answered with a 400 whatever their value;
     ``native_n``: whether ``n`` > 1 returns several choices (else a 400 in ``n_error``'s words).
     """
 
@@ -90,7 +90,7 @@ REAL_MODELS: Mapping[str, RealModel] = MappingProxyType(
                 thinking="reasoning_content",
             ),
             RealModel(
-                "llama-3.1-8b-instant", "openai", output_cap=8_192, native_n=False,
+                "llama-3.1-8b-instant", "openai", native_n=False,
                 n_error="'n' : number must be at most 1", refuses=frozenset({"logprobs", "top_logprobs", "logit_bias"}),
                 max_stop=4,
             ),
@@ -205,12 +205,13 @@ def _openai_refusal(model: RealModel, body: Mapping[str, Any]) -> FakeError | No
     n = body.get("n")
     if isinstance(n, int) and n > 1 and not model.native_n:
         return _openai_error(model.n_error, "n", None)
-    limit = body.get(model.limit_field)
+    field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    limit = body.get(field)
     if isinstance(limit, int) and model.output_cap is not None and limit > model.output_cap:
         return _openai_error(
-            f"{model.limit_field} is too large: {limit}. This model supports at most {model.output_cap} "
+            f"{field} is too large: {limit}. This model supports at most {model.output_cap} "
             f"completion tokens, whereas you provided {limit}.",
-            model.limit_field,
+            field,
             "invalid_value",
         )
     return None
@@ -406,14 +407,16 @@ def gemini_response(
     return {"candidates": candidates, "usageMetadata": _gemini_usage(usage), "modelVersion": model.name}
 
 
-def gemini_frames(model: RealModel, text: str, thinking: str, usage: tuple[int, int, int]) -> list[dict[str, Any]]:
-    """A streamGenerateContent answer for one candidate: thought parts first, then the text, word by word."""
+def gemini_frames(
+    model: RealModel, text: str, thinking: str, usage: tuple[int, int, int], n: int = 1
+) -> list[dict[str, Any]]:
+    """A streamGenerateContent answer: for each of ``n`` candidates thought parts first, then the text, word by word."""
     parts = [{"text": piece, "thought": True} for piece in _words(thinking)] + [{"text": p} for p in _words(text)]
-    frames: list[dict[str, Any]] = [
-        {"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}], "modelVersion": model.name}
-        for part in parts
-    ]
-    frames[-1]["candidates"][0]["finishReason"] = "STOP"
+    frames: list[dict[str, Any]] = []
+    for index in range(n):
+        candidates = [{"content": {"role": "model", "parts": [part]}, "index": index} for part in parts]
+        candidates[-1]["finishReason"] = "STOP"
+        frames += [{"candidates": [candidate], "modelVersion": model.name} for candidate in candidates]
     frames[-1]["usageMetadata"] = _gemini_usage(usage)
     return frames
 
