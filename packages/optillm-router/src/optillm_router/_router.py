@@ -515,10 +515,10 @@ class ModelClientRouter(ModelClient):
     def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[_Route]:
         """The providers to try, in order: the strategy's order less those cooling down.
 
-        Providers paused by a ``retry-after`` go after the others, and providers whose
-        capabilities cannot honour the settings (temperature range, stop sequences, seed) go last,
-        where their clear rejection is the answer if nothing else serves the request. Without
-        fallback only the strategy's first choice is tried.
+        Providers paused by a ``retry-after`` go after the others, and providers whose model
+        profile would leave out some of the settings (a temperature, a seed, stop sequences) go
+        last, where they serve the request without them if nothing else does. Without fallback
+        only the strategy's first choice is tried.
         """
         estimate = estimate_tokens(prompt, settings) if self._needs_estimate else _NO_ESTIMATE
         ordered = self._order.order(self._routes, estimate)
