@@ -56,10 +56,21 @@ def check_n(provider: str, profile: ModelProfile, settings: GenerationSettings) 
 def fit_settings(provider: str, model: str, profile: ModelProfile, settings: GenerationSettings) -> GenerationSettings:
     """``settings`` as the model accepts them: refused settings left out, the output limit fitted to its cap."""
     check_n(provider, profile, settings)
+    if _already_fitted(profile, settings):
+        return settings
     fitted = profile.fit(settings)
     if fitted.dropped:
         log.debug("settings fitted to the model", provider=provider, model=model, dropped=list(fitted.dropped))
     return fitted.settings
+
+
+def _already_fitted(profile: ModelProfile, settings: GenerationSettings) -> bool:
+    """Whether ``profile.fit`` would return ``settings`` unchanged: the usual case, since core fits a
+    strategy's calls already; checked without building a ``FittedSettings`` on every request."""
+    if profile.unsupported(settings) or profile.output_limit(settings.max_tokens) != settings.max_tokens:
+        return False
+    floor = profile.temperature_min
+    return floor is None or settings.temperature is None or settings.temperature >= floor
 
 
 def wire_messages(prompt: Prompt, profile: ModelProfile) -> tuple[Message, ...]:
