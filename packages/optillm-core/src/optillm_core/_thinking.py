@@ -57,6 +57,11 @@ class ThinkingSplitter:
         """``(thinking, text)`` that can be passed on after this piece."""
         if self._state == "text":
             return "", piece
+        if self._state == "after":  # the blank lines between thinking and answer are neither
+            piece = piece.lstrip()
+            if piece:
+                self._state = "text"
+            return "", piece
         self._buffer += piece
         if self._state == "start":
             return self._decide()
@@ -70,6 +75,8 @@ class ThinkingSplitter:
         if self._state == "maybe":
             self._state = "text"
             return "", buffer
+        if self._state == "after":
+            return "", ""
         if self._state == "start":
             stripped = buffer.lstrip()
             if stripped.startswith(_OPEN):
@@ -95,13 +102,13 @@ class ThinkingSplitter:
     def _scan(self) -> tuple[str, str]:
         close = self._buffer.find(_CLOSE)
         if close != -1:
-            thought, rest = self._buffer[:close], self._buffer[close + len(_CLOSE) :]
-            self._state = "text"
+            thought, rest = self._buffer[:close], self._buffer[close + len(_CLOSE) :].lstrip()
+            self._state = "text" if rest else "after"
             self._buffer = ""
             open_index = thought.find(_OPEN)
             if open_index != -1:  # "maybe" text that opened the tag after all
                 thought = thought[open_index + len(_OPEN) :]
-            return thought, rest.lstrip()
+            return thought, rest
         if self._state == "maybe":
             return "", ""
         # Hold back what could be the start of "</think>" split across pieces.
