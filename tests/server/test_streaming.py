@@ -108,7 +108,7 @@ async def test_streamed_n_and_parallel_choices_each_get_their_answer() -> None:
     assert sorted(finished) == [0, 1, 2, 3]
 
 
-async def test_a_failure_during_a_stream_arrives_as_an_error_event() -> None:
+async def test_a_failure_during_a_stream_arrives_as_an_error_event_then_done() -> None:
     async with proxy(FunctionClient(replying)) as sdk:
         url = f"{sdk.base_url}chat/completions"
         body: dict[str, Any] = {"model": "broken-m", "messages": [{"role": "user", "content": "Q"}], "stream": True}
@@ -116,7 +116,8 @@ async def test_a_failure_during_a_stream_arrives_as_an_error_event() -> None:
             response = await http.post(url, json=body)
     assert response.status_code == 200
     events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
-    error = json.loads(events[-1])["error"]
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
     assert error["type"] == "server_error"
     assert error["message"] == "internal server error"
     assert "sk-" not in response.text

@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from optillm_core import ClientError, ModelClient, OptimizerRegistry
+from optillm_router import AnyioClock, Clock
 
 from . import _strategies
 from ._conversation import strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
-from ._passthrough import Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._passthrough import Forwarding, Upstream, fetch_models, forward, outgoing_body, serve_with_client
 from ._runs import plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
@@ -40,11 +41,15 @@ class ServerState:
     upstream_timeout: httpx.Timeout
     keepalive_seconds: float
     pool: httpx.AsyncClient | None = None
+    clock: Clock = field(default_factory=AnyioClock)
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
             raise ApiError(503, "the server is not started: run the app with its lifespan", kind="server_error")
         return self.pool
+
+    def forwarding(self, upstream: Upstream) -> Forwarding:
+        return Forwarding(self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock)
 
 
 def _state(request: Request) -> ServerState:
@@ -81,11 +86,11 @@ async def chat_completions(request: Request) -> Response:
 def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
     stream = bool(body.get("stream"))
     if state.upstream is not None:
-        upstream, pool, scrub, timeout = state.upstream, state.require_pool(), state.scrub, state.upstream_timeout
+        forwarding = state.forwarding(state.upstream)
         payload = outgoing_body(raw, body)
 
         async def relay(exchange: Exchange) -> None:
-            await forward(exchange, pool, upstream, payload, stream=stream, scrub=scrub, http_timeout=timeout)
+            await forward(exchange, forwarding, payload, stream=stream)
 
         return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
     chat = ChatRequest.parse(body)

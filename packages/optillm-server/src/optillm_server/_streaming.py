@@ -3,7 +3,8 @@
 :class:`Exchange` wraps the ASGI ``send`` of one response: a complete JSON answer, or a
 server-sent event stream (``data:`` lines and ``:`` comments). :class:`DeferredResponse` runs the
 work beside a task that watches for ``http.disconnect``; any error becomes an OpenAI-shaped error,
-as a JSON response before the stream starts and as a ``data: {"error": ...}`` event after.
+as a JSON response before the stream starts and as a ``data: {"error": ...}`` event followed by
+``data: [DONE]`` after, so that a stream never just stops.
 """
 
 from __future__ import annotations as _annotations
@@ -74,10 +75,12 @@ class Exchange:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def fail(self, error: ApiError) -> None:
+        """The error as a JSON response; once a stream has begun, as an error event followed by ``[DONE]``."""
         if not self.started:
             await self.json(error.status, error.payload(), error.headers())
-        else:
+        elif not self.finished:
             await self.data(error.payload())
+            await self.done()
             await self.end()
 
 
