@@ -89,7 +89,7 @@ def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
         )
     if isinstance(exc, ClientError):
         return _client_error(exc, scrub(str(exc)))
-    cause = provider_cause(exc)
+    cause = _provider_cause(exc)
     if cause is not None:
         # A strategy that gave up because its model calls failed: the client learns what failed upstream.
         return _client_error(cause, scrub(str(exc)))
@@ -102,7 +102,7 @@ def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
     return ApiError(500, "internal server error", kind="server_error", code="internal_error")
 
 
-def provider_cause(exc: BaseException) -> ClientError | None:
+def _provider_cause(exc: BaseException) -> ClientError | None:
     """The failed model call a strategy's error was raised from (``raise NoSolutions(…) from error``), if any."""
     if not isinstance(exc, (NoSolutions, OptimizerError)):
         return None
