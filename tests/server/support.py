@@ -101,7 +101,7 @@ class EchoStrategy(Optimizer[EchoConfig]):
         drafts = await gather(functools.partial(draft, i) for i in range(ctx.config.drafts))
         ctx.phase("final")
         final = await ctx.generate_final(ctx.prompt(f"final: {drafts[0].text}"))
-        return Outcome(answer=final.text)
+        return Outcome(answer=final.text, thinking=final.reasoning)
 
 
 class ShoutStrategy(Optimizer[OptimizerConfig]):

@@ -24,6 +24,7 @@ from optillm_core import (
     RunUsage,
     Solution,
     Timeout,
+    UnsupportedPolicy,
     default_registry,
 )
 
@@ -91,7 +92,7 @@ def _settings(args: argparse.Namespace, choice: ProviderChoice) -> GenerationSet
     max_tokens = args.max_tokens
     if max_tokens is None and choice.provider == "local":
         max_tokens = LOCAL_MAX_TOKENS
-    return GenerationSettings(max_tokens=max_tokens, temperature=args.temperature)
+    return GenerationSettings(max_tokens=max_tokens, temperature=args.temperature, seed=args.seed)
 
 
 def _sink(args: argparse.Namespace, stderr: TextIO, strategy: str) -> EventLines | Progress | None:
@@ -110,6 +111,7 @@ class _Run:
     settings: GenerationSettings
     budget: Budget
     timeout: float | None
+    unsupported: UnsupportedPolicy = "drop"
 
 
 async def _optimize(run: _Run, client: ModelClient, state: RunState) -> Solution:
@@ -126,6 +128,7 @@ async def _optimize(run: _Run, client: ModelClient, state: RunState) -> Solution
                     settings=run.settings,
                     budget=run.budget,
                     events=events,
+                    unsupported=run.unsupported,
                 )
         except TimeoutError as exc:
             if isinstance(exc, Timeout):
@@ -149,6 +152,7 @@ def run_command(
         settings=_settings(args, choice),
         budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.timeout),
         timeout=args.timeout,
+        unsupported=args.drop_unsupported,
     )
     client = client_factory(choice, env)
     state.sink = _sink(args, sys.stderr, optimizer.name)
@@ -218,6 +222,7 @@ def serve_command(
         registry=default_registry(),
         require_key=require_key,
         close_client=True,  # closed in the server's own event loop, where its connection pools live
+        drop_unsupported=args.drop_unsupported,
     )
     _uvicorn_logging(args.verbose)
     try:

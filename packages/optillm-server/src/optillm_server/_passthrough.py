@@ -360,7 +360,7 @@ async def serve_with_client(
     if not request.stream:
         result = await client.complete(prompt, settings)
         choices = [(text, result.finish_reason(i)) for i, text in enumerate(result.texts)]
-        await exchange.json(200, completion(header, choices, result.usage))
+        await exchange.json(200, completion(header, choices, result.usage, list(result.thinking)))
         return
     await _stream_with_client(exchange, client, prompt, settings, request, header)
 
