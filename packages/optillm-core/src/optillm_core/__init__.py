@@ -55,6 +55,7 @@ from ._guard import (
 )
 from ._messages import GenerationSettings, Message, Prompt, Role
 from ._optimizer import (
+    CALLER_SETTINGS_BY_ROLE,
     FINAL_ONLY_EXTRA,
     CallRole,
     Optimizer,
@@ -81,6 +82,7 @@ from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_strea
 __version__ = _version("optillm-core")
 
 __all__ = (
+    "CALLER_SETTINGS_BY_ROLE",
     "ENTRY_POINT_GROUP",
     "FINAL_ONLY_EXTRA",
     "AnswerDelta",

@@ -34,6 +34,7 @@ from ._profiles import ModelProfile
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
 
 __all__ = (
+    "CALLER_SETTINGS_BY_ROLE",
     "FINAL_ONLY_EXTRA",
     "CallRole",
     "Optimizer",
@@ -57,6 +58,13 @@ UnsupportedPolicy = Literal["drop", "error"]
 
 FINAL_ONLY_EXTRA = frozenset({"response_format"})
 """Provider fields of the caller that shape the returned answer, so reach only the final call."""
+
+CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
+    "answer": ("max_tokens", "temperature", "top_p", "seed"),
+    "judge": ("max_tokens",),
+    "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format"),
+}
+"""Which of the caller's settings reach a call of each role (:meth:`RunContext.call_settings`)."""
 
 log = structlog.get_logger("optillm")
 
