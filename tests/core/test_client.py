@@ -6,6 +6,7 @@ import pytest
 from optillm_core import (
     Completed,
     GenerationSettings,
+    NoSolutions,
     OutputTextDelta,
     Prompt,
     ProviderUnavailable,
@@ -48,7 +49,7 @@ async def test_fan_out_stream_relabels_choices_and_sums_usage() -> None:
         async for event in events:
             if isinstance(event, OutputTextDelta):
                 texts[event.index] = texts.get(event.index, "") + event.delta
-            else:
+            elif isinstance(event, Completed):
                 completed.append(event)
     assert sorted(texts.values()) == ["four five six", "one two", "three"]
     assert len(completed) == 1
@@ -107,6 +108,17 @@ async def test_gather_first_error_cancels_siblings() -> None:
     with pytest.raises(ValueError, match="boom"):
         await gather([slow, fail])
     assert cancelled.is_set()
+
+
+async def test_gather_keeps_the_cause_of_the_error_it_raises() -> None:
+    call_failed = ProviderUnavailable("every call failed")
+
+    async def give_up() -> int:
+        raise NoSolutions("nothing to answer with") from call_failed
+
+    with pytest.raises(NoSolutions) as caught:
+        await gather([give_up])
+    assert caught.value.__cause__ is call_failed
 
 
 def test_sequential_depth_counts_chains() -> None:

@@ -8,7 +8,6 @@ before its first event; after that a failure reaches the caller.
 
 from __future__ import annotations as _annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -25,12 +24,14 @@ from optillm_core import (
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimitError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
     redact,
@@ -41,7 +42,7 @@ from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
 from ._health import Health
 from ._http import HttpPool
 from ._limits import ProviderLimits, Ticket, TokenEstimate, estimate_tokens
-from ._providers import PROVIDERS, Capabilities, create_provider_client
+from ._providers import create_provider_client
 from ._retry import retry_delay, should_retry
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals, _Meter, cost_of
@@ -98,8 +99,6 @@ class _Route(ModelClient):
         }
         self._max_retry_after = config.max_retry_after
         self._prices = (spec.input_price_per_million, spec.output_price_per_million)
-        capabilities = getattr(client, "capabilities", None)
-        self.capabilities = capabilities if isinstance(capabilities, Capabilities) else None
 
     @property
     def model_name(self) -> str:
@@ -109,17 +108,13 @@ class _Route(ModelClient):
     def supports_native_n(self) -> bool:
         return self.client.supports_native_n
 
+    @property
+    def profile(self) -> ModelProfile:
+        return self.client.profile
+
     def can_honour(self, settings: GenerationSettings) -> bool:
-        """Whether the provider's known capabilities accept these settings (unknown: assume so)."""
-        caps = self.capabilities
-        if caps is None:
-            return True
-        temperature = settings.temperature
-        if temperature is not None and temperature > caps.temperature_max:
-            return False
-        if settings.stop and caps.max_stop is not None and len(settings.stop) > caps.max_stop:
-            return False
-        return settings.seed is None or caps.seed
+        """Whether the model takes these settings as they are (its client would leave some out otherwise)."""
+        return not self.client.profile.unsupported(settings)
 
     def stats(self) -> ProviderStats:
         now = self._clock.now()
@@ -436,9 +431,6 @@ class ModelClientRouter(ModelClient):
 
     def _provider_client(self, spec: ProviderSpec, api_key: str | None) -> ModelClient:
         assert self._http is not None
-        capabilities = None
-        if spec.native_n is not None:
-            capabilities = dataclasses.replace(PROVIDERS[spec.provider].capabilities, native_n=spec.native_n)
         return create_provider_client(
             spec.provider,
             model=spec.model,
@@ -447,7 +439,7 @@ class ModelClientRouter(ModelClient):
             http=self._http,
             timeout=spec.timeout_seconds or self.config.timeout_seconds,
             connect_timeout=spec.connect_timeout_seconds or self.config.connect_timeout_seconds,
-            capabilities=capabilities,
+            profile=spec.model_profile(),
         )
 
     # -- ModelClient ---------------------------------------------------------------------------------
@@ -465,6 +457,13 @@ class ModelClientRouter(ModelClient):
         :meth:`request` itself accepts any ``n`` and fans out per provider when it must.
         """
         return self._native_n
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What every enabled provider's model accepts (the strictest of their profiles), so that a
+        request fitted to it can go to any of them."""
+        first, *rest = self._routes
+        return first.profile.strictest(route.profile for route in rest)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -490,6 +489,9 @@ class ModelClientRouter(ModelClient):
                     failures.append((route, exc))
                     continue
                 for index, text in enumerate(completion.texts):
+                    thought = completion.thinking[index] if index < len(completion.thinking) else ""
+                    if thought:
+                        yield ReasoningDelta(delta=thought, index=index)
                     yield OutputTextDelta(delta=text, index=index)
                 yield Completed(
                     usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model
@@ -513,10 +515,10 @@ class ModelClientRouter(ModelClient):
     def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[_Route]:
         """The providers to try, in order: the strategy's order less those cooling down.
 
-        Providers paused by a ``retry-after`` go after the others, and providers whose
-        capabilities cannot honour the settings (temperature range, stop sequences, seed) go last,
-        where their clear rejection is the answer if nothing else serves the request. Without
-        fallback only the strategy's first choice is tried.
+        Providers paused by a ``retry-after`` go after the others, and providers whose model
+        profile would leave out some of the settings (a temperature, a seed, stop sequences) go
+        last, where they serve the request without them if nothing else does. Without fallback
+        only the strategy's first choice is tried.
         """
         estimate = estimate_tokens(prompt, settings) if self._needs_estimate else _NO_ESTIMATE
         ordered = self._order.order(self._routes, estimate)
