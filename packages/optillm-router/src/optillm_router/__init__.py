@@ -10,16 +10,22 @@ from __future__ import annotations as _annotations
 
 from ._clock import AnyioClock, Clock
 from ._config import ENV_PREFIX, ProviderRoutingConfig, ProviderSpec, RoutingStrategy, load_routing_config
+from ._failures import TRANSPORT_FAILURES, FewerChoices
 from ._http import HttpPool, parse_retry_after
 from ._limits import DEFAULT_OUTPUT_TOKENS_ESTIMATE, RATE_WINDOW_SECONDS, TokenEstimate, estimate_tokens
 from ._providers import PROVIDERS, Capabilities, ProviderInfo, create_provider_client
 from ._retry import (
+    COOLDOWN_FAILURES,
+    COOLDOWN_SECONDS,
     INITIAL_RETRY_DELAY,
+    MAX_COOLDOWN_SECONDS,
+    MAX_RETRIES,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     NEVER_RETRY_STATUSES,
     RETRY_JITTER,
     RETRY_STATUSES,
+    beyond_cap,
     retry_delay,
     should_retry,
 )
@@ -28,9 +34,13 @@ from ._strategies import Candidate, RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals, cost_of
 
 __all__ = (
+    "COOLDOWN_FAILURES",
+    "COOLDOWN_SECONDS",
     "DEFAULT_OUTPUT_TOKENS_ESTIMATE",
     "ENV_PREFIX",
     "INITIAL_RETRY_DELAY",
+    "MAX_COOLDOWN_SECONDS",
+    "MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
     "NEVER_RETRY_STATUSES",
@@ -38,12 +48,14 @@ __all__ = (
     "RATE_WINDOW_SECONDS",
     "RETRY_JITTER",
     "RETRY_STATUSES",
+    "TRANSPORT_FAILURES",
     "AnyioClock",
     "CallRecord",
     "Candidate",
     "Capabilities",
     "ClientFactory",
     "Clock",
+    "FewerChoices",
     "HttpPool",
     "ModelClientRouter",
     "ProviderInfo",
@@ -54,6 +66,7 @@ __all__ = (
     "RoutingStrategy",
     "TokenEstimate",
     "UsageTotals",
+    "beyond_cap",
     "cost_of",
     "create_provider_client",
     "estimate_tokens",

@@ -20,6 +20,7 @@ from optillm_core import (
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish
 
@@ -95,17 +96,19 @@ class GeminiClient(HttpModelClient):
             index = _index(candidate, position, len(candidates))
             texts[index] = _text(candidate)
             finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
-        if len(texts) < settings.n:
-            raise ProtocolError(
-                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
-                provider=self.provider,
-            )
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
             usage=_usage(payload.get("usageMetadata")),
             finish_reasons=tuple(finish),
             model=payload.get("modelVersion") or self.model,
         )
+        if len(texts) < settings.n:
+            raise FewerChoices(
+                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+                completion=completion,
+            )
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         body = self.build_body(prompt, settings)

@@ -18,6 +18,7 @@ from optillm_core import (
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish
 
@@ -96,13 +97,14 @@ class OpenAICompatibleClient(HttpModelClient):
             message = choice.get("message") or {}
             texts[index] = message.get("content") or ""
             finish[index] = map_finish(_FINISH, choice.get("finish_reason"))
-        self._check_choice_count(len(texts), settings.n)
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
             usage=_usage(payload.get("usage")),
             finish_reasons=tuple(finish),
             model=payload.get("model") or self.model,
         )
+        self._check_choice_count(completion, settings.n)
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         body = self.build_body(prompt, settings, stream=True)
@@ -144,12 +146,14 @@ class OpenAICompatibleClient(HttpModelClient):
         status = code if isinstance(code, int) and 400 <= code <= 599 else 500
         raise self.error(status, {}, json.dumps(payload).encode())
 
-    def _check_choice_count(self, got: int, wanted: int) -> None:
+    def _check_choice_count(self, completion: Completion, wanted: int) -> None:
+        got = len(completion.texts)
         if got < wanted:
-            raise ProtocolError(
+            raise FewerChoices(
                 f"{self.provider} returned {got} choice(s) for n={wanted}: it ignores n; "
                 "declare the provider without native n so that choices are fanned out",
                 provider=self.provider,
+                completion=completion,
             )
 
 
