@@ -266,7 +266,7 @@ class _OneChoice(ModelClient):
 async def test_missing_choices_are_requested_as_single_calls_and_remembered() -> None:
     client = _OneChoice()
     router = _router({"vllm/a": client}, JumpClock())
-    assert router.supports_native_n
+    assert router._routes[0].native_n
     metered = MeteredClient(router)
     completion = await metered.complete(PROMPT, GenerationSettings(n=3))
     assert completion.texts == ("choice 1", "choice 2", "choice 3")
