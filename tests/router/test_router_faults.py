@@ -19,6 +19,7 @@ from optillm_core import (
     OutputTextDelta,
     Prompt,
     ProtocolError,
+    ProviderUnavailable,
     collect_stream,
 )
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, RoutingStrategy
@@ -186,3 +187,15 @@ async def test_a_gemini_model_that_returns_fewer_candidates_gets_the_rest_as_sin
     temperatures = [(r.body.get("generationConfig") or {}).get("temperature") for r in server.requests[:3]]
     assert temperatures == [0.9, 0.9, 0.9]
     assert not router.supports_native_n
+
+
+async def test_an_address_where_nothing_listens_fails_within_a_few_attempts() -> None:
+    server = FakeProviderServer("openai")
+    async with server:
+        spec = server.spec()
+    clock = JumpClock()
+    with anyio.fail_after(20):
+        async with ModelClientRouter(ProviderRoutingConfig(primary=spec), clock=clock) as router:
+            with pytest.raises(ProviderUnavailable, match="after 3 attempts: could not reach"):
+                await router.complete(Prompt.from_query("question 6"))
+    assert len(clock.sleeps) == 2

@@ -101,6 +101,26 @@ async def test_the_default_retries_outlast_a_long_run_of_transient_faults() -> N
     assert len(clock.sleeps) == 10
 
 
+def _refused() -> ProviderUnavailable:
+    error = ProviderUnavailable("could not reach vllm: connection refused", provider="vllm")
+    error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    return error
+
+
+async def test_a_route_that_never_answered_gets_few_retries_for_refused_connections() -> None:
+    clock = JumpClock()
+    client = FaultyClient(
+        ScriptedClient(["up", "up again"]), lambda n, p, s: _refused() if n < 3 or 4 <= n < 10 else None
+    )
+    router = _router({"vllm/a": client}, clock)
+    with pytest.raises(ProviderUnavailable, match="after 3 attempts: could not reach"):
+        await router.complete(PROMPT)  # a wrong address is reported within seconds
+    assert (client.calls, len(clock.sleeps)) == (3, 2)
+    assert (await router.complete(PROMPT)).text == "up"
+    assert (await router.complete(PROMPT)).text == "up again"  # it has answered: a restart gets every retry
+    assert client.calls == 11
+
+
 # -- cooldowns reorder, and a call waits for the first route back -------------------------------------
 
 

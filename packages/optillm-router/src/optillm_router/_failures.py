@@ -29,6 +29,7 @@ from __future__ import annotations as _annotations
 
 import errno
 import json
+import socket
 
 import aiohttp
 import httpx
@@ -45,7 +46,7 @@ from optillm_core import (
     redact,
 )
 
-__all__ = ("TRANSPORT_FAILURES", "FewerChoices", "client_error", "refused_locally")
+__all__ = ("TRANSPORT_FAILURES", "FewerChoices", "client_error", "could_not_connect", "refused_locally")
 
 
 class FewerChoices(ProtocolError):
@@ -122,3 +123,14 @@ def refused_locally(exc: BaseException) -> bool:
     if isinstance(exc, BadRequestError):
         return exc.status_code is None and not isinstance(exc.__cause__, ClientError)
     return isinstance(exc, InvalidConfiguration | ModelRequestsBlocked)
+
+
+_CONNECT_FAILURES = (aiohttp.ClientConnectorError, httpx.ConnectError, ConnectionRefusedError, socket.gaierror)
+
+
+def could_not_connect(exc: BaseException) -> bool:
+    """Whether a call failed to open a connection at all (refused, unknown host): nothing answered."""
+    for cause in (exc, exc.__cause__, exc.__cause__.__cause__ if exc.__cause__ is not None else None):
+        if isinstance(cause, _CONNECT_FAILURES):
+            return True
+    return False

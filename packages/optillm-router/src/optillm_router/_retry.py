@@ -32,6 +32,7 @@ __all__ = (
     "NEVER_RETRY_STATUSES",
     "RETRY_JITTER",
     "RETRY_STATUSES",
+    "UNREACHED_RETRIES",
     "beyond_cap",
     "retry_delay",
     "should_retry",
@@ -39,6 +40,9 @@ __all__ = (
 
 MAX_RETRIES = 10
 """Retries of one request on one route after its first attempt (transient failures only)."""
+UNREACHED_RETRIES = 2
+"""Retries, as the SDKs allow, of a connection refused by a route that has never answered: a
+wrong address is likelier than a restart, and the user should hear of it in seconds, not minutes."""
 COOLDOWN_FAILURES = 3
 """Consecutive failed attempts after which a route (of several) cools down."""
 COOLDOWN_SECONDS = 5.0

@@ -33,7 +33,7 @@ from optillm_core import (
 
 from ._clock import Clock
 from ._config import ProviderRoutingConfig, ProviderSpec
-from ._failures import FewerChoices, client_error, refused_locally
+from ._failures import FewerChoices, client_error, could_not_connect, refused_locally
 from ._health import Health
 from ._limits import Paused, ProviderLimits, Ticket, estimate_tokens
 from ._providers import Capabilities
@@ -87,6 +87,8 @@ class Route:
         self.limits = ProviderLimits(
             max_concurrency=spec.max_concurrency, rpm=spec.rpm, tpm=spec.tpm, clock=clock, rng=rng
         )
+        self.reached = False
+        """Whether any attempt has got through to the provider (an answer of any kind)."""
         self.native_n = client.supports_native_n
         """Whether one request returns ``n`` choices; turned off when the provider returns fewer."""
         self.max_retry_after = config.max_retry_after
@@ -264,6 +266,8 @@ class Route:
         if not isinstance(error, ClientError) or refused_locally(error):
             self.health.abandoned(probe)
             return error
+        if not self.reached and not could_not_connect(error):
+            self.reached = True
         now = self._clock.now()
         self.meter.failures += 1
         if number > 1:
@@ -296,6 +300,7 @@ class Route:
         )
 
     def _succeeded(self, probe: bool, number: int, latency: float, usage: TokenUsage, *, stream: bool) -> None:
+        self.reached = True
         self.health.succeeded(probe)
         meter = self.meter
         meter.calls += 1

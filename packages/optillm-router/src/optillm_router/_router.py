@@ -5,7 +5,8 @@ then attempt, one route at a time (:class:`~optillm_router._route.Route` books e
 After a failure the retry loop (:class:`_Retry`) picks the next attempt:
 
 - a permanent failure (400, 401, 403, 404, 413, 422, a setting refused locally) rules the route
-  out for this request; so does a spent retry count or a ``retry-after`` above the cap;
+  out for this request; so does a spent retry count (``max_retries``; only ``UNREACHED_RETRIES``
+  while the route has never answered and refuses connections) or a ``retry-after`` above the cap;
 - a transient failure is retried on the same route after a backoff (the provider's
   ``retry-after`` when it gave one), while the route is not cooling down;
 - otherwise the next route in the plan that is ready takes it at once; when none is, the call
@@ -49,10 +50,11 @@ from optillm_core import (
 
 from ._clock import AnyioClock, Clock
 from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
+from ._failures import could_not_connect
 from ._http import HttpPool
 from ._limits import TokenEstimate, estimate_tokens
 from ._providers import PROVIDERS, create_provider_client
-from ._retry import beyond_cap, retry_delay, should_retry
+from ._retry import UNREACHED_RETRIES, beyond_cap, retry_delay, should_retry
 from ._route import Route
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals
@@ -439,7 +441,7 @@ class _Retry:
             self.out[index] = True
             if error.status_code is not None:  # the provider's own answer: say when it takes requests again
                 self.failures[route] = error = route.paused_error(error.retry_after or 0.0, error)
-        elif self.tries[index] > router._max_retries:
+        elif self.tries[index] > self._allowed(route, error):
             self.out[index] = True
         now = router._clock.now()
         if not self.out[index] and not route.health.cooling(now):
@@ -459,6 +461,13 @@ class _Retry:
             await router._clock.sleep(delay)
         self.number += 1
         return choice, self.number
+
+    def _allowed(self, route: Route, error: ClientError) -> int:
+        """Retries this request may make on ``route``: fewer while it has never answered and refuses connections."""
+        limit = self.router._max_retries
+        if not route.reached and could_not_connect(error):
+            return min(limit, UNREACHED_RETRIES)
+        return limit
 
     def _soonest(self, now: float) -> tuple[Route | None, float]:
         """The route to try next and how long until it takes calls: the first ready in plan order,
