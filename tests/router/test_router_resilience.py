@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,7 +34,7 @@ from optillm_core import (
     collect_stream,
     run_time_left,
 )
-from optillm_core.testing import FaultyClient, FunctionClient, ScriptedClient
+from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient
 from optillm_router import CallRecord, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router._health import Health
 
@@ -362,6 +363,41 @@ async def test_a_retry_that_would_outlast_the_deadline_is_refused_at_once() -> N
     assert isinstance(info.value.__cause__, RateLimitError)
     assert clock.sleeps == []
     assert metered.usage.retries == 0
+
+
+async def test_a_retry_after_the_token_budget_ran_out_is_refused() -> None:
+    first_of_b = anyio.Event()
+    a_done = anyio.Event()
+    prompt_a, prompt_b = Prompt.from_query("a"), Prompt.from_query("b")
+    attempts_of_b = 0
+
+    async def answer(prompt: Prompt, settings: GenerationSettings) -> Reply:
+        nonlocal attempts_of_b
+        if prompt == prompt_b:
+            attempts_of_b += 1
+            first_of_b.set()
+            await a_done.wait()
+            raise _unavailable()
+        return Reply("a", usage=TokenUsage(input_tokens=60, output_tokens=40))
+
+    metered = MeteredClient(_router({"vllm/a": FunctionClient(answer)}, JumpClock()), budget=Budget(max_tokens=100))
+    outcome: list[BaseException] = []
+
+    async def call_b() -> None:
+        try:
+            await metered.complete(prompt_b)
+        except BudgetExhausted as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call_b)
+        await first_of_b.wait()  # b is in flight; a uses up the token budget meanwhile
+        await metered.complete(prompt_a)
+        a_done.set()
+    assert attempts_of_b == 1
+    (exc,) = outcome
+    assert isinstance(exc, BudgetExhausted) and exc.kind == "tokens"
+    assert isinstance(exc.__cause__, ProviderUnavailable)
 
 
 async def test_stream_retries_are_charged_too() -> None:

@@ -185,12 +185,10 @@ class ModelClientRouter(ModelClient):
         if settings.n > 1 and not self._native_n:
             return await self._fan_out(prompt, settings)
         plan = self._plan(prompt, settings)
-        route = plan[0]
-        number = 1
-        retry: _Retry | None = None
+        route, retry = plan[0], None
         if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
-            retry = _Retry(self, plan)
-            route = await retry.first()
+            route, retry = await self._first_back(plan)
+        number = 1
         while True:
             try:
                 completion = await route.complete(prompt, settings, number)
@@ -211,12 +209,10 @@ class ModelClientRouter(ModelClient):
             yield Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model)
             return
         plan = self._plan(prompt, settings)
-        route = plan[0]
-        number = 1
-        retry: _Retry | None = None
+        route, retry = plan[0], None
         if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
-            retry = _Retry(self, plan)
-            route = await retry.first()
+            route, retry = await self._first_back(plan)
+        number = 1
         while True:
             try:
                 stream = await route.open_stream(prompt, settings, number)
@@ -254,6 +250,11 @@ class ModelClientRouter(ModelClient):
                     route.stream_finished(stream, usage)
                 elif failure is None:
                     route.stream_abandoned(stream)
+
+    async def _first_back(self, plan: Sequence[Route]) -> tuple[Route, _Retry]:
+        """Every route is cooling down: the first back, once it is (the wait bounded by the run's deadline)."""
+        retry = _Retry(self, plan)
+        return await retry.first(), retry
 
     async def _fan_out(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         """``n`` single requests, each routed on its own; the ``n - 1`` beyond the one asked for are charged."""
@@ -409,7 +410,9 @@ class _Retry:
         """Every route is cooling down: wait for the first to come back, within the run's deadline."""
         now = self.router._clock.now()
         route, wait = self._soonest(now)
-        assert route is not None  # nothing is ruled out before the first attempt
+        if route is None:  # every route is paused for longer than the router waits
+            *_, last = self.failures.values()
+            raise self.router._exhausted(self.failures, last, 0)
         left = run_time_left()
         if wait >= left:
             names = ", ".join(r.name for r in self.plan)
@@ -471,18 +474,19 @@ class _Retry:
 
     def _soonest(self, now: float) -> tuple[Route | None, float]:
         """The route to try next and how long until it takes calls: the first ready in plan order,
-        else the first to come back. A route paused beyond the cap is ruled out.
+        else the first to come back. A route whose provider asked for a pause beyond the cap is ruled out.
         """
         best: Route | None = None
         best_key = (math.inf, True)
         for index, route in enumerate(self.plan):
             if self.out[index]:
                 continue
-            wait = route.comeback(now)
-            if wait > route.max_retry_after:
+            paused = route.limits.gate.remaining(now)
+            if paused > route.max_retry_after:
                 self.out[index] = True
-                self.failures.setdefault(route, route.paused_error(wait))
+                self.failures.setdefault(route, route.paused_error(paused))
                 continue
+            wait = max(paused, route.health.remaining(now))
             key = (wait, not route.health.available(now))
             if key < best_key:
                 best, best_key = route, key
