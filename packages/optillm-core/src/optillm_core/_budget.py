@@ -123,8 +123,7 @@ class MeteredClient(WrapperClient):
         if budget.max_tokens is not None and usage.total_tokens >= budget.max_tokens:
             raise BudgetExhausted("tokens", budget.max_tokens, usage.total_tokens)
         if self._deadline != math.inf and self.remaining_seconds() <= wait:
-            limit = budget.max_seconds or 0
-            raise BudgetExhausted("time", limit, min(limit, limit - self.remaining_seconds()))
+            raise self._time_exhausted()  # by the time the call could start, the run's time is up
 
     def _reserve_call(self) -> None:
         self._check_room()
