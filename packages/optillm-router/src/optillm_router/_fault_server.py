@@ -245,6 +245,8 @@ class FakeProviderServer:
 
     async def start(self) -> None:
         app = web.Application()
+        if self.wire == "openai":  # proxies list the upstream's models
+            app.router.add_get("/v1/models", self._models)
         app.router.add_post("/{tail:.*}", self._handle)
         # handler_cancellation: a client that goes away (a timeout, a reset) ends the handler.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
@@ -301,6 +303,11 @@ class FakeProviderServer:
             thread.join(timeout=10)
 
     # -- one request -------------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]}
+        )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
