@@ -209,9 +209,11 @@ def test_the_fault_groups() -> None:
 
 
 def test_it_serves_from_a_thread_for_sync_callers() -> None:
-    with FakeProviderServer("openai").running_in_thread() as server:
-        with urllib.request.urlopen(server.base_url + "/models", timeout=5) as response:
-            assert json.loads(response.read())["data"][0]["id"] == "fake-model"
+    with (
+        FakeProviderServer("openai").running_in_thread() as server,
+        urllib.request.urlopen(server.base_url + "/models", timeout=5) as response,
+    ):
+        assert json.loads(response.read())["data"][0]["id"] == "fake-model"
     with FakeProviderServer("ollama").running_in_thread() as server:
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": False}).encode()
         request = urllib.request.Request(server.root_url + "/api/chat", data=body, method="POST")
