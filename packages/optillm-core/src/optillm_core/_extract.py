@@ -20,17 +20,15 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 # "Final answer:", "**Answer:**", "The answer is", "the final answer is:": the word "answer" on its own
-# (not "answers", not "another"), then a colon or "is". Bold markup may close between them.
-_MARKER = re.compile(r"(?<![\w-])(?:final\s+)?answer\b[ \t]*\**[ \t]*(?:[:：]|is\b[ \t]*[:：]?)", re.IGNORECASE)
-# A heading that is the marker alone ("**Final Answer**", "## Answer"): the answer is on the next line.
-_HEADING = re.compile(
-    r"^[ \t]*(?:#{1,6}[ \t]*)?\**[ \t]*(?:final\s+)?answer[ \t]*\**[ \t]*[:：]?[ \t]*\**[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
+# (not "answers", not "another"), then a colon or "is". Bold markup may close between them. Every
+# repetition is followed by something it cannot match, so a long run of spaces costs linear time.
+_MARKER = re.compile(r"(?<![\w-])(?:final\s+)?answer\b[ \t]*(?:\*+[ \t]*)?(?:[:：]|is\b[ \t]*[:：]?)", re.IGNORECASE)
+# A heading that is the marker alone ("**Final Answer**", "## Answer:"): the answer is on the next line.
+_HEADINGS = frozenset({"answer", "final answer"})
 # Where the answer's sentence ends: a full stop, "!", "?", ";" or an ellipsis before more text, or a clause
 # giving the reason ("42, because ..."). A decimal point ("3.14") is followed by a digit, so it is not an end.
 _SENTENCE_END = re.compile(
-    r"(?:\.\.\.|…|[.!?;])(?=\s)|,?\s+(?:because|since)\b|,\s+(?:which|as|so|given)\b", re.IGNORECASE
+    r"(?:\.\.\.|…|[.!?;])(?=\s)|,?(?<!\s)\s+(?:because|since)\b|,\s+(?:which|as|so|given)\b", re.IGNORECASE
 )
 _MARKUP = " \t\r\n*`"
 _OPTION = re.compile(r"\(([A-Za-z])\)")
@@ -41,25 +39,27 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 
 
-def _closing_brace(text: str, open_index: int) -> int | None:
-    """Index of the brace closing the one at ``open_index``, or ``None`` when it is never closed."""
-    depth = 0
-    for index in range(open_index, len(text)):
-        char = text[index]
+def _closing_braces(text: str) -> dict[int, int]:
+    """The index of the brace closing each ``{`` that is closed, in one pass."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    for index, char in enumerate(text):
         if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
+            opened.append(index)
+        elif char == "}" and opened:
+            closes[opened.pop()] = index
+    return closes
 
 
 def extract_boxed(text: str) -> str | None:
     """The content of the last complete ``\\boxed{...}`` (nested braces allowed), or ``None``."""
-    for match in reversed(list(_BOXED.finditer(text))):
+    matches = list(_BOXED.finditer(text))
+    if not matches:
+        return None
+    closes = _closing_braces(text)
+    for match in reversed(matches):
         open_index = match.end() - 1
-        close = _closing_brace(text, open_index)
+        close = closes.get(open_index)
         if close is not None:
             return text[open_index + 1 : close].strip()
     return None
@@ -142,12 +142,23 @@ def extract_answer(text: str) -> str | None:
     boxed = extract_boxed(visible)
     if boxed:
         return boxed
-    ends = sorted({m.end() for m in _MARKER.finditer(visible)} | {m.end() for m in _HEADING.finditer(visible)})
+    ends = sorted({m.end() for m in _MARKER.finditer(visible)} | set(_heading_ends(visible)))
     for end in reversed(ends):
         answer = _answer_after(visible, end)
         if answer:
             return answer
     return None
+
+
+def _heading_ends(text: str) -> list[int]:
+    """Where each line that is only a final-answer heading ends."""
+    ends, position = [], 0
+    for line in text.split("\n"):
+        label = line.strip().lstrip("#").strip(" \t*").rstrip(":：").strip(" \t*")
+        if " ".join(label.split()).lower() in _HEADINGS:
+            ends.append(position + len(line))
+        position += len(line) + 1
+    return ends
 
 
 def _answer_after(text: str, start: int) -> str:
