@@ -118,7 +118,10 @@ class Search:
             if text.strip()
         ]
         if node is self.root and replies:
-            self.ctx.record_best(replies[0][0], "MCTS stopped before any evaluation; first sampled reply.")
+            first, first_thinking, _ = replies[0]
+            self.ctx.record_best(
+                first, "MCTS stopped before any evaluation; first sampled reply.", thinking=first_thinking
+            )
         queries = await gather(self._predict_thunk(state, reply, index) for index, (reply, _, _) in enumerate(replies))
         node.children = [
             Node(state=state.after(reply, query), parent=node, reply=reply, thinking=thinking, truncated=cut)
@@ -227,7 +230,9 @@ class Search:
             )
         )
         best = best_child(self.root)
-        self.ctx.record_best(best.reply, f"MCTS stopped after {len(self.records)} simulation(s).")
+        self.ctx.record_best(
+            best.reply, f"MCTS stopped after {len(self.records)} simulation(s).", thinking=best.thinking
+        )
 
 
 def _choices(completion: Completion) -> list[tuple[str, str, bool]]:
