@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from optillm_core import Optimizer, OptimizerConfig, Outcome, RunContext, gather
+from optillm_core import CallRole, Completion, Optimizer, OptimizerConfig, Outcome, RunContext, gather
 
 
 class FanoutConfig(OptimizerConfig):
@@ -21,16 +23,22 @@ class FanoutOptimizer(Optimizer[FanoutConfig]):
     name = "fanout"
     description = "Draws a few answers concurrently, then asks the model to pick the best one."
     config_type = FanoutConfig
+    phases: ClassVar[Mapping[str, CallRole]] = {"sampling": "answer", "selection": "final"}
 
     async def run(self, ctx: RunContext[FanoutConfig]) -> Outcome:
         ctx.phase("sampling")
-        settings = ctx.call_settings(temperature=ctx.config.temperature)
+        pinned = ctx.config.pinned(temperature="temperature")
         prompt = ctx.prompt(ctx.query)
-        completions = await gather(lambda: ctx.client.complete(prompt, settings) for _ in range(ctx.config.samples))
+
+        async def sample(index: int) -> Completion:
+            settings = ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=index, pinned=pinned)
+            return await ctx.client.complete(prompt, settings)
+
+        completions = await gather(functools.partial(sample, i) for i in range(ctx.config.samples))
         ctx.record_best(completions[0].text, chosen=0)
         ctx.phase("selection")
         listing = "\n".join(f"Candidate {i}: {c.text}" for i, c in enumerate(completions))
-        pick = await ctx.generate(f"Pick the best candidate for: {ctx.query}\n{listing}")
+        pick = await ctx.generate(f"Pick the best candidate for: {ctx.query}\n{listing}", ctx.call_settings("final"))
         return Outcome(
             answer=pick.text,
             reasoning=listing,

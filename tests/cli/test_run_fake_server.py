@@ -50,7 +50,7 @@ def test_json_usage_equals_what_the_server_reported(cli: CliRunner, server: Fake
     assert data["strategy"] == "fanout"
     assert data["selection"]["candidates"] == 3
     assert {r.body["max_tokens"] for r in requests} == {64}  # --base-url alone: any OpenAI-compatible server
-    assert sorted(r.body["temperature"] for r in requests) == [0.2, 0.8, 0.8, 0.8]
+    assert [r.body["temperature"] for r in requests] == [0.2, 0.2, 0.2, 0.2]  # the caller's, in every phase here
     assert {r.body["model"] for r in requests} == {"fake-model"}
 
 

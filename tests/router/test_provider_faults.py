@@ -37,12 +37,12 @@ from optillm_router.testing import (
     FakeProviderServer,
     FaultKind,
     FaultPlan,
-    WireFormat,
+    HttpWireFormat,
 )
 
 pytestmark = pytest.mark.anyio
 
-WIRES: tuple[WireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
+WIRES: tuple[HttpWireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
 PROMPT = Prompt.from_query("What is 6 times 7?", system="Answer briefly.")
 TIMEOUT = 0.5
 """Seconds the clients wait for a hung server."""
@@ -85,7 +85,7 @@ async def _call(client: ModelClient, *, stream: bool, seen: list[Any]) -> None:
 @pytest.mark.parametrize("kind", [*TRANSIENT_FAULTS, *PERMANENT_FAULTS])
 @pytest.mark.parametrize("wire", WIRES)
 async def test_every_fault_becomes_the_error_its_retry_rule_expects(
-    wire: WireFormat, kind: FaultKind, stream: bool
+    wire: HttpWireFormat, kind: FaultKind, stream: bool
 ) -> None:
     error_class, detail = EXPECTED[kind]
     seen: list[Any] = []
@@ -104,7 +104,7 @@ async def test_every_fault_becomes_the_error_its_retry_rule_expects(
 
 
 @pytest.mark.parametrize("wire", WIRES)
-async def test_each_format_answers_plain_and_streamed_in_its_own_shape(wire: WireFormat) -> None:
+async def test_each_format_answers_plain_and_streamed_in_its_own_shape(wire: HttpWireFormat) -> None:
     async with FakeProviderServer(wire, latency=0.001) as server, HttpPool() as http:
         client = _client(server, http)
         plain = await client.request(PROMPT, GenerationSettings(max_tokens=50, temperature=0.3))

@@ -29,14 +29,14 @@ from optillm_router.testing import (
     TRANSIENT_FAULTS,
     FakeProviderServer,
     FaultPlan,
-    WireFormat,
+    HttpWireFormat,
 )
 
 from .router_support import JumpClock
 
 pytestmark = pytest.mark.anyio
 
-WIRES: tuple[WireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
+WIRES: tuple[HttpWireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
 BATCH = 50
 IN_FLIGHT = 10
 TIMEOUT = 0.5
@@ -92,7 +92,7 @@ async def _batch(router: ModelClientRouter, *, stream: bool) -> dict[int, str]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("wire", WIRES)
-async def test_every_call_survives_30_percent_transient_faults(wire: WireFormat, stream: bool) -> None:
+async def test_every_call_survives_30_percent_transient_faults(wire: HttpWireFormat, stream: bool) -> None:
     # A stream cut mid-answer has delivered text and cannot be retried: streams get the others.
     plan = FaultPlan(rate=0.3, kinds=RECOVERABLE_STREAM_FAULTS if stream else TRANSIENT_FAULTS, seed=2026)
     clock = JumpClock()
@@ -124,7 +124,7 @@ async def test_two_flaky_providers_of_different_formats_serve_a_batch_together()
 
 
 @pytest.mark.parametrize("wire", WIRES)
-async def test_permanent_faults_fail_every_call_at_once_with_their_error(wire: WireFormat) -> None:
+async def test_permanent_faults_fail_every_call_at_once_with_their_error(wire: HttpWireFormat) -> None:
     clock = JumpClock()
     plan = FaultPlan(rate=1.0, kinds=PERMANENT_FAULTS, seed=3)
     with anyio.fail_after(20):
@@ -143,7 +143,7 @@ async def test_permanent_faults_fail_every_call_at_once_with_their_error(wire: W
 
 
 @pytest.mark.parametrize("wire", WIRES)
-async def test_a_stream_cut_mid_answer_reaches_the_caller_after_its_text(wire: WireFormat) -> None:
+async def test_a_stream_cut_mid_answer_reaches_the_caller_after_its_text(wire: HttpWireFormat) -> None:
     received: list[str] = []
     with anyio.fail_after(20):
         async with (

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 import uvicorn
 from openai import AsyncOpenAI
 from pydantic import Field
@@ -19,6 +21,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from optillm_core import (
+    CallRole,
+    Completion,
     GenerationSettings,
     ModelClient,
     Optimizer,
@@ -30,6 +34,22 @@ from optillm_core import (
     gather,
 )
 from optillm_server import Upstream, create_app
+
+
+class JumpClock:
+    """Virtual time for retry waits: ``sleep`` records the delay and returns at once."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += max(seconds, 0.0)
+        await anyio.lowlevel.checkpoint()
 
 
 @asynccontextmanager
@@ -68,16 +88,20 @@ class EchoStrategy(Optimizer[EchoConfig]):
     name = "echo"
     description = "test strategy: drafts, then a streamed final answer"
     config_type = EchoConfig
+    phases: ClassVar[Mapping[str, CallRole]] = {"draft": "answer", "final": "final"}
 
     async def run(self, ctx: RunContext[EchoConfig]) -> Outcome:
         ctx.phase("draft")
-        settings = ctx.call_settings(temperature=ctx.config.temperature)
-        drafts = await gather(
-            lambda: ctx.generate(ctx.prompt(f"draft: {ctx.query}"), settings) for _ in range(ctx.config.drafts)
-        )
+        pinned = ctx.config.pinned(temperature="temperature")
+
+        async def draft(index: int) -> Completion:
+            settings = ctx.call_settings("answer", temperature=ctx.config.temperature, seed_offset=index, pinned=pinned)
+            return await ctx.generate(ctx.prompt(f"draft: {ctx.query}"), settings)
+
+        drafts = await gather(functools.partial(draft, i) for i in range(ctx.config.drafts))
         ctx.phase("final")
         final = await ctx.generate_final(ctx.prompt(f"final: {drafts[0].text}"))
-        return Outcome(answer=final.text)
+        return Outcome(answer=final.text, thinking=final.reasoning)
 
 
 class ShoutStrategy(Optimizer[OptimizerConfig]):
@@ -199,10 +223,9 @@ async def proxy(
     require_key: str | None = None,
     **options: Any,
 ) -> AsyncIterator[AsyncOpenAI]:
-    """The proxy served on loopback, with the official SDK pointed at it."""
-    app = create_app(
-        client=client, model=model, upstream=upstream, registry=test_registry(), require_key=require_key, **options
-    )
+    """The proxy served on loopback (with the test strategies unless ``registry`` is given), the SDK pointed at it."""
+    options.setdefault("registry", test_registry())
+    app = create_app(client=client, model=model, upstream=upstream, require_key=require_key, **options)
     async with serving(app) as base_url:
         sdk = AsyncOpenAI(base_url=base_url, api_key=require_key or "not-needed", max_retries=0)
         try:

@@ -57,14 +57,17 @@ async def test_request_settings_and_config_reach_the_model_calls() -> None:
     finals = [r for r in client.requests if last_user(r.prompt).startswith("final:")]
     assert len(drafts) == 3
     assert len(finals) == 1
-    # the strategy's own phase temperature wins over the request's; everything else is the request's
+    # a phase temperature set in optillm_config wins over the request's; each draft gets its own seed;
+    # stop reaches the final answer only
     assert all(r.settings.temperature == 0.1 for r in drafts)
     assert finals[0].settings.temperature == 0.9
+    assert sorted(r.settings.seed for r in drafts if r.settings.seed is not None) == [3, 4, 5]
+    assert finals[0].settings.seed == 3
+    assert [r.settings.stop for r in drafts] == [None, None, None]
+    assert finals[0].settings.stop == ("END",)
     for record in client.requests:
         assert record.settings.max_tokens == 77
         assert record.settings.top_p == 0.5
-        assert record.settings.seed == 3
-        assert record.settings.stop == ("END",)
         assert record.system_text == "Be brief."
 
 

@@ -23,6 +23,7 @@ from ._errors import (
     ProviderUnavailable,
     RateLimitError,
     Timeout,
+    UnsupportedSetting,
     error_for_status,
     map_client_errors,
     redact,
@@ -53,14 +54,37 @@ from ._guard import (
     set_model_requests_allowed,
 )
 from ._messages import GenerationSettings, Message, Prompt, Role
-from ._optimizer import Optimizer, OptimizerConfig, OptimizerMetadata, Outcome, RunContext, Solution
+from ._optimizer import (
+    CALLER_SETTINGS_BY_ROLE,
+    FINAL_ONLY_EXTRA,
+    CallRole,
+    Optimizer,
+    OptimizerConfig,
+    OptimizerMetadata,
+    Outcome,
+    RunContext,
+    Solution,
+    UnsupportedPolicy,
+)
+from ._profiles import FittedSettings, MaxTokensField, ModelProfile, ThinkingStyle
 from ._registry import ENTRY_POINT_GROUP, OptimizerInfo, OptimizerRegistry, PluginFailure, default_registry
-from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
+from ._responses import (
+    Completed,
+    Completion,
+    FinishReason,
+    OutputTextDelta,
+    ReasoningDelta,
+    ResponseEvent,
+    TokenUsage,
+)
+from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_stream
 
 __version__ = _version("optillm-core")
 
 __all__ = (
+    "CALLER_SETTINGS_BY_ROLE",
     "ENTRY_POINT_GROUP",
+    "FINAL_ONLY_EXTRA",
     "AnswerDelta",
     "AnswerExtractionError",
     "AuthenticationError",
@@ -68,17 +92,21 @@ __all__ = (
     "Budget",
     "BudgetExhausted",
     "CallFinished",
+    "CallRole",
     "ClientError",
     "Completed",
     "Completion",
     "EventChannel",
     "EventHandler",
     "FinishReason",
+    "FittedSettings",
     "GenerationSettings",
     "InvalidConfiguration",
+    "MaxTokensField",
     "Message",
     "MeteredClient",
     "ModelClient",
+    "ModelProfile",
     "ModelRequestsBlocked",
     "NoSolutions",
     "OptillmError",
@@ -99,6 +127,7 @@ __all__ = (
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimitError",
+    "ReasoningDelta",
     "ResponseEvent",
     "Role",
     "RunCompleted",
@@ -107,8 +136,12 @@ __all__ = (
     "RunStarted",
     "RunUsage",
     "Solution",
+    "ThinkingSplitter",
+    "ThinkingStyle",
     "Timeout",
     "TokenUsage",
+    "UnsupportedPolicy",
+    "UnsupportedSetting",
     "WrapperClient",
     "__version__",
     "allow_model_requests",
@@ -128,7 +161,9 @@ __all__ = (
     "redact",
     "require_answer",
     "run_time_left",
+    "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",
+    "split_thinking_stream",
     "task_group",
 )

@@ -14,11 +14,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._concurrency import task_group
 from ._messages import GenerationSettings, Prompt
-from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
+from ._profiles import ModelProfile
+from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ReasoningDelta, ResponseEvent, TokenUsage
+from ._thinking import separate_thinking, split_thinking_stream
 
 __all__ = ("ModelClient", "WrapperClient", "collect_stream", "merge_completions")
 
 _DEFAULT_SETTINGS = GenerationSettings()
+_DEFAULT_PROFILE = ModelProfile()
 
 
 class ModelClient(ABC):
@@ -27,7 +30,9 @@ class ModelClient(ABC):
     Implementations provide :meth:`request_stream` (an async generator of
     :data:`ResponseEvent`) and may override :meth:`request` with a cheaper non-streaming call.
     Callers use :meth:`complete` and :meth:`stream`, which fan a request with ``n`` > 1 out into
-    concurrent single requests when the client cannot produce several choices natively.
+    concurrent single requests when the client cannot produce several choices natively (each with
+    its own seed, ``seed + index``, when a seed is set), and which move ``<think>…</think>`` text
+    out of the answer into the thinking (``Completion.thinking``, :class:`ReasoningDelta`).
     """
 
     @property
@@ -39,6 +44,11 @@ class ModelClient(ABC):
     def supports_native_n(self) -> bool:
         """Whether one request with ``n`` > 1 returns ``n`` choices."""
         return False
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What the model behind this client accepts; the permissive default when nobody knows."""
+        return _DEFAULT_PROFILE
 
     @abstractmethod
     def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
@@ -56,7 +66,10 @@ class ModelClient(ABC):
         settings = settings or _DEFAULT_SETTINGS
         if settings.n > 1 and not self.supports_native_n:
             return await _fan_out_complete(self, prompt, settings)
-        return await self.request(prompt, settings)
+        max_n = self.profile.max_n
+        if max_n is not None and settings.n > max_n:
+            return await _chunked_complete(self, prompt, settings, max_n)
+        return separate_thinking(await self.request(prompt, settings))
 
     @asynccontextmanager
     async def stream(
@@ -67,13 +80,14 @@ class ModelClient(ABC):
         Leaving the block early closes the underlying connection.
         """
         settings = settings or _DEFAULT_SETTINGS
+        expect_close = self.profile.thinking == "tags"
         if settings.n > 1 and not self.supports_native_n:
             async with _fan_out_stream(self, prompt, settings) as events:
-                yield events
+                yield split_thinking_stream(events, expect_close=expect_close)
             return
         events = self.request_stream(prompt, settings)
         try:
-            yield events
+            yield split_thinking_stream(events, expect_close=expect_close)
         finally:
             await _aclose(events)
 
@@ -103,6 +117,10 @@ class WrapperClient(ModelClient):
     def supports_native_n(self) -> bool:
         return self.wrapped.supports_native_n
 
+    @property
+    def profile(self) -> ModelProfile:
+        return self.wrapped.profile
+
     def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         return self.wrapped.request_stream(prompt, settings)
 
@@ -122,22 +140,26 @@ async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
 async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Completion:
     """Collect a stream of events into a :class:`Completion` with ``n`` choices (more if the stream has more)."""
     pieces: list[list[str]] = [[] for _ in range(n)]
+    thoughts: list[list[str]] = [[] for _ in range(n)]
     completed: Completed | None = None
     try:
         async for event in events:
-            if isinstance(event, OutputTextDelta):
-                while event.index >= len(pieces):
-                    pieces.append([])
-                pieces[event.index].append(event.delta)
-            else:
+            if isinstance(event, Completed):
                 completed = event
+                continue
+            target = pieces if isinstance(event, OutputTextDelta) else thoughts
+            while event.index >= len(target):
+                target.append([])
+            target[event.index].append(event.delta)
     finally:
         await _aclose(events)
     texts = tuple("".join(p) for p in pieces)
+    thinking = tuple("".join(t).strip() for t in thoughts) if any(thoughts) else ()
     if completed is None:
-        return Completion(texts=texts)
+        return Completion(texts=texts, thinking=thinking)
     return Completion(
         texts=texts,
+        thinking=thinking,
         usage=completed.usage or TokenUsage(),
         finish_reasons=completed.finish_reasons,
         model=completed.model,
@@ -147,20 +169,28 @@ async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Co
 def merge_completions(parts: Sequence[Completion]) -> Completion:
     """Join single-choice completions into one completion with a choice per part, in order."""
     usage = sum((p.usage for p in parts), TokenUsage())
+    thinking = tuple(p.reasoning for p in parts)
     return Completion(
         texts=tuple(p.text for p in parts),
+        thinking=thinking if any(thinking) else (),
         usage=usage,
         finish_reasons=tuple(p.finish_reason() for p in parts),
         model=next((p.model for p in parts if p.model), None),
     )
 
 
+def _single(settings: GenerationSettings, index: int) -> GenerationSettings:
+    """Choice ``index`` of a fanned-out request: one choice, and its own seed so the choices differ."""
+    if settings.seed is None:
+        return settings.with_(n=1)
+    return settings.with_(n=1, seed=settings.seed + index)
+
+
 async def _fan_out_complete(client: ModelClient, prompt: Prompt, settings: GenerationSettings) -> Completion:
-    single = settings.with_(n=1)
     results: list[Completion | None] = [None] * settings.n
 
     async def one(index: int) -> None:
-        results[index] = await client.request(prompt, single)
+        results[index] = separate_thinking(await client.request(prompt, _single(settings, index)))
 
     async with task_group() as tg:
         for index in range(settings.n):
@@ -168,12 +198,38 @@ async def _fan_out_complete(client: ModelClient, prompt: Prompt, settings: Gener
     return merge_completions([r for r in results if r is not None])
 
 
+async def _chunked_complete(
+    client: ModelClient, prompt: Prompt, settings: GenerationSettings, max_n: int
+) -> Completion:
+    """A native ``n`` above the model's limit: concurrent requests of at most ``max_n`` choices each."""
+    sizes = [min(max_n, settings.n - start) for start in range(0, settings.n, max_n)]
+    results: list[Completion | None] = [None] * len(sizes)
+
+    async def one(index: int) -> None:
+        chunk = settings.with_(n=sizes[index])
+        if settings.seed is not None:
+            chunk = chunk.with_(seed=settings.seed + index * max_n)
+        results[index] = separate_thinking(await client.request(prompt, chunk))
+
+    async with task_group() as tg:
+        for index in range(len(sizes)):
+            tg.start_soon(one, index)
+    parts = [r for r in results if r is not None]
+    thinking = tuple(t for p in parts for t in (p.thinking or ("",) * len(p.texts)))
+    return Completion(
+        texts=tuple(text for p in parts for text in p.texts),
+        thinking=thinking if any(thinking) else (),
+        usage=sum((p.usage for p in parts), TokenUsage()),
+        finish_reasons=tuple(p.finish_reason(i) for p in parts for i in range(len(p.texts))),
+        model=next((p.model for p in parts if p.model), None),
+    )
+
+
 @asynccontextmanager
 async def _fan_out_stream(
     client: ModelClient, prompt: Prompt, settings: GenerationSettings
 ) -> AsyncIterator[AsyncIterator[ResponseEvent]]:
     """Run ``n`` single-choice streams concurrently and merge them, each relabelled with its choice index."""
-    single = settings.with_(n=1)
     send, receive = anyio.create_memory_object_stream[ResponseEvent](math.inf)
     usages: list[TokenUsage] = []
     finish: list[FinishReason | None] = [None] * settings.n
@@ -181,11 +237,11 @@ async def _fan_out_stream(
 
     async def one(index: int, out: MemoryObjectSendStream[ResponseEvent]) -> None:
         async with out:
-            events = client.request_stream(prompt, single)
+            events = client.request_stream(prompt, _single(settings, index))
             try:
                 async for event in events:
-                    if isinstance(event, OutputTextDelta):
-                        await out.send(OutputTextDelta(delta=event.delta, index=index))
+                    if isinstance(event, OutputTextDelta | ReasoningDelta):
+                        await out.send(event.model_copy(update={"index": index}))
                     else:
                         usages.append(event.usage or TokenUsage())
                         finish[index] = _first(event.finish_reasons)

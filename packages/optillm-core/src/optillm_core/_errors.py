@@ -11,6 +11,7 @@ Every error raised on purpose by an optillm package derives from :class:`Optillm
     │   ├── ProviderUnavailable     5xx, 529 overloaded, connection refused; retryable
     │   └── ProtocolError           malformed JSON, a stream cut in the middle
     ├── InvalidConfiguration        a config or argument is invalid (also a ``ValueError``)
+    │   └── UnsupportedSetting      the caller asked for a setting the model refuses (``.settings``, ``.model``)
     ├── NoSolutions                 a strategy ended with nothing usable to answer with
     ├── ParsingError                model output could not be parsed
     │   └── AnswerExtractionError   no final answer could be found in a text
@@ -45,6 +46,7 @@ __all__ = (
     "ProviderUnavailable",
     "RateLimitError",
     "Timeout",
+    "UnsupportedSetting",
     "error_for_status",
     "map_client_errors",
     "redact",
@@ -122,6 +124,22 @@ class ProtocolError(ClientError):
 
 class InvalidConfiguration(OptillmError, ValueError):
     """A configuration value or argument is invalid; the message names it and says what is expected."""
+
+
+class UnsupportedSetting(InvalidConfiguration):
+    """The caller asked for generation settings the model refuses, under the ``error`` policy.
+
+    Raised before any call is made; ``settings`` names them and ``model`` the model.
+    """
+
+    def __init__(self, settings: tuple[str, ...], model: str) -> None:
+        names = ", ".join(settings)
+        super().__init__(
+            f"model {model!r} does not accept {names}: remove {'it' if len(settings) == 1 else 'them'} "
+            "from the request, or choose the 'drop' policy for settings the model refuses"
+        )
+        self.settings = settings
+        self.model = model
 
 
 class NoSolutions(OptillmError):

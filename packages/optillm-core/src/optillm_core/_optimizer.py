@@ -5,10 +5,10 @@ from __future__ import annotations as _annotations
 import inspect
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
 
 import anyio
 import structlog
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._budget import Budget, MeteredClient, RunUsage
 from ._client import ModelClient, collect_stream
 from ._concurrency import task_group
-from ._errors import BudgetExhausted, InvalidConfiguration
+from ._errors import BudgetExhausted, InvalidConfiguration, UnsupportedSetting
 from ._events import (
     AnswerDelta,
     CallFinished,
@@ -29,11 +29,42 @@ from ._events import (
     RunFailed,
     RunStarted,
 )
-from ._extract import VisibleTextStream
 from ._messages import GenerationSettings, Prompt
+from ._profiles import ModelProfile
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
 
-__all__ = ("Optimizer", "OptimizerConfig", "OptimizerMetadata", "Outcome", "RunContext", "Solution")
+__all__ = (
+    "CALLER_SETTINGS_BY_ROLE",
+    "FINAL_ONLY_EXTRA",
+    "CallRole",
+    "Optimizer",
+    "OptimizerConfig",
+    "OptimizerMetadata",
+    "Outcome",
+    "RunContext",
+    "Solution",
+    "UnsupportedPolicy",
+)
+
+CallRole = Literal["answer", "judge", "final"]
+"""What a call produces, which decides the caller's settings it gets (see :meth:`RunContext.call_settings`).
+
+``answer``: a candidate answer (samples, explorers, rollouts, drafts); ``judge``: a rating, a
+verdict, a critique or a comparison; ``final``: the text returned to the caller as the answer.
+"""
+
+UnsupportedPolicy = Literal["drop", "error"]
+"""What a run does with a caller setting the model refuses: leave it out (noted in the metadata) or refuse the run."""
+
+FINAL_ONLY_EXTRA = frozenset({"response_format"})
+"""Provider fields of the caller that shape the returned answer, so reach only the final call."""
+
+CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
+    "answer": ("max_tokens", "temperature", "top_p", "seed"),
+    "judge": ("max_tokens",),
+    "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format"),
+}
+"""Which of the caller's settings reach a call of each role (:meth:`RunContext.call_settings`)."""
 
 log = structlog.get_logger("optillm")
 
@@ -77,8 +108,17 @@ class OptimizerConfig(BaseModel):
         return cls(**dict(data))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Self:
-        """A validated copy with some fields changed."""
-        return type(self)(**{**self.model_dump(), **overrides})
+        """A validated copy with some fields changed (the fields set before stay the ones set)."""
+        return type(self)(**{**self.model_dump(exclude_unset=True), **overrides})
+
+    def pinned(self, **settings: str) -> frozenset[str]:
+        """The generation settings whose config field the user set, so that the caller's value does not replace it.
+
+        ``config.pinned(temperature="generation_temperature")`` is ``{"temperature"}`` when the
+        config was given ``generation_temperature`` explicitly, and empty when it holds the default.
+        """
+        chosen = self.model_fields_set
+        return frozenset(setting for setting, field in settings.items() if field in chosen)
 
 
 class Outcome(BaseModel):
@@ -88,6 +128,7 @@ class Outcome(BaseModel):
 
     answer: str
     reasoning: str = ""
+    thinking: str = ""
     iterations: int = 1
     extras: dict[str, Any] = Field(default_factory=dict)
     budget_exhausted: bool = False
@@ -101,17 +142,23 @@ class OptimizerMetadata(BaseModel):
     llm_calls: int
     duration_ms: int
     budget_exhausted: bool = False
+    dropped_settings: tuple[str, ...] = ()
     extras: dict[str, Any] = Field(default_factory=dict)
 
 
 class Solution(BaseModel):
-    """The result of one optimization run, with exact usage of every model call it made."""
+    """The result of one optimization run, with exact usage of every model call it made.
+
+    ``answer`` never contains the model's thinking; ``thinking`` holds the thinking behind the
+    final answer where the model showed it, and ``reasoning`` the strategy's account of the run.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     id: str = Field(default_factory=lambda: f"solution-{uuid.uuid4()}")
     answer: str
     reasoning: str
+    thinking: str = ""
     usage: TokenUsage
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     metadata: OptimizerMetadata
@@ -132,8 +179,8 @@ class RunContext(Generic[ConfigT]):
     """Everything a strategy needs during one run.
 
     ``client`` counts and limits every call; ``settings`` holds the caller's generation settings
-    (for example the request's ``max_tokens``), which :meth:`call_settings` merges under the
-    strategy's own per-phase values.
+    (less any the model refuses), which :meth:`call_settings` combines with the strategy's own
+    per-phase values by one rule; ``profile`` is what the model accepts.
     """
 
     def __init__(
@@ -155,6 +202,7 @@ class RunContext(Generic[ConfigT]):
         self.settings = settings
         self.client = client
         self.best: Outcome | None = None
+        self.profile: ModelProfile = client.profile
         self._channel = channel
         self._observed = observed
 
@@ -173,53 +221,87 @@ class RunContext(Generic[ConfigT]):
     def phase(self, name: str) -> None:
         self.emit(PhaseStarted(phase=name))
 
-    def record_best(self, answer: str, reasoning: str = "", **extras: Any) -> None:
-        """Remember the best answer so far, returned if the run's budget runs out before the end."""
-        self.best = Outcome(answer=answer, reasoning=reasoning, extras=extras, budget_exhausted=True)
+    def record_best(self, answer: str, reasoning: str = "", *, thinking: str = "", **extras: Any) -> None:
+        """Remember the best answer so far (and its thinking), returned if the run's budget runs out before the end."""
+        self.best = Outcome(answer=answer, reasoning=reasoning, thinking=thinking, extras=extras, budget_exhausted=True)
 
     def prompt(self, user: str, *, system: str | None = None) -> Prompt:
         """A one-turn prompt; the caller's system prompt applies unless ``system`` is given."""
         return Prompt.from_query(user, system=system if system is not None else self.system_prompt)
 
-    def call_settings(self, **phase: Any) -> GenerationSettings:
-        """The caller's settings with the phase's non-``None`` values taking precedence."""
-        return self.settings.with_(**{k: v for k, v in phase.items() if v is not None})
+    def call_settings(
+        self,
+        role: CallRole = "answer",
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        n: int = 1,
+        seed_offset: int = 0,
+        pinned: Collection[str] = (),
+    ) -> GenerationSettings:
+        """The settings of one call: the phase's values, the caller's by the one rule, fitted to the model.
+
+        - The caller's ``max_tokens`` caps every call; the phase's ``max_tokens`` is its own limit.
+        - The caller's ``temperature``, ``top_p`` and ``seed`` replace the phase's values in
+          ``answer`` and ``final`` calls, except the settings named in ``pinned`` (those the
+          strategy's config set explicitly: :meth:`OptimizerConfig.pinned`); ``judge`` calls keep
+          their own. A seed becomes ``seed + seed_offset``, so that parallel answers differ.
+        - The caller's ``stop`` and ``response_format`` reach ``final`` calls only.
+        - Finally the model's profile leaves out what the model refuses (a temperature on a
+          reasoning model) and clips the output limit to its cap.
+        """
+        caller = self.settings
+        answering = role != "judge"
+        if answering:
+            if caller.temperature is not None and "temperature" not in pinned:
+                temperature = caller.temperature
+            if caller.top_p is not None and "top_p" not in pinned:
+                top_p = caller.top_p
+        seed = caller.seed + seed_offset if answering and caller.seed is not None and "seed" not in pinned else None
+        if caller.max_tokens is not None:
+            max_tokens = caller.max_tokens if max_tokens is None else min(max_tokens, caller.max_tokens)
+        final = role == "final"
+        extra = caller.extra if final else {k: v for k, v in caller.extra.items() if k not in FINAL_ONLY_EXTRA}
+        settings = GenerationSettings(
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            n=n,
+            stop=caller.stop if final else None,
+            seed=seed,
+            extra=extra,
+        )
+        return self.profile.fit(settings).settings
 
     async def generate(self, prompt: Prompt | str, settings: GenerationSettings | None = None) -> Completion:
-        """One call through the metered client."""
+        """One call through the metered client (an ``answer`` call under the caller's settings by default)."""
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
-        return await self.client.complete(prompt, settings or self.settings)
+        return await self.client.complete(prompt, settings or self.call_settings("answer"))
 
-    async def generate_final(
-        self, prompt: Prompt | str, settings: GenerationSettings | None = None, *, hide_thinking: bool = False
-    ) -> Completion:
+    async def generate_final(self, prompt: Prompt | str, settings: GenerationSettings | None = None) -> Completion:
         """The run's last call, whose text is the answer as it is: streamed to the caller as it is generated.
 
-        Each piece of text is sent as an :class:`AnswerDelta` event, so a caller that shows answers
-        live (the proxy's ``stream: true``) can pass them on. Use it only when the strategy returns
-        this completion's text unchanged, or with ``hide_thinking`` when it returns the text outside
-        thinking tags (:func:`split_thinking`): then only that part is sent, once ``</think>`` has
-        arrived. A request with ``n`` > 1 is not streamed, nor is any call of a run whose caller
-        passed no ``events`` to :meth:`Optimizer.optimize` (nobody would see the pieces, and a
-        plain request costs less).
+        Each piece of the answer's text (never its thinking) is sent as an :class:`AnswerDelta`
+        event, so a caller that shows answers live (the proxy's ``stream: true``) can pass them on.
+        Use it only when the strategy returns this completion's text unchanged. Without
+        ``settings`` it is a ``final`` call under the caller's settings. A request with ``n`` > 1 is
+        not streamed, nor is any call of a run whose caller passed no ``events`` to
+        :meth:`Optimizer.optimize` (nobody would see the pieces, and a plain request costs less).
         """
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
-        settings = settings or self.settings
+        settings = settings or self.call_settings("final")
         if settings.n > 1 or not self._observed:
             return await self.client.complete(prompt, settings)
         async with self.client.stream(prompt, settings) as events:
-            return await collect_stream(self._emitting_deltas(events, VisibleTextStream() if hide_thinking else None))
+            return await collect_stream(self._emitting_deltas(events))
 
-    async def _emitting_deltas(
-        self, events: AsyncIterator[ResponseEvent], visible: VisibleTextStream | None
-    ) -> AsyncIterator[ResponseEvent]:
+    async def _emitting_deltas(self, events: AsyncIterator[ResponseEvent]) -> AsyncIterator[ResponseEvent]:
         async for event in events:
             if isinstance(event, OutputTextDelta) and event.index == 0 and event.delta:
-                delta = visible.feed(event.delta) if visible is not None else event.delta
-                if delta:
-                    self.emit(AnswerDelta(delta=delta, optimizer=self.optimizer))
+                self.emit(AnswerDelta(delta=event.delta, optimizer=self.optimizer))
             yield event
 
 
@@ -233,6 +315,8 @@ class Optimizer(ABC, Generic[ConfigT]):
     name: ClassVar[str]
     description: ClassVar[str]
     config_type: ClassVar[type[OptimizerConfig]] = OptimizerConfig
+    phases: ClassVar[Mapping[str, CallRole]] = {}
+    """Each phase of the strategy and the role of its calls, which says which caller settings reach it."""
 
     def __init__(self, config: ConfigT | None = None) -> None:
         self.config: ConfigT = config if config is not None else cast(ConfigT, self.config_type())
@@ -255,8 +339,15 @@ class Optimizer(ABC, Generic[ConfigT]):
         settings: GenerationSettings | None = None,
         budget: Budget | None = None,
         events: EventChannel | EventHandler | None = None,
+        unsupported: UnsupportedPolicy = "drop",
     ) -> Solution:
         """Run the strategy on ``query`` and return its :class:`Solution` with exact usage.
+
+        ``settings`` are the caller's; :meth:`RunContext.call_settings` documents which calls they
+        reach. A setting the model refuses (``client.profile``), such as a seed on Anthropic or a
+        temperature on o3, is left out with ``unsupported="drop"`` (the default, as LiteLLM's
+        ``drop_params``; named in ``metadata.dropped_settings`` and logged) or refused with
+        ``"error"`` (:class:`UnsupportedSetting`, before any call).
 
         ``events`` receives progress events as they happen: an :class:`EventChannel` (closed when
         the run ends) or a sync or async callback. Neither can block the run. When the budget runs
@@ -265,17 +356,22 @@ class Optimizer(ABC, Generic[ConfigT]):
         """
         if not query.strip():
             raise InvalidConfiguration("the query is empty: pass the question or task to optimize")
+        settings, dropped = _caller_settings(settings or GenerationSettings(), client, unsupported)
         channel = events if isinstance(events, EventChannel) else EventChannel()
         handler = None if isinstance(events, EventChannel) else events
         async with _dispatching(channel, handler):
-            return await self._optimize(query, client, system_prompt, settings, budget, channel, events is not None)
+            solution = await self._optimize(query, client, system_prompt, settings, budget, channel, events is not None)
+        if dropped:
+            metadata = solution.metadata.model_copy(update={"dropped_settings": dropped})
+            solution = solution.model_copy(update={"metadata": metadata})
+        return solution
 
     async def _optimize(
         self,
         query: str,
         client: ModelClient,
         system_prompt: str | None,
-        settings: GenerationSettings | None,
+        settings: GenerationSettings,
         budget: Budget | None,
         channel: EventChannel,
         observed: bool,
@@ -298,7 +394,7 @@ class Optimizer(ABC, Generic[ConfigT]):
             config=self.config,
             query=query,
             system_prompt=system_prompt,
-            settings=settings or GenerationSettings(),
+            settings=settings,
             client=metered,
             channel=channel,
             observed=observed,
@@ -321,6 +417,7 @@ class Optimizer(ABC, Generic[ConfigT]):
         solution = Solution(
             answer=outcome.answer,
             reasoning=outcome.reasoning,
+            thinking=outcome.thinking,
             usage=usage.tokens,
             metadata=OptimizerMetadata(
                 optimizer_name=self.name,
@@ -341,6 +438,21 @@ class Optimizer(ABC, Generic[ConfigT]):
             )
         )
         return solution
+
+
+def _caller_settings(
+    settings: GenerationSettings, client: ModelClient, policy: UnsupportedPolicy
+) -> tuple[GenerationSettings, tuple[str, ...]]:
+    """The caller's settings less those the model refuses, and their names; or the refusal under ``error``."""
+    profile = client.profile
+    refused = profile.unsupported(settings)
+    if not refused:
+        return settings, ()
+    if policy == "error":
+        raise UnsupportedSetting(refused, client.model_name)
+    log.info("leaving out settings the model refuses", settings=list(refused), model=client.model_name)
+    fitted = profile.fit(settings).settings  # drops what is refused; a too-long stop list keeps its first entries
+    return fitted.with_(max_tokens=settings.max_tokens), refused
 
 
 @asynccontextmanager

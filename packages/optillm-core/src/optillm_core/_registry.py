@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from ._errors import InvalidConfiguration, OptimizerError
-from ._optimizer import Optimizer
+from ._optimizer import CallRole, Optimizer
 
 __all__ = ("ENTRY_POINT_GROUP", "OptimizerInfo", "OptimizerRegistry", "PluginFailure", "default_registry")
 
@@ -30,6 +30,11 @@ class OptimizerInfo:
     @property
     def description(self) -> str:
         return self.optimizer.description
+
+    @property
+    def phases(self) -> Mapping[str, CallRole]:
+        """Each phase of the strategy and the role of its calls (which caller settings reach it)."""
+        return self.optimizer.phases
 
     def config_fields(self) -> dict[str, Any]:
         """Each config field with its default (``None`` for required fields)."""

@@ -6,7 +6,15 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, computed_field
 
-__all__ = ("Completed", "Completion", "FinishReason", "OutputTextDelta", "ResponseEvent", "TokenUsage")
+__all__ = (
+    "Completed",
+    "Completion",
+    "FinishReason",
+    "OutputTextDelta",
+    "ReasoningDelta",
+    "ResponseEvent",
+    "TokenUsage",
+)
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
 
@@ -55,6 +63,20 @@ class OutputTextDelta(BaseModel):
     index: NonNegativeInt = 0
 
 
+class ReasoningDelta(BaseModel):
+    """A piece of the model's thinking for choice ``index``: never part of the answer text.
+
+    Providers send it for ``reasoning_content``, Anthropic thinking blocks and Gemini thought parts;
+    :meth:`~optillm_core.ModelClient.stream` also moves ``<think>…</think>`` text here.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["reasoning_delta"] = "reasoning_delta"
+    delta: str
+    index: NonNegativeInt = 0
+
+
 class Completed(BaseModel):
     """The last event of a stream: usage of the whole call and the finish reason of each choice."""
 
@@ -66,15 +88,20 @@ class Completed(BaseModel):
     model: str | None = None
 
 
-ResponseEvent = Annotated[OutputTextDelta | Completed, Field(discriminator="type")]
+ResponseEvent = Annotated[OutputTextDelta | ReasoningDelta | Completed, Field(discriminator="type")]
 
 
 class Completion(BaseModel):
-    """A finished call: one text per choice, usage and finish reasons."""
+    """A finished call: one text per choice, usage and finish reasons.
+
+    ``texts`` hold the answers without thinking; ``thinking`` holds each choice's thinking (empty
+    when the model showed none), wherever the model put it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     texts: tuple[str, ...]
+    thinking: tuple[str, ...] = ()
     usage: TokenUsage = Field(default_factory=TokenUsage)
     finish_reasons: tuple[FinishReason | None, ...] = ()
     model: str | None = None
@@ -83,6 +110,11 @@ class Completion(BaseModel):
     def text(self) -> str:
         """The first choice's text."""
         return self.texts[0] if self.texts else ""
+
+    @property
+    def reasoning(self) -> str:
+        """The first choice's thinking ("" when there is none)."""
+        return self.thinking[0] if self.thinking else ""
 
     def finish_reason(self, index: int = 0) -> FinishReason | None:
         return self.finish_reasons[index] if index < len(self.finish_reasons) else None

@@ -4,6 +4,12 @@
 - :class:`FunctionClient` computes each reply from the request.
 - :class:`LatencyClient` and :class:`FaultyClient` wrap any client to add delay or injected errors.
 
+Give a double a ``profile`` (:class:`~optillm_core.ModelProfile`) and it behaves like that model:
+it refuses, with the provider's kind of :class:`~optillm_core.BadRequestError`, every request
+carrying a setting the model refuses or an output limit above its cap, and a :class:`Reply` with
+``thinking`` comes back the way that model returns thinking (``<think>`` tags in the text, or a
+separate reasoning channel).
+
 Every double records :class:`RecordedRequest` objects (prompt, settings, start and end times),
 from which :func:`sequential_depth` computes the longest chain of dependent calls of a run.
 """
@@ -19,8 +25,18 @@ from dataclasses import dataclass
 import anyio
 
 from ._client import ModelClient, WrapperClient
+from ._errors import BadRequestError
 from ._messages import GenerationSettings, Message, Prompt
-from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
+from ._profiles import ModelProfile
+from ._responses import (
+    Completed,
+    Completion,
+    FinishReason,
+    OutputTextDelta,
+    ReasoningDelta,
+    ResponseEvent,
+    TokenUsage,
+)
 
 __all__ = (
     "FaultyClient",
@@ -31,6 +47,7 @@ __all__ = (
     "ScriptExhausted",
     "ScriptedClient",
     "count_tokens",
+    "refusal",
     "sequential_depth",
 )
 
@@ -42,11 +59,18 @@ def count_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer; ``usage`` defaults to word counts of prompt and text."""
+    """One scripted answer; ``usage`` defaults to word counts of prompt, thinking and text.
+
+    ``thinking`` is sent the way the client's profile says the model returns it: in ``<think>``
+    tags before the text (``tags``, and ``none`` for a double with no profile), as
+    :class:`~optillm_core.ReasoningDelta` events (``reasoning_content``, ``anthropic_blocks``,
+    ``gemini_thoughts``), or not at all (``hidden``).
+    """
 
     text: str
     finish_reason: FinishReason = "stop"
     usage: TokenUsage | None = None
+    thinking: str | None = None
 
 
 @dataclass
@@ -57,6 +81,7 @@ class RecordedRequest:
     settings: GenerationSettings
     started_at: float
     ended_at: float | None = None
+    refused: bool = False
 
     @property
     def messages(self) -> tuple[Message, ...]:
@@ -90,14 +115,34 @@ def _chunks(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [""]
 
 
+def refusal(profile: ModelProfile, settings: GenerationSettings, model: str = "model") -> BadRequestError | None:
+    """The 400 a provider answers a request with when ``profile``'s model refuses one of its settings."""
+    refused = profile.unsupported(settings)
+    if refused:
+        name = refused[0]
+        return BadRequestError(f"Unsupported value: '{name}' is not supported with model {model!r}.", status_code=400)
+    cap = profile.max_output_tokens
+    if settings.max_tokens is not None and cap is not None and settings.max_tokens > cap:
+        return BadRequestError(
+            f"max_tokens is too large: {settings.max_tokens}. This model supports at most {cap} completion tokens.",
+            status_code=400,
+        )
+    if profile.requires_max_tokens and settings.max_tokens is None:
+        return BadRequestError("max_tokens: Field required", status_code=400)
+    if settings.n > 1 and profile.max_n is not None and settings.n > profile.max_n:
+        return BadRequestError(f"n must be at most {profile.max_n}", status_code=400)
+    return None
+
+
 class _RecordingClient(ModelClient):
-    def __init__(self, *, native_n: bool, model_name: str, latency: float) -> None:
+    def __init__(self, *, native_n: bool, model_name: str, latency: float, profile: ModelProfile | None = None) -> None:
         self.latency = latency
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._native_n = native_n
         self._model_name = model_name
+        self._profile = profile
 
     @property
     def model_name(self) -> str:
@@ -106,6 +151,15 @@ class _RecordingClient(ModelClient):
     @property
     def supports_native_n(self) -> bool:
         return self._native_n
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile if self._profile is not None else super().profile
+
+    @property
+    def refused(self) -> list[RecordedRequest]:
+        """The recorded requests this double refused because its profile's model would have."""
+        return [r for r in self.requests if r.refused]
 
     async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:
         raise NotImplementedError
@@ -118,17 +172,23 @@ class _RecordingClient(ModelClient):
         try:
             if self.latency:
                 await anyio.sleep(self.latency)
+            if self._profile is not None:
+                error = refusal(self._profile, settings, self._model_name)
+                if error is not None:
+                    record.refused = True
+                    raise error
             replies = await self._replies(prompt, settings)
             prompt_tokens = sum(count_tokens(m.content) for m in prompt.effective_messages())
+            style = self._profile.thinking if self._profile is not None else "tags"
             usage = TokenUsage()
             for index, reply in enumerate(replies):
-                for piece in _chunks(reply.text):
-                    yield OutputTextDelta(delta=piece, index=index)
+                for event in _reply_events(reply, index, style):
+                    yield event
                 usage = usage + (
                     reply.usage
                     or TokenUsage(
                         input_tokens=prompt_tokens if index == 0 else 0,
-                        output_tokens=count_tokens(reply.text),
+                        output_tokens=count_tokens(reply.text) + count_tokens(reply.thinking or ""),
                     )
                 )
             yield Completed(
@@ -145,11 +205,24 @@ class _RecordingClient(ModelClient):
         return [r.settings for r in self.requests]
 
 
+def _reply_events(reply: Reply, index: int, style: str) -> list[ResponseEvent]:
+    events: list[ResponseEvent] = []
+    text = reply.text
+    if reply.thinking:
+        if style in ("tags", "none"):
+            text = f"<think>\n{reply.thinking}\n</think>\n\n{text}"
+        elif style != "hidden":
+            events.extend(ReasoningDelta(delta=piece, index=index) for piece in _chunks(reply.thinking))
+    events.extend(OutputTextDelta(delta=piece, index=index) for piece in _chunks(text))
+    return events
+
+
 class ScriptedClient(_RecordingClient):
     """Answers from a queue: strings, :class:`Reply` objects, or exceptions to raise at that call.
 
     With ``native_n`` a request with ``n`` > 1 takes ``n`` replies at once; otherwise core fans it
-    out into ``n`` requests. Running out of replies raises :class:`ScriptExhausted`. ``latency``
+    out into ``n`` requests. ``profile`` makes it refuse and think like that model (see the module).
+    Running out of replies raises :class:`ScriptExhausted`. ``latency``
     seconds pass inside each recorded request, so :func:`sequential_depth` sees overlapping calls
     as overlapping.
     """
@@ -163,8 +236,9 @@ class ScriptedClient(_RecordingClient):
         native_n: bool = False,
         model_name: str = "scripted",
         latency: float = 0.0,
+        profile: ModelProfile | None = None,
     ) -> None:
-        super().__init__(native_n=native_n, model_name=model_name, latency=latency)
+        super().__init__(native_n=native_n, model_name=model_name, latency=latency, profile=profile)
         self._queue: deque[ReplyLike] = deque(replies)
 
     def add(self, *replies: ReplyLike) -> None:
@@ -200,8 +274,9 @@ class FunctionClient(_RecordingClient):
         native_n: bool = False,
         model_name: str = "function",
         latency: float = 0.0,
+        profile: ModelProfile | None = None,
     ) -> None:
-        super().__init__(native_n=native_n, model_name=model_name, latency=latency)
+        super().__init__(native_n=native_n, model_name=model_name, latency=latency, profile=profile)
         self._function = function
 
     async def _replies(self, prompt: Prompt, settings: GenerationSettings) -> list[Reply]:

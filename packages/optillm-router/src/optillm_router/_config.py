@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from optillm_core import InvalidConfiguration
+from optillm_core import InvalidConfiguration, ModelProfile
 
-from ._providers import PROVIDERS
+from ._catalogue import PROVIDERS
+from ._profiles import model_profile
 from ._retry import (
     COOLDOWN_FAILURES,
     COOLDOWN_SECONDS,
@@ -118,8 +119,10 @@ class ProviderSpec(_Frozen):
     ``max_concurrency`` caps calls in flight; ``rpm``/``tpm`` cap requests and tokens per minute.
     Prices are per million tokens, used for cost accounting and the CHEAPEST strategy.
     ``native_n`` overrides whether the server returns ``n`` choices in one request (for example a
-    ``custom`` server that does). ``name`` labels the provider in logs and statistics (default
-    ``provider/model``).
+    ``custom`` server that does). ``profile`` overrides fields of the model's profile (any
+    :class:`~optillm_core.ModelProfile` field, e.g. ``{"temperature": False, "thinking": "tags"}``)
+    over what the catalogue knows of the model (:func:`~optillm_router.model_profile`).
+    ``name`` labels the provider in logs and statistics (default ``provider/model``).
     """
 
     provider: str
@@ -138,6 +141,7 @@ class ProviderSpec(_Frozen):
     timeout_seconds: float | None = Field(default=None, gt=0.0)
     connect_timeout_seconds: float | None = Field(default=None, gt=0.0)
     native_n: bool | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(default=None, min_length=1)
 
     def __init__(self, provider: str | None = None, model: str | None = None, **fields: Any) -> None:
@@ -171,6 +175,22 @@ class ProviderSpec(_Frozen):
         if isinstance(raw, str) and (not raw.strip() or raw.strip() == ENV_PREFIX):
             raise ValueError("api_key is empty; give the key, env:VAR, or leave it out")
         return value
+
+    @model_validator(mode="after")
+    def _valid_profile(self) -> Self:
+        if self.profile:
+            try:
+                self.model_profile()
+            except InvalidConfiguration as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def model_profile(self) -> ModelProfile:
+        """What this model accepts: the catalogue's profile with ``native_n`` and ``profile`` applied."""
+        overrides = dict(self.profile)
+        if self.native_n is not None:
+            overrides.setdefault("native_n", self.native_n)
+        return model_profile(self.provider, self.model, overrides)
 
     @property
     def label(self) -> str:
@@ -209,6 +229,10 @@ class ProviderSpec(_Frozen):
 
     def with_name(self, name: str) -> Self:
         return self._replace(name=name)
+
+    def with_profile(self, **fields: Any) -> Self:
+        """Override fields of the model's profile (added to any overrides already set)."""
+        return self._replace(profile={**self.profile, **fields})
 
     # -- keys ------------------------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ __all__ = (
     "FakeProviderServer",
     "FaultKind",
     "FaultPlan",
+    "HttpWireFormat",
     "ServedRequest",
-    "WireFormat",
 )
 
 FaultKind = Literal[
@@ -71,10 +71,10 @@ RECOVERABLE_STREAM_FAULTS: tuple[FaultKind, ...] = tuple(k for k in TRANSIENT_FA
 PERMANENT_FAULTS: tuple[FaultKind, ...] = ("400", "401", "403", "404", "413", "422")
 """Faults of the request itself: sending it again gives the same answer."""
 
-WireFormat = Literal["openai", "anthropic", "gemini", "ollama"]
+HttpWireFormat = Literal["openai", "anthropic", "gemini", "ollama"]
 
 _KINDS = frozenset(get_args(FaultKind))
-_WIRES: tuple[WireFormat, ...] = get_args(WireFormat)
+_WIRES: tuple[HttpWireFormat, ...] = get_args(HttpWireFormat)
 _PROVIDER = {"openai": "custom", "anthropic": "anthropic", "gemini": "gemini", "ollama": "ollama"}
 
 
@@ -190,7 +190,7 @@ class FakeProviderServer:
 
     def __init__(
         self,
-        wire: WireFormat = "openai",
+        wire: HttpWireFormat = "openai",
         *,
         faults: FaultPlan | None = None,
         reply: ReplyFunction | None = None,
@@ -203,7 +203,7 @@ class FakeProviderServer:
     ) -> None:
         if wire not in _WIRES:
             raise InvalidConfiguration(f"unknown wire format {wire!r}; known: {list(_WIRES)}")
-        self.wire: WireFormat = wire
+        self.wire: HttpWireFormat = wire
         self.faults = faults or FaultPlan()
         self.reply = reply or _default_reply
         self.latency = latency
@@ -461,14 +461,14 @@ async def _cut_body(request: web.Request, payload: bytes) -> web.StreamResponse:
 # -- requests in each wire format --------------------------------------------------------------------
 
 
-def _streaming(wire: WireFormat, path: str, body: Any) -> bool:
+def _streaming(wire: HttpWireFormat, path: str, body: Any) -> bool:
     if wire == "gemini":
         return path.endswith(":streamGenerateContent")
     stream = body.get("stream") if isinstance(body, dict) else None
     return bool(stream) if stream is not None else wire == "ollama"  # Ollama streams unless told not to
 
 
-def _sent_key(wire: WireFormat, request: web.Request) -> str | None:
+def _sent_key(wire: HttpWireFormat, request: web.Request) -> str | None:
     if wire == "anthropic":
         return request.headers.get("x-api-key")
     if wire == "gemini":
@@ -485,7 +485,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _as_chat(wire: WireFormat, body: dict[str, Any]) -> dict[str, Any]:
+def _as_chat(wire: HttpWireFormat, body: dict[str, Any]) -> dict[str, Any]:
     """A request of any wire format in OpenAI's shape."""
     if wire in ("openai", "ollama"):
         options = body.get("options") or {}
@@ -793,7 +793,7 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-_RENDER: dict[WireFormat, _Render] = {
+_RENDER: dict[HttpWireFormat, _Render] = {
     "openai": _OpenAI(),
     "anthropic": _Anthropic(),
     "gemini": _Gemini(),

@@ -22,6 +22,7 @@ from optillm_core import (
     Completion,
     GenerationSettings,
     ModelClient,
+    ModelProfile,
     Prompt,
     ProtocolError,
     ProviderTimeout,
@@ -36,7 +37,6 @@ from ._config import ProviderRoutingConfig, ProviderSpec
 from ._failures import FewerChoices, client_error, could_not_connect, refused_locally
 from ._health import Health
 from ._limits import Paused, ProviderLimits, Ticket, estimate_tokens
-from ._providers import Capabilities
 from ._retry import should_retry
 from ._usage import CallRecord, ProviderStats, _Meter, cost_of
 
@@ -97,8 +97,6 @@ class Route:
         self._on_call = on_call
         self._timeout = spec.timeout_seconds or config.timeout_seconds
         self._prices = (spec.input_price_per_million, spec.output_price_per_million)
-        capabilities = getattr(client, "capabilities", None)
-        self.capabilities = capabilities if isinstance(capabilities, Capabilities) else None
 
     # -- what the router reads ---------------------------------------------------------------------
 
@@ -106,17 +104,13 @@ class Route:
     def model_name(self) -> str:
         return self.spec.model
 
+    @property
+    def profile(self) -> ModelProfile:
+        return self.client.profile
+
     def can_honour(self, settings: GenerationSettings) -> bool:
-        """Whether the provider's known capabilities accept these settings (unknown: assume so)."""
-        caps = self.capabilities
-        if caps is None:
-            return True
-        temperature = settings.temperature
-        if temperature is not None and temperature > caps.temperature_max:
-            return False
-        if settings.stop and caps.max_stop is not None and len(settings.stop) > caps.max_stop:
-            return False
-        return settings.seed is None or caps.seed
+        """Whether the model takes these settings as they are (its client would leave some out otherwise)."""
+        return not self.client.profile.unsupported(settings)
 
     def comeback(self, now: float) -> float:
         """Seconds until the route takes calls again: the rest of its cooldown or of its provider's pause."""

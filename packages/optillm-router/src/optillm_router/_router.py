@@ -20,7 +20,6 @@ the caller, who has part of the answer already.
 
 from __future__ import annotations as _annotations
 
-import dataclasses
 import math
 import os
 import random
@@ -38,9 +37,11 @@ from optillm_core import (
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProviderUnavailable,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
     charge_call,
@@ -53,7 +54,7 @@ from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
 from ._failures import could_not_connect
 from ._http import HttpPool
 from ._limits import TokenEstimate, estimate_tokens
-from ._providers import PROVIDERS, create_provider_client
+from ._providers import create_provider_client
 from ._retry import UNREACHED_RETRIES, beyond_cap, retry_delay, should_retry
 from ._route import Route
 from ._strategies import RouteOrder, route_order
@@ -145,9 +146,6 @@ class ModelClientRouter(ModelClient):
 
     def _provider_client(self, spec: ProviderSpec, api_key: str | None) -> ModelClient:
         assert self._http is not None
-        capabilities = None
-        if spec.native_n is not None:
-            capabilities = dataclasses.replace(PROVIDERS[spec.provider].capabilities, native_n=spec.native_n)
         return create_provider_client(
             spec.provider,
             model=spec.model,
@@ -156,7 +154,7 @@ class ModelClientRouter(ModelClient):
             http=self._http,
             timeout=spec.timeout_seconds or self.config.timeout_seconds,
             connect_timeout=spec.connect_timeout_seconds or self.config.connect_timeout_seconds,
-            capabilities=capabilities,
+            profile=spec.model_profile(),
         )
 
     # -- ModelClient ---------------------------------------------------------------------------------
@@ -175,6 +173,13 @@ class ModelClientRouter(ModelClient):
         answers with fewer choices than asked loses its native ``n`` for the router's lifetime.
         """
         return self._native_n
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What every enabled provider's model accepts (the strictest of their profiles), so that a
+        request fitted to it can go to any of them."""
+        first, *rest = self._routes
+        return first.profile.strictest(route.profile for route in rest)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -205,6 +210,9 @@ class ModelClientRouter(ModelClient):
         if settings.n > 1 and not self._native_n:
             completion = await self.request(prompt, settings)
             for index, text in enumerate(completion.texts):
+                thought = completion.thinking[index] if index < len(completion.thinking) else ""
+                if thought:
+                    yield ReasoningDelta(delta=thought, index=index)
                 yield OutputTextDelta(delta=text, index=index)
             yield Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model)
             return
@@ -281,8 +289,10 @@ class ModelClientRouter(ModelClient):
             charge_call(retry=False)
         rest = await self.complete(prompt, settings.with_(n=missing))  # fanned out: native n is off now
         finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
+        thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
         return Completion(
             texts=partial.texts + rest.texts,
+            thinking=thinking if any(thinking) else (),
             usage=partial.usage + rest.usage,
             finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
             model=partial.model or rest.model,
@@ -292,9 +302,9 @@ class ModelClientRouter(ModelClient):
         """The routes to try, in order: the strategy's order, with the routes that cannot serve now after it.
 
         Routes paused by a ``retry-after`` go after the ready ones, routes cooling down after
-        those (the first back first), and routes whose capabilities cannot honour the settings
-        (temperature range, stop sequences, seed) last, where their clear rejection is the answer
-        if nothing else serves the request. Without fallback the plan is one route: the
+        those (the first back first), and routes whose model profile would leave out some of the
+        settings (a temperature, a seed, stop sequences) last, where they serve the request
+        without them if nothing else does. Without fallback the plan is one route: the
         strategy's first that is ready, else the first to come back.
         """
         routes = self._routes
@@ -383,6 +393,10 @@ def _unique_names(labels: list[str]) -> list[str]:
         seen[label] = count
         names.append(label if count == 1 else f"{label}#{count}")
     return names
+
+
+def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
+    return items[:length] + ("",) * (length - len(items))
 
 
 async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
