@@ -46,7 +46,7 @@ def test_a_run_survives_transient_faults_with_the_default_flags(cli: CliRunner) 
     assert result.code == ExitCode.OK, result.err
     data = json.loads(result.out)
     assert data["answer"] == PICK
-    assert data["llm_calls"] == 4
+    assert data["llm_calls"] == 6  # 4 calls and the 2 retries, each a request sent and charged to the run
     assert len(server.chat_requests) == 6
     assert result.err == ""  # retried calls are logged at warning level, which a run shows only with -v
 

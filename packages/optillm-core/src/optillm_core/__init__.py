@@ -4,7 +4,7 @@ from __future__ import annotations as _annotations
 
 from importlib.metadata import version as _version
 
-from ._budget import Budget, MeteredClient, RunUsage
+from ._budget import Budget, MeteredClient, RunUsage, charge_call, run_time_left
 from ._client import ModelClient, WrapperClient, collect_stream, merge_completions
 from ._concurrency import gather, gather_settled, task_group
 from ._errors import (
@@ -146,6 +146,7 @@ __all__ = (
     "__version__",
     "allow_model_requests",
     "answers_equal",
+    "charge_call",
     "check_allow_model_requests",
     "collect_stream",
     "default_registry",
@@ -159,6 +160,7 @@ __all__ = (
     "normalize_answer",
     "redact",
     "require_answer",
+    "run_time_left",
     "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",

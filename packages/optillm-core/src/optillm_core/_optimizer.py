@@ -221,9 +221,9 @@ class RunContext(Generic[ConfigT]):
     def phase(self, name: str) -> None:
         self.emit(PhaseStarted(phase=name))
 
-    def record_best(self, answer: str, reasoning: str = "", **extras: Any) -> None:
-        """Remember the best answer so far, returned if the run's budget runs out before the end."""
-        self.best = Outcome(answer=answer, reasoning=reasoning, extras=extras, budget_exhausted=True)
+    def record_best(self, answer: str, reasoning: str = "", *, thinking: str = "", **extras: Any) -> None:
+        """Remember the best answer so far (and its thinking), returned if the run's budget runs out before the end."""
+        self.best = Outcome(answer=answer, reasoning=reasoning, thinking=thinking, extras=extras, budget_exhausted=True)
 
     def prompt(self, user: str, *, system: str | None = None) -> Prompt:
         """A one-turn prompt; the caller's system prompt applies unless ``system`` is given."""

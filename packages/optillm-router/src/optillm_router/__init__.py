@@ -20,12 +20,18 @@ from ._clock import AnyioClock, Clock
 from ._limits import DEFAULT_OUTPUT_TOKENS_ESTIMATE, RATE_WINDOW_SECONDS, TokenEstimate, estimate_tokens
 from ._profiles import PROFILE_RULES, ProfileRule, model_profile
 from ._retry import (
+    COOLDOWN_FAILURES,
+    COOLDOWN_SECONDS,
     INITIAL_RETRY_DELAY,
+    MAX_COOLDOWN_SECONDS,
+    MAX_RETRIES,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     NEVER_RETRY_STATUSES,
     RETRY_JITTER,
     RETRY_STATUSES,
+    UNREACHED_RETRIES,
+    beyond_cap,
     retry_delay,
     should_retry,
 )
@@ -33,15 +39,20 @@ from ._usage import CallRecord, ProviderStats, UsageTotals, cost_of
 
 if TYPE_CHECKING:
     from ._config import ENV_PREFIX, ProviderRoutingConfig, ProviderSpec, RoutingStrategy, load_routing_config
+    from ._failures import TRANSPORT_FAILURES, FewerChoices
     from ._http import HttpPool, parse_retry_after
     from ._providers import create_provider_client
     from ._router import ClientFactory, ModelClientRouter
     from ._strategies import Candidate, RouteOrder, route_order
 
 __all__ = (
+    "COOLDOWN_FAILURES",
+    "COOLDOWN_SECONDS",
     "DEFAULT_OUTPUT_TOKENS_ESTIMATE",
     "ENV_PREFIX",
     "INITIAL_RETRY_DELAY",
+    "MAX_COOLDOWN_SECONDS",
+    "MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
     "NEVER_RETRY_STATUSES",
@@ -50,11 +61,14 @@ __all__ = (
     "RATE_WINDOW_SECONDS",
     "RETRY_JITTER",
     "RETRY_STATUSES",
+    "TRANSPORT_FAILURES",
+    "UNREACHED_RETRIES",
     "AnyioClock",
     "CallRecord",
     "Candidate",
     "ClientFactory",
     "Clock",
+    "FewerChoices",
     "HttpPool",
     "ModelClientRouter",
     "ProfileRule",
@@ -67,6 +81,7 @@ __all__ = (
     "TokenEstimate",
     "UsageTotals",
     "WireFormat",
+    "beyond_cap",
     "cost_of",
     "create_provider_client",
     "estimate_tokens",
@@ -84,6 +99,8 @@ _LAZY = {
     "ProviderSpec": "._config",
     "RoutingStrategy": "._config",
     "load_routing_config": "._config",
+    "TRANSPORT_FAILURES": "._failures",
+    "FewerChoices": "._failures",
     "HttpPool": "._http",
     "parse_retry_after": "._http",
     "create_provider_client": "._providers",

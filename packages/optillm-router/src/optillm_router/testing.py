@@ -1,8 +1,9 @@
-"""A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
+"""Fake providers on 127.0.0.1 for tests and benchmarks.
 
-It speaks ``POST /v1/chat/completions`` (JSON, and SSE with ``stream_options.include_usage``)
-and ``GET /v1/models``, with configurable latency, native ``n`` on or off, injected faults,
-and a log of every request from which calls, peak concurrency and sequential depth follow::
+``FakeOpenAIServer`` speaks ``POST /v1/chat/completions`` (JSON, and SSE with
+``stream_options.include_usage``) and ``GET /v1/models``, with configurable latency, native ``n``
+on or off, injected faults, and a log of every request from which calls, peak concurrency and
+sequential depth follow::
 
     async with FakeOpenAIServer(latency=0.1) as server:
         ...  # point a client at server.base_url
@@ -13,6 +14,27 @@ and a log of every request from which calls, peak concurrency and sequential dep
 With ``real_model`` (a name from :data:`REAL_MODELS`, or a :class:`RealModel`) it answers as that
 model does: a 400 in the provider's words for a setting the model refuses or a limit above its
 cap, and thinking in the model's form (``<think>`` tags, ``reasoning_content``, hidden).
+
+``FakeProviderServer(wire)`` speaks one of every wire format the router does (``"openai"``,
+``"anthropic"``, ``"gemini"``, ``"ollama"``), plain or streamed as the request asks, and fails
+the way real providers do, following a ``FaultPlan``::
+
+    plan = FaultPlan(rate=0.3, kinds=TRANSIENT_FAULTS, seed=7)  # 30 % of requests fail
+    plan = FaultPlan.sequence("429", None, "cut")  # or scripted: request 0, 1, 2...
+    async with FakeProviderServer("anthropic", faults=plan, latency=0.05) as server:
+        router = ModelClientRouter(ProviderRoutingConfig(primary=server.spec()))
+        ...
+    server.requests[i].fault, server.requests[i].chat["messages"], server.faults_injected
+
+Fault kinds (``FaultKind``): ``"429"`` (with ``retry-after``), ``"500"``, ``"502"`` (a gateway's
+HTML page), ``"503"``, ``"529"``, ``"malformed"`` (200, not JSON), ``"truncated"`` (a body or
+stream that ends early), ``"cut"`` (the connection drops mid-answer), ``"reset"``, ``"hang"``;
+``TRANSIENT_FAULTS`` holds these, ``RECOVERABLE_STREAM_FAULTS`` those that strike a stream before
+its first text (a stream cut mid-answer has delivered text and cannot be retried), and
+``PERMANENT_FAULTS`` ``"400"``, ``"401"``, ``"403"``, ``"404"``, ``"413"``, ``"422"``. A plan's
+draws depend on its seed and each request's body, not on arrival order, so concurrent runs
+are reproducible. ``reply(chat, choice)`` gets every request in OpenAI's shape, so one reply
+function serves every format; ``server.spec(**fields)`` is a ``ProviderSpec`` pointing at it.
 """
 
 from __future__ import annotations as _annotations
@@ -34,8 +56,34 @@ from aiohttp import web
 
 from ._fake_models import REAL_MODELS, RealModel, openai_deltas, openai_message, openai_usage, refusal, shown_thinking
 from ._fake_models import real_model as _real_model
+from ._fault_server import (
+    PERMANENT_FAULTS,
+    RECOVERABLE_STREAM_FAULTS,
+    TRANSIENT_FAULTS,
+    FakeProviderServer,
+    FaultKind,
+    FaultPlan,
+    HttpWireFormat,
+    ServedRequest,
+)
 
-__all__ = ("REAL_MODELS", "FakeOpenAIServer", "FakeReply", "FakeRequest", "Fault", "RealModel", "count_words")
+__all__ = (
+    "PERMANENT_FAULTS",
+    "REAL_MODELS",
+    "RECOVERABLE_STREAM_FAULTS",
+    "TRANSIENT_FAULTS",
+    "FakeOpenAIServer",
+    "FakeProviderServer",
+    "FakeReply",
+    "FakeRequest",
+    "Fault",
+    "FaultKind",
+    "FaultPlan",
+    "HttpWireFormat",
+    "RealModel",
+    "ServedRequest",
+    "count_words",
+)
 
 
 def count_words(text: str) -> int:

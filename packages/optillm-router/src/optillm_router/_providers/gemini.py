@@ -22,6 +22,7 @@ from optillm_core import (
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
@@ -106,18 +107,20 @@ class GeminiClient(HttpModelClient):
             texts[index] = _text(candidate)
             thinking[index] = _text(candidate, thought=True)
             finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
-        if len(texts) < settings.n:
-            raise ProtocolError(
-                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
-                provider=self.provider,
-            )
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
             thinking=tuple(thinking) if any(thinking) else (),
             usage=_usage(payload.get("usageMetadata")),
             finish_reasons=tuple(finish),
             model=payload.get("modelVersion") or self.model,
         )
+        if len(texts) < settings.n:
+            raise FewerChoices(
+                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+                completion=completion,
+            )
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         finish: list[FinishReason | None] = [None] * settings.n

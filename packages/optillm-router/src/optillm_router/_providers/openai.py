@@ -20,6 +20,7 @@ from optillm_core import (
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
@@ -99,14 +100,15 @@ class OpenAICompatibleClient(HttpModelClient):
             texts[index] = message.get("content") or ""
             thinking[index] = _reasoning(message)
             finish[index] = map_finish(_FINISH, choice.get("finish_reason"))
-        self._check_choice_count(len(texts), settings.n)
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
             thinking=tuple(thinking) if any(thinking) else (),
             usage=_usage(payload.get("usage")),
             finish_reasons=tuple(finish),
             model=payload.get("model") or self.model,
         )
+        self._check_choice_count(completion, settings.n)
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         finish: list[FinishReason | None] = [None] * settings.n
@@ -151,12 +153,14 @@ class OpenAICompatibleClient(HttpModelClient):
         status = code if isinstance(code, int) and 400 <= code <= 599 else 500
         raise self.error(status, {}, json.dumps(payload).encode())
 
-    def _check_choice_count(self, got: int, wanted: int) -> None:
+    def _check_choice_count(self, completion: Completion, wanted: int) -> None:
+        got = len(completion.texts)
         if got < wanted:
-            raise ProtocolError(
+            raise FewerChoices(
                 f"{self.provider} returned {got} choice(s) for n={wanted}: it ignores n; "
                 "declare the provider without native n so that choices are fanned out",
                 provider=self.provider,
+                completion=completion,
             )
 
 
