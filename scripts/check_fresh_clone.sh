@@ -14,10 +14,24 @@ RUN_COMMAND='uv run optillm run moa "What is 12 + 7?"'
 TEST_COMMAND='uv run pytest'
 LOCAL_NOTICE='no provider configured; running on the embedded local model'
 
+work=""
+keep_logs=0
 fail() {
     echo "check_fresh_clone: FAILED: $*" >&2
+    keep_logs=1
     exit 1
 }
+# On success everything goes; on failure the commands' output stays (the clones and cache go).
+clean_up() {
+    [ -n "$work" ] || return 0
+    if [ "$keep_logs" = 1 ]; then
+        rm -rf "$work/clone-run" "$work/clone-test" "$work/uv-cache" "$work/home"
+        echo "check_fresh_clone: the commands' output is kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap clean_up EXIT
 
 # The commands checked are the README's own: each must be a line of it (an optional comment after).
 for command in "$RUN_COMMAND" "$TEST_COMMAND"; do
@@ -34,7 +48,6 @@ if [ -n "$(git status --porcelain)" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/optillm-fresh-clone.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 mkdir "$work/home"
 
 # A new user's environment: no API keys or other secrets, no uv settings, no active virtualenv, an
