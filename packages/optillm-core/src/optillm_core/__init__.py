@@ -76,13 +76,26 @@ from ._responses import (
     ResponseEvent,
     TokenUsage,
 )
+from ._sampling import APPROACHES, Sample, Samples, sample_answers, varied_query
+from ._scoring import (
+    FunctionScorer,
+    LlmJudgeScorer,
+    Rating,
+    ScoreFunction,
+    Scorer,
+    parse_rating,
+    rating_prompt,
+)
 from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_stream
+from ._voting import MAX_PHRASE_WORDS, Vote, answer_key, plurality_vote, tie_order
 
 __version__ = _version("optillm-core")
 
 __all__ = (
+    "APPROACHES",
     "ENTRY_POINT_GROUP",
     "FINAL_ONLY_EXTRA",
+    "MAX_PHRASE_WORDS",
     "AnswerDelta",
     "AnswerExtractionError",
     "AuthenticationError",
@@ -98,8 +111,10 @@ __all__ = (
     "EventHandler",
     "FinishReason",
     "FittedSettings",
+    "FunctionScorer",
     "GenerationSettings",
     "InvalidConfiguration",
+    "LlmJudgeScorer",
     "MaxTokensField",
     "Message",
     "MeteredClient",
@@ -125,6 +140,7 @@ __all__ = (
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimitError",
+    "Rating",
     "ReasoningDelta",
     "ResponseEvent",
     "Role",
@@ -133,6 +149,10 @@ __all__ = (
     "RunFailed",
     "RunStarted",
     "RunUsage",
+    "Sample",
+    "Samples",
+    "ScoreFunction",
+    "Scorer",
     "Solution",
     "ThinkingSplitter",
     "ThinkingStyle",
@@ -140,9 +160,11 @@ __all__ = (
     "TokenUsage",
     "UnsupportedPolicy",
     "UnsupportedSetting",
+    "Vote",
     "WrapperClient",
     "__version__",
     "allow_model_requests",
+    "answer_key",
     "answers_equal",
     "check_allow_model_requests",
     "collect_stream",
@@ -155,11 +177,17 @@ __all__ = (
     "map_client_errors",
     "merge_completions",
     "normalize_answer",
+    "parse_rating",
+    "plurality_vote",
+    "rating_prompt",
     "redact",
     "require_answer",
+    "sample_answers",
     "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",
     "split_thinking_stream",
     "task_group",
+    "tie_order",
+    "varied_query",
 )
