@@ -12,6 +12,7 @@ from optillm_core import (
     AuthenticationError,
     CallRole,
     GenerationSettings,
+    InvalidConfiguration,
     ModelProfile,
     NoSolutions,
     Optimizer,
@@ -169,3 +170,8 @@ def test_varied_queries_are_distinct_and_end_with_the_query() -> None:
     assert len(set(queries)) == len(queries)
     assert queries[0] == QUERY
     assert all(q.endswith("\n\n" + QUERY) for q in queries[1:])
+
+
+async def test_zero_samples_is_a_configuration_error() -> None:
+    with pytest.raises(InvalidConfiguration, match="k >= 1"):
+        await sample(ScriptedClient([]), k=0)

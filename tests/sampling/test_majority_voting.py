@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from optillm_core import GenerationSettings, ModelProfile, ProviderUnavailable, tie_order
 from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
@@ -115,3 +120,26 @@ async def test_thinking_never_votes(style: str) -> None:
     solution = await MajorityVotingOptimizer(MajorityVotingConfig(k=3)).optimize(QUERY, client)
     assert solution.metadata.extras["votes"] == {"19": 2, "20": 1}
     assert (solution.answer, solution.thinking) == ("\\boxed{19}", "\\boxed{20}")
+
+
+replies = st.lists(
+    st.sampled_from(
+        ["\\boxed{19}", "19", "The answer is 20.", "20.0", "twenty-one", "I am not sure how to go about it."]
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(replies, st.randoms(use_true_random=False))
+def test_the_vote_does_not_depend_on_the_order_the_samples_came_in(texts: list[str], rng: random.Random) -> None:
+    shuffled = list(texts)
+    rng.shuffle(shuffled)
+
+    async def vote(order: list[str]) -> tuple[object, ...]:
+        client = ScriptedClient(order, native_n=True)
+        solution = await MajorityVotingOptimizer(MajorityVotingConfig(k=len(order))).optimize(QUERY, client)
+        extras = solution.metadata.extras
+        return extras["winner"], extras["votes"], extras["abstained"], extras["tie"]
+
+    assert anyio.run(vote, texts) == anyio.run(vote, shuffled)

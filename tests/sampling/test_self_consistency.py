@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from optillm_core import GenerationSettings, ModelProfile, ProviderUnavailable
 from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
@@ -120,3 +125,39 @@ async def test_the_callers_stop_cuts_the_returned_sample() -> None:
     solution = await SelfConsistencyOptimizer(SelfConsistencyConfig(k=3)).optimize(QUERY, client, settings=caller)
     assert client.requests[0].settings.stop is None
     assert solution.answer == "19"
+
+
+replies = st.lists(
+    st.sampled_from(
+        [
+            "\\boxed{19}",
+            "The answer is 19.",
+            "\\boxed{20}",
+            "Mitochondria make the energy of the cell, through respiration, among a few other jobs.",
+            "Mitochondria make the energy of the cell, by respiration, among a few other jobs.",
+            "Photosynthesis happens in chloroplasts, which mitochondria have nothing to do with here.",
+        ]
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(replies, st.randoms(use_true_random=False))
+def test_the_vote_does_not_depend_on_the_order_the_samples_came_in(texts: list[str], rng: random.Random) -> None:
+    shuffled = list(texts)
+    rng.shuffle(shuffled)
+
+    async def vote(order: list[str]) -> tuple[object, ...]:
+        client = ScriptedClient(order, native_n=True)
+        solution = await SelfConsistencyOptimizer(SelfConsistencyConfig(k=len(order))).optimize(QUERY, client)
+        extras = solution.metadata.extras
+        # The returned sample is the earliest carrying the winner; the answer it gives is the same.
+        return (
+            extras["winner"],
+            extras["votes"],
+            extras["tie"],
+            extras["answers"][extras["sample_indices"].index(extras["chosen"])],
+        )
+
+    assert anyio.run(vote, texts) == anyio.run(vote, shuffled)

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from ._concurrency import gather_settled
-from ._errors import BudgetExhausted, ClientError, NoSolutions
+from ._errors import BudgetExhausted, ClientError, InvalidConfiguration, NoSolutions
 from ._messages import Prompt
 from ._optimizer import FINAL_ONLY_EXTRA, RunContext
 from ._responses import Completion
@@ -114,7 +114,7 @@ async def sample_answers(
     :class:`NoSolutions` (all empty). Errors that are not provider errors propagate at once.
     """
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise InvalidConfiguration(f"sample_answers needs k >= 1 samples (got {k})")
     requests = _plan(ctx, k)
     format_extra = _response_format(ctx) if keep_response_format else {}
 
@@ -134,37 +134,38 @@ async def sample_answers(
     results = await gather_settled(call(request) for request in requests)
     samples: list[Sample] = []
     errors: list[ClientError | BudgetExhausted] = []
-    empty = 0
     for request, result in zip(requests, results, strict=True):
         if isinstance(result, ClientError | BudgetExhausted):
             errors.append(result)
-            continue
-        if isinstance(result, Exception):
+        elif isinstance(result, Exception):
             raise result
-        for offset, text in enumerate(result.texts[: request.n]):
-            if not text.strip():
-                empty += 1
-                continue
-            thinking = result.thinking[offset] if offset < len(result.thinking) else ""
-            samples.append(
-                Sample(
-                    index=request.first + offset,
-                    text=text.strip(),
-                    thinking=thinking,
-                    truncated=result.truncated(offset),
-                    approach=request.approach,
-                )
-            )
+        else:
+            samples.extend(_choices(request, result))
+    usable = tuple(s for s in samples if s.text)
     outcome = Samples(
-        samples=tuple(samples),
+        samples=usable,
         requested=k,
         requests=len(requests),
-        empty=empty,
+        empty=len(samples) - len(usable),
         errors=tuple(errors),
         varied=not ctx.profile.temperature,
     )
     _check_usable(ctx, outcome)
     return outcome
+
+
+def _choices(request: _Request, completion: Completion) -> list[Sample]:
+    """One sample per choice the request asked for and got (an empty text marks an empty reply)."""
+    return [
+        Sample(
+            index=request.first + offset,
+            text=text.strip(),
+            thinking=completion.thinking[offset] if offset < len(completion.thinking) else "",
+            truncated=completion.truncated(offset),
+            approach=request.approach,
+        )
+        for offset, text in enumerate(completion.texts[: request.n])
+    ]
 
 
 def _plan(ctx: RunContext[Any], k: int) -> list[_Request]:
