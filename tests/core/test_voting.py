@@ -24,6 +24,12 @@ from optillm_core import MAX_PHRASE_WORDS, answer_key, normalize_answer, plurali
         ("No, it is not prime.", "no, it is not prime"),
         ("First add 12 and 7.\nThat makes 19 apples.", "19"),
         ("<think>maybe \\boxed{20}</think>It is 19", "it is 19"),
+        ("The answer is 12 + 7 = 19", "19"),
+        ("The answer is indeed 9, which is what you get by adding them up in the usual way.", "9"),
+        ("Final answer: Paris, the capital of France, where the final is held every year.", "paris"),
+        ("To add 12 and 7, combine the two numbers, which is 12 + 7 = 19.", "19"),
+        ("12 + 7 = 8\n\nThis is the result of the operation of 12 and 7.", "8"),
+        ("\\boxed{x = 5}", "x = 5"),
     ],
 )
 def test_answer_key_reads_the_final_answer(text: str, key: str) -> None:

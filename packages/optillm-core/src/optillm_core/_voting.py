@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._extract import extract_answer, normalize_answer, split_thinking
+from ._extract import extract_answer, extract_boxed, normalize_answer, split_thinking
 
 __all__ = ("MAX_PHRASE_WORDS", "Vote", "answer_key", "plurality_vote", "tie_order")
 
@@ -16,31 +16,61 @@ MAX_PHRASE_WORDS = 8
 """A reply of one line with at most this many words is taken as its own answer ("Paris", "No, it is not.")."""
 
 _EMPHASIS = "*_`"
-_NUMBER = re.compile(r"(?<![\w.])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?![\w])")
+_NUMERAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?"
+_NUMBER = re.compile(rf"(?<![\w.]){_NUMERAL}(?![\w])")
+_RESULT = re.compile(rf"=\s*\$?\s*({_NUMERAL})(?![\w])")
+_FINAL_RESULT = re.compile(rf"=\s*\$?\s*({_NUMERAL})\s*\$?\W*$")
+_CLAUSE_END = re.compile(r"[,;:]\s|\.\s|\s[-–—]\s")
 
 
 def answer_key(text: str) -> str | None:
     """The normalised final answer ``text`` gives, to vote with, or ``None`` when none can be read.
 
-    In order: the answer :func:`extract_answer` finds (the last ``\\boxed{}``, else the text after a
-    final-answer marker such as "The answer is"); the whole reply when it is a short phrase (one
-    line of at most :data:`MAX_PHRASE_WORDS` words); the number on the reply's last line when that
-    line holds exactly one. Every key is :func:`normalize_answer`'s form, so "19", "19.0" and
-    "$19$" agree. Thinking (``<think>…</think>``) is never read.
+    In order: the last ``\\boxed{}``; the phrase after the last final-answer marker ("The answer
+    is", "Final answer:"); the whole reply when it is one line of at most :data:`MAX_PHRASE_WORDS`
+    words; on the last line, the number after its last ``=`` or else its only number; the number
+    after the reply's last ``=``. A phrase or line ending in ``= <number>`` gives that number, and
+    a long phrase gives its first clause (the number in it, when it holds one): "The answer is
+    indeed 9, which is…" gives "9". Every key is :func:`normalize_answer`'s form, so "19", "19.0",
+    "$19$" and "12 + 7 = 19" agree. Thinking (``<think>…</think>``) is never read.
     """
     visible = split_thinking(text)[1]
-    extracted = extract_answer(visible)
-    if extracted is not None:
-        key = _normalized(extracted)
+    boxed = extract_boxed(visible)
+    if boxed:
+        return _normalized(boxed) or None
+    marked = extract_answer(visible)
+    if marked is not None:
+        key = _phrase_key(marked)
         if key:
             return key
     lines = [line.strip() for line in visible.splitlines() if line.strip()]
     if not lines:
         return None
     if len(lines) == 1 and len(lines[0].split()) <= MAX_PHRASE_WORDS:
-        return _normalized(lines[0]) or None
+        return _phrase_key(lines[0])
+    results = _RESULT.findall(lines[-1])
+    if results:
+        return _normalized(results[-1])
     numbers = {_normalized(match) for match in _NUMBER.findall(lines[-1])}
-    return numbers.pop() if len(numbers) == 1 else None
+    if len(numbers) == 1:
+        return numbers.pop()
+    results = _RESULT.findall(visible)
+    return _normalized(results[-1]) if results else None
+
+
+def _phrase_key(phrase: str) -> str | None:
+    """A final-answer phrase cut down to its answer (see :func:`answer_key`)."""
+    phrase = phrase.strip().strip(_EMPHASIS).strip()
+    result = _FINAL_RESULT.search(phrase)
+    if result is not None:
+        return _normalized(result.group(1))
+    if len(phrase.split()) <= MAX_PHRASE_WORDS:
+        return _normalized(phrase) or None
+    clause = _CLAUSE_END.split(phrase, maxsplit=1)[0]
+    numbers = _NUMBER.findall(clause)
+    if len(numbers) == 1:
+        return _normalized(numbers[0])
+    return _normalized(clause) or None if len(clause.split()) <= MAX_PHRASE_WORDS else None
 
 
 def _normalized(answer: str) -> str:
