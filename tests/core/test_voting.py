@@ -30,6 +30,8 @@ from optillm_core import MAX_PHRASE_WORDS, answer_key, normalize_answer, plurali
         ("To add 12 and 7, combine the two numbers, which is 12 + 7 = 19.", "19"),
         ("12 + 7 = 8\n\nThis is the result of the operation of 12 and 7.", "8"),
         ("\\boxed{x = 5}", "x = 5"),
+        ("12 + 7 equals 19", "19"),
+        ("Adding them up.\nTwelve plus seven is equal to 19.", "19"),
     ],
 )
 def test_answer_key_reads_the_final_answer(text: str, key: str) -> None:

@@ -18,8 +18,9 @@ MAX_PHRASE_WORDS = 8
 _EMPHASIS = "*_`"
 _NUMERAL = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?"
 _NUMBER = re.compile(rf"(?<![\w.]){_NUMERAL}(?![\w])")
-_RESULT = re.compile(rf"=\s*\$?\s*({_NUMERAL})(?![\w])")
-_FINAL_RESULT = re.compile(rf"=\s*\$?\s*({_NUMERAL})\s*\$?\W*$")
+_EQUALS = r"(?:=|\bequals\b|\bis\s+equal\s+to\b)"
+_RESULT = re.compile(rf"{_EQUALS}\s*\$?\s*({_NUMERAL})(?![\w])", re.IGNORECASE)
+_FINAL_RESULT = re.compile(rf"{_EQUALS}\s*\$?\s*({_NUMERAL})\s*\$?\W*$", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[,;:]\s|\.\s|\s[-–—]\s")
 
 
@@ -28,11 +29,11 @@ def answer_key(text: str) -> str | None:
 
     In order: the last ``\\boxed{}``; the phrase after the last final-answer marker ("The answer
     is", "Final answer:"); the whole reply when it is one line of at most :data:`MAX_PHRASE_WORDS`
-    words; on the last line, the number after its last ``=`` or else its only number; the number
-    after the reply's last ``=``. A phrase or line ending in ``= <number>`` gives that number, and
-    a long phrase gives its first clause (the number in it, when it holds one): "The answer is
-    indeed 9, which is…" gives "9". Every key is :func:`normalize_answer`'s form, so "19", "19.0",
-    "$19$" and "12 + 7 = 19" agree. Thinking (``<think>…</think>``) is never read.
+    words; on the last line, the number after its last ``=`` (or "equals"), else its only number;
+    the number after the reply's last ``=``. A phrase ending in ``= <number>`` gives that number,
+    and a long phrase its first clause (the number in it, when it holds one): "The answer is indeed
+    9, which is…" gives "9". Every key is :func:`normalize_answer`'s form, so "19", "19.0", "$19$"
+    and "12 + 7 = 19" agree. Thinking (``<think>…</think>``) is never read.
     """
     visible = split_thinking(text)[1]
     boxed = extract_boxed(visible)
