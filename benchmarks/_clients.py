@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -18,12 +18,12 @@ from optillm_core import (
     default_registry,
 )
 from optillm_router import (
-    PROVIDERS,
     HttpPool,
     ModelClientRouter,
     ProviderRoutingConfig,
     ProviderSpec,
     create_provider_client,
+    model_profile,
 )
 
 __all__ = (
@@ -99,11 +99,11 @@ def router_client(base_url: str, *, model: str = "fake-model", native_n: bool = 
     honours ``n``) and one request carries all ``n``.
     """
     pool = HttpPool()
-    capabilities = replace(PROVIDERS["custom"].capabilities, native_n=native_n)
+    profile = model_profile("custom", model, {"native_n": native_n})
 
     def factory(spec: ProviderSpec, key: str | None) -> ModelClient:
         return create_provider_client(
-            spec.provider, model=spec.model, api_key=key, base_url=spec.base_url, http=pool, capabilities=capabilities
+            spec.provider, model=spec.model, api_key=key, base_url=spec.base_url, http=pool, profile=profile
         )
 
     spec = ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")

@@ -48,6 +48,32 @@ def test_each_failure_class_has_its_exit_code(error: Exception, code: ExitCode) 
     assert classify(error)[0] is code
 
 
+def test_a_strategy_that_gave_up_because_its_calls_failed_exits_as_the_provider_failure() -> None:
+    try:
+        try:
+            raise RateLimitError("429 Rate limit reached", status_code=429)
+        except RateLimitError as failed:
+            raise NoSolutions("all 3 exploration calls failed") from failed
+    except NoSolutions as exc:
+        code, text = classify(exc)
+    assert code is ExitCode.UNAVAILABLE
+    assert text == "the provider is rate-limiting requests: all 3 exploration calls failed"
+    assert classify(NoSolutions("every answer was empty"))[0] is ExitCode.STRATEGY
+
+
+@pytest.mark.parametrize(
+    ("error", "label"),
+    [
+        (RateLimitError("429"), "the provider is rate-limiting requests"),
+        (ProviderTimeout("slow"), "the provider did not answer in time"),
+        (ProtocolError("cut"), "the provider's answers were malformed"),
+        (ProviderUnavailable("503"), "the provider is unavailable"),
+    ],
+)
+def test_provider_failures_say_how_the_provider_failed(error: Exception, label: str) -> None:
+    assert classify(error)[1].startswith(label + ": ")
+
+
 def test_exit_codes_are_distinct() -> None:
     values = [code.value for code in ExitCode]
     assert len(values) == len(set(values))

@@ -30,6 +30,7 @@ def test_solution_json_has_every_documented_field() -> None:
     assert data == {
         "answer": "19",
         "reasoning": "12 + 7 = 19",
+        "thinking": "",
         "strategy": "fanout",
         "model": "fake-model",
         "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42},
@@ -37,6 +38,7 @@ def test_solution_json_has_every_documented_field() -> None:
         "duration_ms": 15,
         "iterations": 1,
         "budget_exhausted": False,
+        "dropped_settings": [],
         "selection": {"candidates": 3, "method": "model pick"},
     }
 
@@ -65,6 +67,14 @@ def test_strategies_json_lists_fields_with_types_and_defaults() -> None:
     }
     assert fields["weights"]["default"] == [1.0, 0.5]
     assert fields["max_concurrency"]["default"] == 16
+    assert entry["phases"] == [
+        {"phase": "sampling", "role": "answer", "caller_settings": ["max_tokens", "temperature", "top_p", "seed"]},
+        {
+            "phase": "selection",
+            "role": "final",
+            "caller_settings": ["max_tokens", "temperature", "top_p", "seed", "stop", "response_format"],
+        },
+    ]
     assert data["failures"] == [{"name": "broken", "package": "x", "error": "ModuleNotFoundError: nope"}]
 
 
@@ -72,6 +82,7 @@ def test_strategies_text_shows_names_fields_and_failures() -> None:
     failures = [PluginFailure(name="broken", package="x", error="ModuleNotFoundError: nope")]
     text = strategies_text(_registry().infos(), failures)
     assert "fanout  (cli-tests)" in text
+    assert "phase sampling (answer): gets the caller's max_tokens, temperature, top_p, seed" in text
     assert "--set samples=3  (int)  - answers drawn concurrently" in text
     assert "--set style=\"short\"  ('short' | 'long')" in text
     assert "Failed to load:" in text

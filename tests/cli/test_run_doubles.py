@@ -19,6 +19,7 @@ from optillm_core import (
     BadRequestError,
     GenerationSettings,
     ModelClient,
+    ModelProfile,
     OptimizerRegistry,
     Prompt,
     ProviderUnavailable,
@@ -332,3 +333,39 @@ def test_a_strategy_that_fails_to_load_is_a_config_error(cli: CliRunner, monkeyp
     result = cli("run", "broken", "q?", client_factory=Factory())
     assert result.code == ExitCode.CONFIG
     assert "strategy 'broken' from unknown failed to load: ModuleNotFoundError" in result.err
+
+
+class ReasoningModelFactory(Factory):
+    """A double that refuses temperature and seed the way OpenAI's reasoning models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        profile = ModelProfile(name="o3-mini", temperature=False, top_p=False, seed=False)
+        self.client = FunctionClient(self._reply, model_name="o3-mini", profile=profile)
+
+
+def test_seed_reaches_the_answers_each_with_its_own(cli: CliRunner) -> None:
+    factory = Factory()
+    result = cli("run", "fanout", "q?", "--seed", "7", client_factory=factory)
+    assert result.code == ExitCode.OK, result.err
+    assert [s.seed for s in factory.client.settings_seen] == [7, 8, 9, 7]
+
+
+def test_settings_the_model_refuses_are_dropped_and_reported(cli: CliRunner) -> None:
+    factory = ReasoningModelFactory()
+    result = cli("run", "fanout", "q?", "--temperature", "0.3", "--seed", "1", "--json", client_factory=factory)
+    assert result.code == ExitCode.OK, result.err
+    assert factory.client.refused == []
+    assert all(s.temperature is None and s.seed is None for s in factory.client.settings_seen)
+    assert json.loads(result.out)["dropped_settings"] == ["temperature", "seed"]
+
+
+def test_drop_unsupported_error_stops_before_any_call(cli: CliRunner) -> None:
+    factory = ReasoningModelFactory()
+    argv = ["run", "fanout", "q?", "--temperature", "0.3", "--drop-unsupported", "error"]
+    result = cli(*argv, client_factory=factory)
+    assert result.code == ExitCode.CONFIG
+    (line,) = [line for line in result.err.splitlines() if "does not accept" in line]
+    assert "'o3-mini' does not accept temperature" in line
+    assert "Traceback" not in result.err
+    assert factory.client.requests == []

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 import optillm_server
 from optillm_cli import ExitCode
-from optillm_router.testing import FakeOpenAIServer
+from optillm_router.testing import FakeOpenAIServer, Fault
 from tests.cli.conftest import CliRunner, clean_environ
 from tests.cli.test_subprocess import ROOT, plugin_env  # noqa: F401 - a fixture
 
@@ -70,6 +70,23 @@ def test_serve_wires_provider_key_and_upstream_into_the_app(cli: CliRunner, monk
     assert len(requests) == 5  # 4 calls of the strategy, then the pass-through
     assert requests[-1].body["logprobs"] is True  # passed through unchanged
     assert {r.body["max_tokens"] for r in requests} == {32}
+
+
+def test_serve_retries_pass_through_calls_as_the_router_retries(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = ServeProbe()
+    monkeypatch.setattr(optillm_server, "serve", probe)
+    rate_limited = Fault(status=429, headers={"retry-after": "0"})
+    # requests 0-3 are the strategy's calls; the pass-through (4) is refused once, then sent again (5)
+    with FakeOpenAIServer(reply=reply, faults={4: rate_limited}).running_in_thread() as server:
+        env = clean_environ(OPTILLM_REQUIRE_KEY="proxy-key-1")
+        result = cli("serve", "--base-url", server.base_url, "--model", "fake-model", env=env)
+        requests = server.chat_requests
+    assert result.code == ExitCode.OK, result.err
+    assert probe.responses["pass-through"].status_code == 200
+    assert [r.status for r in requests[4:]] == [429, 200]
+    assert requests[4].body == requests[5].body
 
 
 def test_require_key_flag_wins_over_the_environment(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ import pytest
 from optillm_core import (
     Completed,
     GenerationSettings,
+    ModelProfile,
+    NoSolutions,
     OutputTextDelta,
     Prompt,
     ProviderUnavailable,
@@ -109,7 +111,28 @@ async def test_gather_first_error_cancels_siblings() -> None:
     assert cancelled.is_set()
 
 
+async def test_gather_keeps_the_cause_of_the_error_it_raises() -> None:
+    call_failed = ProviderUnavailable("every call failed")
+
+    async def give_up() -> int:
+        raise NoSolutions("nothing to answer with") from call_failed
+
+    with pytest.raises(NoSolutions) as caught:
+        await gather([give_up])
+    assert caught.value.__cause__ is call_failed
+
+
 def test_sequential_depth_counts_chains() -> None:
     spans = [(0.0, 1.0), (0.1, 0.9), (1.0, 2.0), (2.5, 3.0), (1.5, 2.4)]
     assert sequential_depth(spans) == 3
     assert sequential_depth([]) == 0
+
+
+async def test_a_native_n_above_the_models_limit_goes_out_in_chunks_with_their_own_seeds() -> None:
+    client = ScriptedClient(list("abcde"), native_n=True, profile=ModelProfile(native_n=True, max_n=2))
+    completion = await client.complete(PROMPT, GenerationSettings(n=5, seed=10))
+    assert sorted(completion.texts) == list("abcde")
+    assert sorted(r.settings.n for r in client.requests) == [1, 2, 2]
+    assert sorted(r.settings.seed for r in client.requests if r.settings.seed is not None) == [10, 12, 14]
+    assert client.refused == []
+    assert len(completion.finish_reasons) == 5

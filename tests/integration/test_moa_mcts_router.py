@@ -103,14 +103,16 @@ async def test_mcts_answer_follows_the_evaluations() -> None:
         solution, router_takes_n = await run(MctsOptimizer(), server)
     bodies = [r.body for r in server.chat_requests]
     assert solution.answer == "It is 19."
-    assert len(bodies) == 10
+    # Two simulations rate two replies, so the root samples two: 2 replies, 2 predicted user turns,
+    # 2 rollouts, 2 evaluations.
+    assert len(bodies) == 8
     assert sorted({(b.get("temperature"), b.get("max_tokens")) for b in bodies}) == [
         (0.1, 256),
         (1.0, 1024),
         (1.0, 4096),
     ]
     assert sequential_depth(server.intervals()) == 4
-    assert solution.metadata.llm_calls == (8 if router_takes_n else 10)
+    assert solution.metadata.llm_calls == (7 if router_takes_n else 8)
     assert solution.usage.input_tokens == wire_tokens(server.chat_requests)
     assert "[1] visits 1, value 0.950" in solution.reasoning
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 
-from optillm_core import GenerationSettings, Prompt
+from optillm_core import GenerationSettings, ModelProfile, Prompt
 from optillm_core.testing import FunctionClient, RecordedRequest, Reply
 from optillm_mars import _prompts
 
@@ -46,11 +46,16 @@ def phase_of(prompt: Prompt) -> str:
 
 
 class FakeMars(FunctionClient):
-    """Answers each phase with its handler: a fixed text or a function of ``(prompt, settings)``."""
+    """Answers each phase with its handler: a fixed text or a function of ``(prompt, settings)``.
+
+    With a ``profile`` it refuses what that model refuses, as the core test doubles do.
+    """
 
     __test__ = False
 
-    def __init__(self, *, latency: float = 0.0, **handlers: Answer | Handler) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, profile: ModelProfile | None = None, **handlers: Answer | Handler
+    ) -> None:
         defaults: dict[str, Answer | Handler] = {
             "exploration": SOLUTION,
             "aggregation": SOLUTION,
@@ -65,7 +70,7 @@ class FakeMars(FunctionClient):
             raise ValueError(f"unknown phases {unknown}")
         self.handlers: Mapping[str, Answer | Handler] = {**defaults, **handlers}
         self.latency = latency
-        super().__init__(self._answer)
+        super().__init__(self._answer, profile=profile)
 
     async def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Answer:
         if self.latency:
@@ -93,6 +98,11 @@ def agent_of(prompt: Prompt) -> int:
     match = re.search(r"You are agent (\d+) of", user_text(prompt))
     assert match is not None
     return int(match.group(1))
+
+
+def without_agent_numbers(text: str) -> str:
+    """A prompt with the agents' numbers taken out, so prompts that differ only by them compare equal."""
+    return re.sub(r"\b[Aa]gent \d+", "agent", text)
 
 
 def boxed(answer: str) -> str:

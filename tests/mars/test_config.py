@@ -16,7 +16,9 @@ def test_defaults_match_the_seed_and_upstream() -> None:
     assert config.max_iterations == 5
     assert config.verification_passes_required == 2
     assert config.use_thinking_tags is True
-    assert (config.token_budget_reasoning, config.token_budget_lightweight) == (64_000, 4_000)
+    # Upstream's 64,000 is gone: no output limit of MARS's own unless set (the caller's caps every call).
+    assert (config.token_budget_reasoning, config.token_budget_review) == (None, None)
+    assert config.token_budget_lightweight == 4_000
     assert config.auto_lightweight_mode is True
     assert (
         config.aggregation_population_size,
@@ -32,6 +34,7 @@ def test_builders_return_validated_copies() -> None:
     base = MarsConfig()
     assert base.with_num_agents(5).temperatures == (0.3, 0.6, 1.0, 1.0, 1.0)
     assert base.with_num_agents(2).temperatures == (0.3, 0.6, 1.0)
+    assert base.with_num_agents(5).with_num_agents(3).temperatures == (0.3, 0.6, 1.0)
     assert base.with_temperatures([0.1, 0.2, 0.3]).temperatures == (0.1, 0.2, 0.3)
     assert base.with_aggregation(False).enable_aggregation is False
     assert base.with_strategy_network(False).enable_strategy_network is False
@@ -53,8 +56,9 @@ def test_lightweight_is_upstreams_reduced_config() -> None:
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({"num_agents": 4}, "temperatures"),
+        ({"num_agents": 4, "temperatures": (0.3, 0.6, 1.0)}, "temperatures"),
         ({"temperatures": (0.3,)}, "temperatures"),
+        ({"token_budget_reasoning": 0}, "token_budget_reasoning"),
         ({"aggregation_selection_size": 7}, "aggregation_selection_size"),
         ({"num_agents": 0}, "num_agents"),
         ({"temperatures": (0.3, -0.1, 1.0)}, "temperatures"),
@@ -71,7 +75,16 @@ def test_invalid_settings_name_the_field(options: dict[str, object], field: str)
 
 def test_too_few_temperatures_says_how_to_fix_it() -> None:
     with pytest.raises(InvalidConfiguration, match="with_num_agents pads"):
-        MarsConfig(num_agents=4)
+        MarsConfig(num_agents=4, temperatures=(0.3, 0.6))
+
+
+def test_default_temperatures_grow_with_the_agents_without_pinning_them() -> None:
+    for config in (MarsConfig(num_agents=5), MarsConfig().with_num_agents(5)):
+        assert config.temperatures == (0.3, 0.6, 1.0, 1.0, 1.0)
+        assert config.pinned(temperature="temperatures") == frozenset()
+    chosen = MarsConfig(num_agents=2, temperatures=(0.2, 0.4)).with_num_agents(3)
+    assert chosen.temperatures == (0.2, 0.4, 1.0)
+    assert chosen.pinned(temperature="temperatures") == {"temperature"}
 
 
 def test_from_mapping_converts_plain_values() -> None:
@@ -82,21 +95,23 @@ def test_from_mapping_converts_plain_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_tokens", "lightweight", "call_tokens"),
-    [(None, False, 64_000), (8000, False, 8000), (4001, False, 4001), (4000, True, 4000), (512, True, 512)],
+    ("max_tokens", "lightweight"), [(None, False), (8000, False), (4001, False), (4000, True), (512, True)]
 )
-def test_resolve_applies_lightweight_mode_for_small_max_tokens(
-    max_tokens: int | None, lightweight: bool, call_tokens: int
-) -> None:
-    config, tokens = MarsConfig().resolve(max_tokens)
-    assert tokens == call_tokens
+def test_resolve_applies_lightweight_mode_for_small_max_tokens(max_tokens: int | None, lightweight: bool) -> None:
+    config = MarsConfig().resolve(max_tokens)
     assert (config.num_agents == 2 and not config.enable_aggregation) is lightweight
 
 
+def test_lightweight_mode_keeps_what_the_user_set() -> None:
+    config = MarsConfig(verification_temperature=0.2).resolve(1000)
+    assert config.num_agents == 2
+    assert config.pinned(temperature="verification_temperature") == {"temperature"}
+    assert config.pinned(temperature="temperatures") == frozenset()
+
+
 def test_auto_lightweight_mode_can_be_turned_off() -> None:
-    config, tokens = MarsConfig(auto_lightweight_mode=False).resolve(1000)
+    config = MarsConfig(auto_lightweight_mode=False).resolve(1000)
     assert config.num_agents == 3
-    assert tokens == 1000
 
 
 def test_registered_under_the_mars_entry_point() -> None:

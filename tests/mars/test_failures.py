@@ -6,10 +6,13 @@ import anyio
 import pytest
 
 from optillm_core import (
+    AnswerDelta,
+    BadRequestError,
     Budget,
     BudgetExhausted,
     EventChannel,
     GenerationSettings,
+    ModelProfile,
     NoSolutions,
     OptimizerEvent,
     Prompt,
@@ -17,9 +20,10 @@ from optillm_core import (
     RateLimitError,
     Timeout,
 )
+from optillm_core.testing import Reply
 from optillm_mars import Error, MarsConfig, MarsOptimizer, SelectionMethod, Verdict
 
-from .fakes import CORRECT, Answer, FakeMars, agent_of, boxed, user_text, verdict_by_answer
+from .fakes import CORRECT, INCORRECT, Answer, FakeMars, agent_of, boxed, user_text, verdict_by_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -132,6 +136,8 @@ async def test_budget_exhaustion_returns_the_best_so_far() -> None:
     assert solution.metadata.llm_calls == 10
     assert solution.metadata.extras["final_answer"] == "19"
     assert "budget" in solution.metadata.extras
+    assert solution.thinking == "12 + 7 = 19, and 19 - 7 = 12 checks."  # the best-so-far keeps its thinking
+    assert solution.reasoning.startswith("majority_voting: no solution was verified; 3 of 3 solutions")
     assert client.in_flight == 0
 
 
@@ -239,3 +245,93 @@ async def test_every_event_kind_reaches_a_callback() -> None:
     assert all(e.optimizer == "mars" for e in seen)
     assert [e.kind for e in seen].index("ExplorationStarted") < [e.kind for e in seen].index("Completed")
     assert seen[-1].kind == "RunCompleted"
+
+
+# -- replies real models send when something goes wrong ---------------------------------------------
+
+THOUGHT_OUT = Reply("", thinking="Let me think. 12 + 7 … carry the one … let me recheck", finish_reason="length")
+GARBAGE = ("I cannot help with that.", "Lorem ipsum dolor sit amet.", "SCORE: banana", "???", "VERDICT:")
+
+
+async def test_a_reply_that_is_all_thinking_leaves_that_agent_out_and_says_why() -> None:
+    client = FakeMars(exploration=lambda p, s: THOUGHT_OUT if agent_of(p) == 2 else boxed("19"))
+    channel = EventChannel()
+    solution = await MarsOptimizer(NO_EXTRAS).optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    assert "agent2-initial" not in {s["id"] for s in solution.metadata.extras["solutions"]}
+    [error] = [e for e in errors(channel) if e.phase == "exploration"]
+    assert "whole output limit thinking" in error.message
+    assert "raise max_tokens" in error.message
+    assert "carry the one" not in solution.answer
+
+
+async def test_every_explorer_thinking_without_answering_is_a_clear_error() -> None:
+    client = FakeMars(exploration=Reply("", thinking="hmm, let me see"), profile=ModelProfile(thinking="tags"))
+    with pytest.raises(NoSolutions, match="only thinking and no answer"):
+        await MarsOptimizer().optimize(QUERY, client, settings=DEFAULT)
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+async def test_garbage_reviews_never_trigger_rewrites_and_the_run_still_answers(garbage: str) -> None:
+    client = FakeMars(exploration=lambda p, s: boxed("19") if agent_of(p) < 3 else boxed("20"), verification=garbage)
+    config = NO_EXTRAS.with_max_iterations(2)
+    solution = await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT)
+
+    calls = client.calls()
+    assert calls["improvement"] == 0  # nothing to act on: the solutions are reviewed again unchanged
+    assert calls["verification"] == 3 * 2 * (1 + 2)
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.MAJORITY_VOTING
+    assert solution.metadata.extras["final_answer"] == "19"
+    verdicts = {v["verdict"] for s in solution.metadata.extras["solutions"] for v in s["verifications"]}
+    assert verdicts == {Verdict.UNCLEAR}
+
+
+async def test_a_review_that_is_all_thinking_counts_as_a_failed_review() -> None:
+    client = FakeMars(verification=THOUGHT_OUT)
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(1)).optimize(QUERY, client, settings=DEFAULT)
+
+    reviews = [v for s in solution.metadata.extras["solutions"] for v in s["verifications"]]
+    assert reviews
+    assert all(v["verdict"] == Verdict.UNCLEAR and "thinking" in v["error"] for v in reviews)
+    assert client.calls()["improvement"] == 0
+    assert solution.metadata.extras["verified_solution_ids"] == []
+    assert solution.metadata.extras["final_answer"] == "19"  # all three agree: a majority vote
+
+
+async def test_a_synthesis_that_is_all_thinking_falls_back_to_the_best_solution() -> None:
+    client = FakeMars(
+        exploration=lambda p, s: boxed(str(17 + agent_of(p))), verification=INCORRECT, synthesis=THOUGHT_OUT
+    )
+    events: list[OptimizerEvent] = []
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(0)).optimize(
+        QUERY, client, settings=DEFAULT, events=events.append
+    )
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.HIGHEST_SCORE
+    assert "carry the one" not in solution.answer + solution.thinking
+    assert solution.answer.endswith("\\boxed{" + solution.metadata.extras["final_answer"] + "}.")
+    assert not [e for e in events if isinstance(e, AnswerDelta) and e.delta.strip()]
+
+
+async def test_a_model_refusing_some_requests_with_400_costs_only_those_calls() -> None:
+    def verify(prompt: Prompt, settings: GenerationSettings) -> Answer:
+        if "written by agent 1" in user_text(prompt):
+            return BadRequestError("Unsupported value: 'temperature' does not support 0.1", status_code=400)
+        return CORRECT
+
+    client = FakeMars(verification=verify)
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(1)).optimize(QUERY, client, settings=DEFAULT)
+    verified = solution.metadata.extras["verified_solution_ids"]
+    assert sorted(verified) == ["agent2-initial", "agent3-initial"]
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.BEST_VERIFIED
+
+
+async def test_every_verifier_down_ends_with_a_vote_not_a_crash() -> None:
+    client = FakeMars(verification=RateLimitError("slow down"))
+    channel = EventChannel()
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(2)).optimize(
+        QUERY, client, settings=DEFAULT, events=channel
+    )
+    assert client.calls()["improvement"] == 0
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.MAJORITY_VOTING
+    assert {e.phase for e in errors(channel)} == {"verification"}
+    assert "3 verification round(s), 0 rewrite(s); 0 of 3 solutions verified." in solution.reasoning

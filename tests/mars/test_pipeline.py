@@ -46,7 +46,10 @@ async def test_defaults_run_every_phase_and_stop_once_verified() -> None:
     assert extras["final_answer"] == "19"
     assert "\\boxed{19}" in solution.answer
     assert "<think>" not in solution.answer
-    assert solution.reasoning == "12 + 7 = 19, and 19 - 7 = 12 checks."
+    assert solution.thinking == "12 + 7 = 19, and 19 - 7 = 12 checks."  # the chosen solution's own
+    assert solution.reasoning.startswith(f"best_verified: solution {extras['final_solution_id']} (agent ")
+    assert "Answers in play: 19 ×9." in solution.reasoning
+    assert "9 of 9 solutions verified" in solution.reasoning
     assert len(extras["verified_solution_ids"]) == 9
     assert {s["id"] for s in extras["solutions"]} >= set(extras["active_solution_ids"])
     assert len(extras["strategies"]) == 3
@@ -64,9 +67,9 @@ async def test_usage_is_exact_and_nonzero() -> None:
     assert solution.usage.input_tokens == prompt > 0
 
 
-async def test_settings_reach_the_wire() -> None:
+async def test_phase_temperatures_reach_the_wire_without_caller_settings() -> None:
     client = FakeMars()
-    await MarsOptimizer().optimize(QUERY, client, settings=GenerationSettings(max_tokens=8000, top_p=0.9, n=3))
+    await MarsOptimizer().optimize(QUERY, client, settings=GenerationSettings(max_tokens=8000, n=3))
 
     explore = sorted(client.of("exploration"), key=lambda r: agent_of(r.prompt))
     assert [r.settings.temperature for r in explore] == [0.3, 0.6, 1.0]
@@ -76,13 +79,26 @@ async def test_settings_reach_the_wire() -> None:
     assert sorted(r.settings.temperature or 0.0 for r in client.of("enhancement")) == [0.3, 0.6, 1.0]
     assert {r.settings.max_tokens for r in client.requests} == {8000}
     assert {r.settings.n for r in client.requests} == {1}  # the caller's n never multiplies MARS's calls
-    assert {r.settings.top_p for r in client.requests} == {0.9}
+    assert {r.settings.seed for r in client.requests} == {None}
 
 
-async def test_without_caller_max_tokens_calls_use_the_reasoning_budget() -> None:
+async def test_without_caller_max_tokens_no_call_sends_a_limit() -> None:
     client = FakeMars()
-    await MarsOptimizer(NO_EXTRAS.with_overrides({"token_budget_reasoning": 12_345})).optimize(QUERY, client)
-    assert {r.settings.max_tokens for r in client.requests} == {12_345}
+    await MarsOptimizer().optimize(QUERY, client)
+    assert {r.settings.max_tokens for r in client.requests} == {None}
+
+
+async def test_phase_limits_are_capped_by_the_caller() -> None:
+    config = MarsConfig(token_budget_reasoning=12_345, token_budget_review=2_000)
+    free, capped = FakeMars(), FakeMars()
+    await MarsOptimizer(config).optimize(QUERY, free)
+    await MarsOptimizer(config).optimize(QUERY, capped, settings=GenerationSettings(max_tokens=9_000))
+
+    judges = ("verification", "strategy")
+    assert {r.settings.max_tokens for r in free.requests if phase_of(r.prompt) in judges} == {2_000}
+    assert {r.settings.max_tokens for r in free.requests if phase_of(r.prompt) not in judges} == {12_345}
+    assert {r.settings.max_tokens for r in capped.requests if phase_of(r.prompt) in judges} == {2_000}
+    assert {r.settings.max_tokens for r in capped.requests if phase_of(r.prompt) not in judges} == {9_000}
 
 
 async def test_lightweight_mode_for_small_max_tokens() -> None:

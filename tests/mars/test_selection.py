@@ -77,8 +77,9 @@ def test_a_failing_review_resets_the_consecutive_count() -> None:
 
 def test_a_rewrite_replaces_the_text_and_keeps_the_history() -> None:
     original = solution(0, "20", score=0.1)
-    improved = original.rewritten("Fixed. \\boxed{19}", temperature=0.24, output_tokens=3)
+    improved = original.rewritten("Fixed. \\boxed{19}", temperature=0.24, output_tokens=3, thinking="19 it is")
     assert improved.id == original.id
+    assert (improved.text, improved.thinking, improved.temperature) == ("Fixed. \\boxed{19}", "19 it is", 0.24)
     assert improved.revision == 1
     assert improved.answer == "19"
     assert improved.verifications == original.verifications

@@ -1,6 +1,12 @@
-"""The verifier's reply parser: real-looking verdicts, and no negative ever read as a pass."""
+"""The verifier's reply parser: verdicts written the way models write them.
+
+The leading CORRECT / INCORRECT / INCOMPLETE of the verdict statement decides; explanations after
+it never overturn it; thinking is never read; prose without a verdict never passes on a flaw.
+"""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import given
@@ -31,7 +37,8 @@ TABLE: list[tuple[str, Verdict, float, tuple[str, ...]]] = [
     ("## Verdict\nVERDICT: Not correct\nSCORE: 30%", Verdict.INCORRECT, 0.3, ()),
     ("Verdict: The solution is not entirely correct.\nScore: 0.4", Verdict.INCORRECT, 0.4, ()),
     ("VERDICT: incorrect", Verdict.INCORRECT, 0.0, ()),
-    ("VERDICT: CORRECT, INCORRECT or INCOMPLETE\nSCORE: 0.5", Verdict.INCORRECT, 0.5, ()),
+    # The requested format copied back states nothing.
+    ("VERDICT: CORRECT, INCORRECT or INCOMPLETE\nSCORE: 0.5", Verdict.UNCLEAR, 0.5, ()),
     ("Result: PASS\nConfidence: 8 out of 10", Verdict.CORRECT, 0.8, ()),
     ("Assessment - partially correct; the bound is never proved.\nScore: 5", Verdict.INCOMPLETE, 0.5, ()),
     (
@@ -51,6 +58,49 @@ TABLE: list[tuple[str, Verdict, float, tuple[str, ...]]] = [
         Verdict.INCOMPLETE,
         0.7,
         ("the proof of the lemma is missing",),
+    ),
+    # The leading verdict decides; what follows explains it (issue 14).
+    ("Verdict: Correct – no step fails", Verdict.CORRECT, 1.0, ()),
+    ("VERDICT: CORRECT (missing case trivial)\nSCORE: 0.9", Verdict.CORRECT, 0.9, ()),
+    ("VERDICT: CORRECT, though step 2 could be wrong-footed by n = 0\nSCORE: 0.85", Verdict.CORRECT, 0.85, ()),
+    ("VERDICT: Incorrect, even though the method is correct", Verdict.INCORRECT, 0.0, ()),
+    ("VERDICT: INCOMPLETE – correct as far as it goes", Verdict.INCOMPLETE, 0.5, ()),
+    ("VERDICT: CORRECT (not INCORRECT or INCOMPLETE as agent 2 thought)", Verdict.CORRECT, 1.0, ()),
+    # Markdown, LaTeX and case.
+    ("**VERDICT:** CORRECT\n**SCORE:** 0.9", Verdict.CORRECT, 0.9, ()),
+    ("**Verdict**: **Incorrect.** The final answer should be 20.", Verdict.INCORRECT, 0.0, ()),
+    ("verdict: correct\nscore: 0.8", Verdict.CORRECT, 0.8, ()),
+    ("### Verdict\n**INCOMPLETE**\n### Score\n0.4", Verdict.INCOMPLETE, 0.4, ()),
+    ("Verdict: $\\boxed{\\text{CORRECT}}$", Verdict.CORRECT, 1.0, ()),
+    ("| Verdict | CORRECT |", Verdict.CORRECT, 1.0, ()),
+    # The verdict in the last line, after reasoning that mentions flaws it then dismisses.
+    (
+        "Step 1 is fine. Step 2 looked wrong at first, but 12 + 7 = 19 holds. Nothing is missing.\n\n**CORRECT**",
+        Verdict.CORRECT,
+        1.0,
+        (),
+    ),
+    ("I recomputed the sum and it fails: 12 + 7 = 19, not 18.\n\nINCORRECT", Verdict.INCORRECT, 0.0, ()),
+    ("Checked every case; the argument holds.\nSo my final verdict is: **CORRECT**.", Verdict.CORRECT, 1.0, ()),
+    ("The last step fails.\nMy verdict: incorrect", Verdict.INCORRECT, 0.0, ()),
+    ("\\boxed{\\text{INCORRECT}}", Verdict.INCORRECT, 0.0, ()),
+    # A weak header in the reasoning does not overrule the verdict line.
+    ("Result: the draft sum was wrong, then fixed\nVERDICT: CORRECT\nSCORE: 0.9", Verdict.CORRECT, 0.9, ()),
+    # Thinking before the verdict is never read, whatever it says.
+    ("<think>Step 2 is wrong. VERDICT: INCORRECT</think>\nVERDICT: CORRECT\nSCORE: 0.9", Verdict.CORRECT, 0.9, ()),
+    ("<think>\nVERDICT: CORRECT\n</think>", Verdict.UNCLEAR, 0.0, ()),
+    ("<think>It is correct", Verdict.UNCLEAR, 0.0, ()),
+    # No verdict at all: prose is read whole, and a flaw it names is never a pass.
+    ("The solution is correct; no step fails.", Verdict.CORRECT, 1.0, ()),
+    ("Looks correct overall, but the case n = 0 is missing.", Verdict.INCOMPLETE, 0.5, ()),
+    ("Lorem ipsum dolor sit amet.", Verdict.UNCLEAR, 0.0, ()),
+    ("SCORE: 0.7\nISSUES:\n- none", Verdict.UNCLEAR, 0.7, ()),
+    # A bullet is an issue, not the verdict.
+    (
+        "VERDICT: CORRECT\nISSUES:\n- wrong units in step 2 (harmless)",
+        Verdict.CORRECT,
+        1.0,
+        ("wrong units in step 2 (harmless)",),
     ),
 ]
 
@@ -73,6 +123,60 @@ NEGATIVE = st.sampled_from(
     ["INCORRECT", "incorrect", "Not correct", "NOT CORRECT", "INCOMPLETE", "incomplete", "isn't correct", "Wrong"]
 )
 NOISE = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=200)
+
+
+# Text that may follow a verdict on its line: it starts with a separator, never a letter that would extend the word.
+TAIL = st.tuples(
+    st.sampled_from([" ", " – ", ", ", " (", ". ", ": ", " - "]),
+    st.text(max_size=80).filter(lambda text: "think>" not in text),  # thinking tags are read as thinking
+).map(lambda parts: (parts[0] + parts[1]).splitlines()[0] if (parts[0] + parts[1]).strip() else parts[0])
+EXPLANATIONS = st.sampled_from(
+    [
+        "no step fails",
+        "missing case trivial",
+        "but the write-up is incomplete in places",
+        "the sign error in step 2 is fixed later",
+        "not wrong anywhere",
+        "though one could call step 3 flawed",
+        "incorrect claims in the draft were removed",
+    ]
+)
+WRAPPERS = st.sampled_from(["{}", "**{}**", "*{}*", "`{}`", "{}.", "[{}]", "\\boxed{{\\text{{{}}}}}"])
+HEADERS = st.sampled_from(
+    ["VERDICT: {}", "**VERDICT:** {}", "Verdict: {}", "verdict - {}", "## Verdict: {}", "Final verdict: {}"]
+)
+CASES = st.sampled_from([str.upper, str.lower, str.title])
+
+
+@given(st.sampled_from(list(Verdict)[:3]), HEADERS, WRAPPERS, CASES, EXPLANATIONS, NOISE)
+def test_the_leading_verdict_decides_whatever_follows_it(
+    verdict: Verdict, header: str, wrapper: str, case: object, explanation: str, before: str
+) -> None:
+    word = case(verdict.value)  # type: ignore[operator]
+    statement = header.format(wrapper.format(word))
+    before = "\n".join(line for line in before.splitlines() if "verdict" not in line.lower())
+    parsed = parse_verdict(f"<think>{before}</think>\n{statement} – {explanation}\nSCORE: 0.5")
+    assert parsed.verdict is verdict
+
+
+# "CORRECT, INCORRECT …" is the requested format copied back, which states nothing.
+ECHO = re.compile(r"^\s*(?:,|/|\||or\b)\s*\W*(?:(?:in)?correct|incomplete)\b", re.IGNORECASE)
+
+
+@given(st.sampled_from(list(Verdict)[:3]), TAIL)
+def test_any_tail_on_the_verdict_line_keeps_the_verdict(verdict: Verdict, tail: str) -> None:
+    parsed = parse_verdict(f"VERDICT: {verdict.value.upper()}{tail}")
+    if ECHO.match(tail):
+        assert parsed.verdict is Verdict.UNCLEAR
+    else:
+        assert parsed.verdict is verdict
+
+
+@given(NOISE, st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=200))
+def test_thinking_never_changes_the_reading(thinking: str, reply: str) -> None:
+    thinking = thinking.replace("<think>", "").replace("</think>", "")
+    reply = reply.replace("<think>", "").replace("</think>", "")
+    assert parse_verdict(f"<think>{thinking}</think>\n{reply}") == parse_verdict(reply)
 
 
 @given(NEGATIVE, NOISE, NOISE)

@@ -86,12 +86,12 @@ async def test_default_call_graph_and_settings_with_native_n() -> None:
     client = FunctionClient(DialogueModel(), native_n=True)
     solution = await MctsOptimizer().optimize(QUERY, client, system_prompt=SYSTEM)
 
-    # The two simulations run concurrently, so their generate/evaluate calls may interleave.
+    # Two simulations rate two replies, so the root samples two; their simulations run concurrently.
     seen = kinds(client.requests)
-    assert seen[:4] == ["expand-root"] + ["predict"] * 3
-    assert sorted(seen[4:]) == ["evaluate"] * 2 + ["generate"] * 2
+    assert seen[:3] == ["expand-root"] + ["predict"] * 2
+    assert sorted(seen[3:]) == ["evaluate"] * 2 + ["generate"] * 2
     expected = {
-        "expand-root": (3, 1.0, 4096),
+        "expand-root": (2, 1.0, 4096),
         "predict": (1, 1.0, 1024),
         "generate": (1, 1.0, 4096),
         "evaluate": (1, 0.1, 256),
@@ -101,7 +101,7 @@ async def test_default_call_graph_and_settings_with_native_n() -> None:
             kind(request.prompt)
         ]
     assert all(r.system_text == SYSTEM for r in client.requests)
-    assert solution.metadata.llm_calls == 8
+    assert solution.metadata.llm_calls == 7
     assert solution.metadata.iterations == 2
     assert solution.answer in ROOT_REPLIES
 
@@ -126,9 +126,9 @@ async def test_dialogue_turns_reach_the_model_in_order() -> None:
 async def test_without_native_n_the_expansion_fans_out() -> None:
     client = FunctionClient(DialogueModel())
     solution = await MctsOptimizer().optimize(QUERY, client)
-    assert kinds(client.requests)[:3] == ["expand-root"] * 3
-    assert [r.settings.n for r in client.requests] == [1] * 10
-    assert solution.metadata.llm_calls == 10
+    assert kinds(client.requests)[:2] == ["expand-root"] * 2
+    assert [r.settings.n for r in client.requests] == [1] * 8
+    assert solution.metadata.llm_calls == 8
 
 
 @pytest.mark.parametrize("native_n", [True, False])
@@ -137,7 +137,19 @@ async def test_critical_path_at_defaults(native_n: bool) -> None:
     await MctsOptimizer().optimize(QUERY, client)
     # expansion, predictions (concurrent), both rollouts (concurrent), both evaluations (concurrent)
     assert sequential_depth(client.requests) == 4
+    assert len(client.requests) == (7 if native_n else 8)
     assert client.max_in_flight >= 2
+
+
+@pytest.mark.parametrize("native_n", [True, False])
+async def test_four_simulations_rate_the_root_children_then_expand_the_best(native_n: bool) -> None:
+    client = FunctionClient(DialogueModel({ROOT_REPLIES[1]: "0.9"}, delay=0.01), native_n=native_n)
+    solution = await MctsOptimizer(MctsConfig(num_simulations=4)).optimize(QUERY, client)
+    # 3 root children rated concurrently (4 round-trips); the best one expanded with the one reply the
+    # last simulation can rate, predicted, rolled out and rated (4 more).
+    assert sequential_depth(client.requests) == 8
+    assert len(client.requests) == (14 if native_n else 16)
+    assert [c["visits"] for c in solution.metadata.extras["root_children"]] == [1, 2, 1]
 
 
 @pytest.mark.parametrize(("high", "low"), [(ROOT_REPLIES[0], ROOT_REPLIES[1]), (ROOT_REPLIES[1], ROOT_REPLIES[0])])
@@ -146,8 +158,8 @@ async def test_the_evaluations_decide_the_answer(high: str, low: str) -> None:
     solution = await MctsOptimizer().optimize(QUERY, client)
     assert solution.answer == high
     children = solution.metadata.extras["root_children"]
-    assert [c["visits"] for c in children] == [1, 1, 0]
-    assert sorted(c["mean_value"] for c in children[:2]) == pytest.approx([0.3, 0.9])
+    assert [c["visits"] for c in children] == [1, 1]
+    assert sorted(c["mean_value"] for c in children) == pytest.approx([0.3, 0.9])
     assert "<- chosen" in next(line for line in solution.reasoning.splitlines() if repr(high)[:20] in line)
 
 
@@ -169,25 +181,32 @@ async def test_events_per_simulation() -> None:
     await MctsOptimizer().optimize(QUERY, FunctionClient(model, native_n=True), events=events.append)
     assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["search", "simulation 1", "simulation 2"]
     expanded = [e for e in events if isinstance(e, NodeExpanded)]
-    assert [(e.simulation, e.depth, e.children) for e in expanded] == [(1, 0, 3)]
+    assert [(e.simulation, e.depth, e.children) for e in expanded] == [(1, 0, 2)]
     finished = [e for e in events if isinstance(e, SimulationFinished)]
     by_simulation = sorted(finished, key=lambda e: e.simulation)
     assert [(e.simulation, e.root_child, e.score) for e in by_simulation] == [(1, 1, 0.4), (2, 2, 0.8)]
-    assert finished[-1].visits == [1, 1, 0]
-    assert finished[-1].values == [0.4, 0.8, 0.0]
+    assert finished[-1].visits == [1, 1]
+    assert finished[-1].values == [0.4, 0.8]
 
 
-async def test_caller_max_tokens_caps_replies_only() -> None:
+async def test_caller_max_tokens_caps_every_call() -> None:
     client = FunctionClient(DialogueModel(), native_n=True)
     await MctsOptimizer().optimize(QUERY, client, settings=GenerationSettings(max_tokens=300, n=5, top_p=0.5))
     by_kind = {kind(r.prompt): r.settings for r in client.requests}
-    assert by_kind["expand-root"].max_tokens == 300
-    assert by_kind["generate"].max_tokens == 300
-    assert by_kind["predict"].max_tokens == 1024
-    assert by_kind["evaluate"].max_tokens == 256
-    assert by_kind["expand-root"].n == 3
+    assert {k: s.max_tokens for k, s in by_kind.items()} == {
+        "expand-root": 300,
+        "generate": 300,
+        "predict": 300,
+        "evaluate": 256,
+    }
+    assert by_kind["expand-root"].n == 2
     assert {s.n for k, s in by_kind.items() if k != "expand-root"} == {1}
-    assert {s.top_p for s in by_kind.values()} == {0.5}
+    assert {k: s.top_p for k, s in by_kind.items()} == {
+        "expand-root": 0.5,
+        "generate": 0.5,
+        "predict": 0.5,
+        "evaluate": None,
+    }
 
 
 async def test_more_simulations_descend_and_expand_visited_children() -> None:
@@ -200,17 +219,19 @@ async def test_more_simulations_descend_and_expand_visited_children() -> None:
     children = solution.metadata.extras["root_children"]
     assert sum(c["visits"] for c in children) == 5
     assert solution.answer == ROOT_REPLIES[1]
-    # After every root child was tried, pure exploitation keeps going down the best one.
+    # After every root child was tried, pure exploitation goes down the best one, whose expansion
+    # samples two replies: the two simulations left rate them.
     assert [c["visits"] for c in children] == [1, 3, 1]
-    depths = [(e.depth, e.children) for e in events if isinstance(e, NodeExpanded)]
-    assert depths == [(0, 3), (1, 3)]
+    depths = [(e.simulation, e.depth, e.children) for e in events if isinstance(e, NodeExpanded)]
+    assert depths == [(1, 0, 3), (4, 1, 2)]
     assert solution.metadata.iterations == 5
 
 
 async def test_deeper_rollouts_predict_between_turns() -> None:
     client = FunctionClient(DialogueModel(), native_n=True)
     await MctsOptimizer(MctsConfig(num_simulations=1, simulation_depth=2)).optimize(QUERY, client)
-    assert kinds(client.requests) == ["expand-root"] + ["predict"] * 3 + ["generate", "predict", "generate", "evaluate"]
+    assert kinds(client.requests) == ["expand-root", "predict", "generate", "predict", "generate", "evaluate"]
+    assert client.requests[0].settings.n == 1
     evaluation = client.requests[-1]
     assert [m.role for m in evaluation.messages] == ["user", "assistant"] * 3 + ["user"]
 
@@ -218,7 +239,7 @@ async def test_deeper_rollouts_predict_between_turns() -> None:
 async def test_depth_zero_evaluates_the_child_itself() -> None:
     client = FunctionClient(DialogueModel(), native_n=True)
     await MctsOptimizer(MctsConfig(simulation_depth=0)).optimize(QUERY, client)
-    assert kinds(client.requests) == ["expand-root"] + ["predict"] * 3 + ["evaluate"] * 2
+    assert kinds(client.requests) == ["expand-root"] + ["predict"] * 2 + ["evaluate"] * 2
 
 
 async def test_a_goodbye_ends_the_dialogue_before_the_rollout() -> None:
@@ -380,3 +401,37 @@ async def test_overlapping_simulations_make_the_same_choices_as_a_sequential_sea
 
     assert results["overlapped"] == results["sequential"]
     assert searches["overlapped"].root.visits == 9
+
+
+def all_nodes(node: Node) -> list[Node]:
+    return [node, *(n for child in node.children for n in all_nodes(child))]
+
+
+@pytest.mark.parametrize(
+    ("simulations", "actions", "depth"),
+    [(2, 3, 1), (1, 3, 1), (3, 3, 0), (5, 3, 1), (7, 2, 1), (9, 4, 2), (20, 3, 1)],
+)
+@pytest.mark.parametrize("native_n", [True, False])
+async def test_every_child_an_expansion_makes_is_evaluated(
+    simulations: int, actions: int, depth: int, native_n: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searches: list[Search] = []
+
+    def build(ctx: RunContext[MctsConfig]) -> Search:
+        searches.append(Search(ctx))
+        return searches[-1]
+
+    monkeypatch.setattr("optillm_mcts._optimizer.Search", build)
+    config = MctsConfig(num_simulations=simulations, num_actions=actions, simulation_depth=depth, exploration_weight=1)
+    client = FunctionClient(ContentModel({"evaluate": 0.002, "generate": 0.001}), native_n=native_n)
+    solution = await MctsOptimizer(config).optimize(QUERY, client)
+
+    # A node is expanded only after a simulation rated it, so every node visited means every
+    # sampled reply was the leaf of a simulation: rolled out and evaluated.
+    root = searches[0].root
+    assert all(node.visits >= 1 for node in all_nodes(root))
+    assert root.visits == simulations == solution.metadata.iterations
+    assert sum(1 for r in client.requests if kind(r.prompt) == "evaluate") == simulations
+    # The root samples exactly the replies that become its children.
+    expansions = [r for r in client.requests if kind(r.prompt) == "expand-root"]
+    assert sum(r.settings.n for r in expansions) == len(root.children) == min(actions, simulations)

@@ -9,6 +9,7 @@ import pytest
 
 from optillm_core import (
     AnswerDelta,
+    BadRequestError,
     Budget,
     BudgetExhausted,
     Completed,
@@ -22,6 +23,7 @@ from optillm_core import (
     PhaseStarted,
     Prompt,
     ProviderUnavailable,
+    RateLimitError,
     ResponseEvent,
     RunFailed,
     default_registry,
@@ -98,12 +100,12 @@ async def test_per_candidate_temperatures_send_one_request_each() -> None:
     assert len(client.requests) == 5
 
 
-async def test_caller_max_tokens_caps_answer_phases_but_not_the_critique() -> None:
+async def test_caller_max_tokens_caps_every_phase_and_never_raises_one() -> None:
     client = ScriptedClient(happy_script(), native_n=True)
     caller = GenerationSettings(max_tokens=300, top_p=0.9, n=4)
     await MoaOptimizer().optimize(QUERY, client, settings=caller)
-    assert [r.settings.max_tokens for r in client.requests] == [300, 512, 300]
-    assert [r.settings.top_p for r in client.requests] == [0.9, 0.9, 0.9]
+    assert [r.settings.max_tokens for r in client.requests] == [300, 300, 300]
+    assert [r.settings.top_p for r in client.requests] == [0.9, None, 0.9]
     assert [r.settings.n for r in client.requests] == [3, 1, 1]
 
     client = ScriptedClient(happy_script(), native_n=True)
@@ -242,14 +244,73 @@ async def test_phases_are_announced_in_order() -> None:
     assert all(e.optimizer == "moa" for e in events)
 
 
-@pytest.mark.parametrize(("failing_call", "native_n"), [(1, True), (2, True), (1, False)])
-async def test_failing_client_mid_run_raises_its_error(failing_call: int, native_n: bool) -> None:
+def down() -> ProviderUnavailable:
+    return ProviderUnavailable("upstream is down", status_code=503)
+
+
+@pytest.mark.parametrize(
+    ("failing_call", "native_n"),
+    [(0, True), (2, True), (4, False)],
+    ids=["native-n-candidates", "synthesis", "synthesis-fanned-out"],
+)
+async def test_a_failing_answer_request_ends_the_run_with_its_error(failing_call: int, native_n: bool) -> None:
     inner = ScriptedClient(happy_script(), native_n=native_n)
-    client = FaultyClient(inner, {failing_call: ProviderUnavailable("upstream is down", status_code=503)})
+    client = FaultyClient(inner, {failing_call: down()})
     events: list[OptimizerEvent] = []
     with anyio.fail_after(5), pytest.raises(ProviderUnavailable, match="upstream is down"):
         await MoaOptimizer().optimize(QUERY, client, events=events.append)
     assert any(isinstance(e, RunFailed) for e in events)
+
+
+async def test_a_failed_candidate_is_requested_again_and_the_run_goes_on() -> None:
+    inner = ScriptedClient(["It is 19.", "12 + 7 = 19", "refill: 19", "critique", "19."])
+    client = FaultyClient(inner, lambda number, prompt, settings: down() if number == 2 else None)
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append, settings=GenerationSettings(seed=5))
+
+    assert solution.answer == "19."
+    assert solution.metadata.extras["candidates"] == ["It is 19.", "12 + 7 = 19", "refill: 19"]
+    # The refill of slot 2 gets seed offset 3 + 2: past the first round's offsets 0, 1 and 2.
+    assert [r.settings.seed for r in inner.requests[:4]] == [5, 6, 5 + 3 + 2, None]
+    ready = next(e for e in events if isinstance(e, CandidatesReady))
+    assert (ready.usable, ready.refilled, ready.failed) == (3, 1, 0)
+
+
+async def test_a_candidate_that_fails_again_is_dropped() -> None:
+    inner = ScriptedClient(["It is 19.", "12 + 7 = 19", "critique", "19."])
+    client = FaultyClient(inner, lambda number, prompt, settings: down() if number in (1, 3) else None)
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    assert solution.metadata.extras["candidates"] == ["It is 19.", "12 + 7 = 19"]
+    assert solution.metadata.extras["failed_candidates"] == 1
+    ready = next(e for e in events if isinstance(e, CandidatesReady))
+    assert (ready.requested, ready.usable, ready.empty, ready.failed) == (3, 2, 1, 1)
+
+
+async def test_when_every_candidate_fails_the_providers_error_is_raised() -> None:
+    client = FaultyClient(ScriptedClient([]), lambda number, prompt, settings: down())
+    with pytest.raises(ProviderUnavailable, match="upstream is down"):
+        await MoaOptimizer(MoaConfig(fallback=False)).optimize(QUERY, client)
+    assert client.calls == 3
+
+
+async def test_a_candidate_refused_by_the_provider_ends_the_run() -> None:
+    refused = BadRequestError("Invalid prompt: flagged by the content filter", status_code=400)
+    client = FaultyClient(ScriptedClient(happy_script()), {1: refused})
+    with pytest.raises(BadRequestError, match="content filter"):
+        await MoaOptimizer().optimize(QUERY, client)
+
+
+async def test_a_failed_critique_leaves_the_synthesis_without_a_review() -> None:
+    inner = ScriptedClient(["a", "b", "c", "final"], native_n=True)
+    client = FaultyClient(inner, {1: RateLimitError("rate limited", status_code=429)})
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    assert solution.answer == "final"
+    assert "no review is available" in inner.requests[-1].user_text
+    assert solution.metadata.extras["critique_failed"] is True
+    assert "its request failed" in solution.reasoning
+    assert any(isinstance(e, CritiqueReady) and e.failed and e.empty for e in events)
 
 
 async def test_budget_cut_after_candidates_returns_candidate_marked() -> None:

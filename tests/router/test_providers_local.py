@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,12 @@ from optillm_core import (
     Prompt,
 )
 from optillm_router._http import HttpPool
-from optillm_router._providers import Capabilities, create_provider_client, local
+from optillm_router._providers import create_provider_client, local
 from optillm_router._providers.local import LocalModelClient, _StopScanner, resolve_local_model
 
 pytestmark = pytest.mark.anyio
 
 needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs optillm-router[local]")
-CAPS = Capabilities(native_n=False, temperature_max=math.inf, max_stop=None, logprobs=False, seed=True)
 PROMPT = Prompt.from_query("Name three colours.", system="You are a helpful assistant.")
 
 
@@ -51,7 +49,7 @@ def test_a_missing_model_file_is_a_configuration_error(tmp_path: Path) -> None:
 
 @needs_llama
 async def test_unknown_extra_settings_are_rejected() -> None:
-    client = LocalModelClient(model="smollm2", capabilities=CAPS)
+    client = LocalModelClient(model="smollm2")
     with pytest.raises(BadRequestError, match="logit_bias"):
         await client.complete(PROMPT, GenerationSettings(extra={"logit_bias": {}}))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +14,7 @@ from optillm_core import (
     InvalidConfiguration,
     Message,
     ModelClient,
+    ModelProfile,
     Prompt,
     ProtocolError,
     ProviderTimeout,
@@ -22,11 +22,12 @@ from optillm_core import (
     RateLimitError,
     collect_stream,
 )
+from optillm_router import model_profile
 from optillm_router._http import HttpPool
-from optillm_router._providers import PROVIDERS, Capabilities, create_provider_client
+from optillm_router._providers import PROVIDERS, create_provider_client
 from optillm_router.testing import FakeOpenAIServer
 
-from .fakes_wire import Scripted, WireServer, fixture_chunks, json_answer, ndjson_answer, sse_answer
+from .fakes_wire import Scripted, WireServer, fixture_chunks, json_answer, ndjson_answer, speaks, sse_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -128,26 +129,28 @@ async def test_compatible_providers_send_max_tokens(provider: str) -> None:
     assert "max_completion_tokens" not in body
 
 
-async def test_too_many_stop_sequences_are_rejected_before_sending() -> None:
+async def test_stop_sequences_beyond_the_limit_keep_the_first_ones() -> None:
     async with FakeOpenAIServer() as server, client_for("openai", server.base_url) as client:
-        with pytest.raises(BadRequestError, match="at most 4 stop sequences"):
-            await client.complete(PROMPT, GenerationSettings(stop=("a", "b", "c", "d", "e")))
-    assert server.chat_requests == []
+        await client.complete(PROMPT, GenerationSettings(stop=("a", "b", "c", "d", "e")))
+    assert server.chat_requests[0].body["stop"] == ["a", "b", "c", "d"]
 
 
-async def test_temperature_above_the_provider_maximum_is_rejected() -> None:
+async def test_temperature_above_the_provider_maximum_is_lowered_to_it() -> None:
     async with FakeOpenAIServer() as server, client_for("openai", server.base_url) as client:
-        with pytest.raises(BadRequestError, match="temperature up to 2"):
-            await client.complete(PROMPT, GenerationSettings(temperature=2.5))
-    assert server.chat_requests == []
+        await client.complete(PROMPT, GenerationSettings(temperature=2.5))
+    assert server.chat_requests[0].body["temperature"] == 2.0
 
 
-@pytest.mark.parametrize("provider", ["groq", "anthropic", "ollama"])
-async def test_logprobs_are_rejected_where_unsupported(provider: str) -> None:
-    async with WireServer([json_answer({})]) as server, client_for(provider, server.url) as client:
-        with pytest.raises(BadRequestError, match="does not return log probabilities"):
-            await client.complete(PROMPT, GenerationSettings(extra={"logprobs": True}))
-    assert server.requests == []
+@pytest.mark.parametrize(
+    ("provider", "wire", "suffix"),
+    [("groq", "openai", "/v1"), ("anthropic", "anthropic", ""), ("ollama", "ollama", "")],
+)
+async def test_logprobs_are_left_out_where_unsupported(provider: str, wire: Any, suffix: str) -> None:
+    async with WireServer(speaks(wire)) as server, client_for(provider, server.url + suffix) as client:
+        await client.complete(PROMPT, GenerationSettings(extra={"logprobs": True, "top_logprobs": 2}))
+    body = server.last.body
+    assert "logprobs" not in body and "top_logprobs" not in body
+    assert "logprobs" not in body.get("options", {})
 
 
 async def test_a_silent_server_times_out() -> None:
@@ -162,10 +165,11 @@ async def test_a_silent_server_times_out() -> None:
                 await collect_stream(events)
 
 
-async def test_capabilities_can_be_overridden() -> None:
-    caps = Capabilities(native_n=True, temperature_max=math.inf, max_stop=None, logprobs=False, seed=True)
-    async with FakeOpenAIServer() as server, client_for("custom", server.base_url, capabilities=caps) as client:
+async def test_a_profile_can_be_given() -> None:
+    profile = ModelProfile(native_n=True, temperature_max=None, logprobs=False)
+    async with FakeOpenAIServer() as server, client_for("custom", server.base_url, profile=profile) as client:
         assert client.supports_native_n
+        assert client.profile == profile
         await client.complete(PROMPT, GenerationSettings(n=2))
     assert server.chat_requests[0].body["n"] == 2
 
@@ -218,18 +222,11 @@ async def test_anthropic_defaults_max_tokens_and_fans_n_out() -> None:
     assert all(r.body["max_tokens"] == 4096 and "n" not in r.body and "system" not in r.body for r in server.requests)
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        (GenerationSettings(temperature=1.2), "temperature up to 1"),
-        (GenerationSettings(seed=3), "no seed setting"),
-    ],
-)
-async def test_anthropic_rejects_what_it_cannot_honour(settings: GenerationSettings, message: str) -> None:
-    async with WireServer([json_answer({})]) as server, client_for("anthropic", server.url) as client:
-        with pytest.raises(BadRequestError, match=message):
-            await client.complete(PROMPT, settings)
-    assert server.requests == []
+async def test_anthropic_gets_what_it_can_honour() -> None:
+    async with WireServer(speaks("anthropic")) as server, client_for("anthropic", server.url) as client:
+        await client.complete(PROMPT, GenerationSettings(temperature=1.2, seed=3))
+    assert server.last.body["temperature"] == 1.0
+    assert "seed" not in server.last.body
 
 
 # -- Gemini -----------------------------------------------------------------------------------------
@@ -316,10 +313,10 @@ async def test_gemini_blocked_prompt() -> None:
             await client.complete(PROMPT)
 
 
-async def test_gemini_rejects_a_sixth_stop_sequence() -> None:
-    async with WireServer([json_answer({})]) as server, client_for("gemini", server.url) as client:
-        with pytest.raises(BadRequestError, match="at most 5 stop sequences"):
-            await client.complete(PROMPT, GenerationSettings(stop=tuple("abcdef")))
+async def test_gemini_gets_its_first_five_stop_sequences() -> None:
+    async with WireServer(speaks("gemini")) as server, client_for("gemini", server.url) as client:
+        await client.complete(PROMPT, GenerationSettings(stop=tuple("abcdef")))
+    assert server.last.body["generationConfig"]["stopSequences"] == list("abcde")
 
 
 # -- Ollama native ----------------------------------------------------------------------------------
@@ -394,14 +391,14 @@ def test_provider_table() -> None:
     assert PROVIDERS["groq"].default_base_url == "https://api.groq.com/openai/v1"
     assert PROVIDERS["ollama"].default_base_url == "http://localhost:11434"
     assert PROVIDERS["ollama-openai"].default_base_url == "http://localhost:11434/v1"
-    assert PROVIDERS["anthropic"].capabilities.temperature_max == 1.0
-    assert not any(PROVIDERS[p].capabilities.native_n for p in ("llamacpp", "anthropic", "groq", "ollama-openai"))
-    assert PROVIDERS["openai"].capabilities.native_n
+    assert PROVIDERS["anthropic"].profile.temperature_max == 1.0
+    assert not any(PROVIDERS[p].profile.native_n for p in ("llamacpp", "anthropic", "groq", "ollama-openai"))
+    assert PROVIDERS["openai"].profile.native_n
 
 
-async def test_clients_expose_provider_and_capabilities_and_hide_the_key() -> None:
+async def test_clients_expose_provider_and_profile_and_hide_the_key() -> None:
     async with HttpPool() as http:
         client = create_provider_client("groq", model="llama-3", api_key=KEY, base_url=None, http=http)
         assert getattr(client, "provider", None) == "groq"
-        assert getattr(client, "capabilities", None) == PROVIDERS["groq"].capabilities
+        assert client.profile == model_profile("groq", "llama-3")
         assert KEY not in repr(client)

@@ -10,6 +10,7 @@ import pytest
 from optillm_core import InvalidConfiguration, Prompt
 from optillm_core.testing import ScriptedClient
 from optillm_router import (
+    MAX_RETRIES,
     PROVIDERS,
     ModelClientRouter,
     ProviderRoutingConfig,
@@ -151,12 +152,12 @@ def test_single_and_multi_follow_the_seed() -> None:
     assert (single.strategy, single.enable_fallback, single.max_retries, single.timeout_seconds) == (
         RoutingStrategy.PRIMARY,
         True,
-        1,
+        MAX_RETRIES,
         300.0,
     )
     multi = ProviderRoutingConfig.multi(spec("a"), [spec("b"), spec("c")])
     assert multi.strategy is RoutingStrategy.ROUND_ROBIN
-    assert multi.max_retries == 2
+    assert multi.max_retries == MAX_RETRIES
     assert [s.model for s in multi.providers] == ["a", "b", "c"]
     changed = multi.with_strategy("highest-priority").with_fallback(False).with_max_retries(0)
     assert (changed.strategy, changed.enable_fallback, changed.max_retries) == (

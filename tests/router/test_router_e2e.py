@@ -72,7 +72,9 @@ async def test_all_servers_down_names_both() -> None:
     ):
         config = _config(_spec(one, name="one"), _spec(two, name="two"), max_retries=0)
         async with ModelClientRouter(config) as router:
-            with pytest.raises(ProviderUnavailable, match=r"all 2 providers failed \(one: .*; two: .*HTTP 529"):
+            with pytest.raises(
+                ProviderUnavailable, match=r"all 2 providers failed after 2 attempts \(one: .*; two: .*HTTP 529"
+            ):
                 await router.complete(PROMPT)
 
 

@@ -10,11 +10,10 @@ from typing import TypeVar
 import anyio
 import pytest
 
-from optillm_core import GenerationSettings, Prompt
+from optillm_core import BadRequestError, GenerationSettings, ModelProfile, Prompt
 from optillm_core.testing import FunctionClient
 from optillm_router import (
     Candidate,
-    Capabilities,
     ModelClientRouter,
     ProviderRoutingConfig,
     ProviderSpec,
@@ -134,14 +133,12 @@ async def test_balance_load_picks_the_fewest_in_flight() -> None:
     assert all(s.in_flight == 0 for s in router.provider_stats().values())
 
 
-class _Limited(FunctionClient):
-    """A client that says, like Anthropic's, that it takes temperatures up to 1 and no seed."""
-
-    capabilities = Capabilities(native_n=False, temperature_max=1.0, max_stop=2, logprobs=False, seed=False)
+LIMITED = ModelProfile(temperature_max=1.0, max_stop=2, logprobs=False, seed=False)
+"""Like Anthropic's models: temperatures up to 1, no seed."""
 
 
 async def test_providers_that_cannot_honour_the_settings_go_last() -> None:
-    limited = _Limited(lambda prompt, settings: "limited")
+    limited = FunctionClient(lambda prompt, settings: "limited", profile=LIMITED)
     full = _named("full")
     clients = {"vllm/limited": limited, "vllm/full": full}
     router = _router([spec("limited"), spec("full")], RoutingStrategy.PRIMARY, clients)
@@ -156,7 +153,9 @@ async def test_providers_that_cannot_honour_the_settings_go_last() -> None:
     alone = ModelClientRouter(
         ProviderRoutingConfig.single(spec("limited")), client_factory=factory({"vllm/limited": limited})
     )
-    assert (await alone.complete(PROMPT, GenerationSettings(temperature=1.5))).text == "limited"  # still tried
+    with pytest.raises(BadRequestError, match="temperature"):  # still tried: its own refusal is the answer
+        await alone.complete(PROMPT, GenerationSettings(temperature=1.5))
+    assert len(limited.refused) == 1
 
 
 C = TypeVar("C", bound=Candidate)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 import uvicorn
 from openai import AsyncOpenAI
 from pydantic import Field
@@ -33,6 +34,22 @@ from optillm_core import (
     gather,
 )
 from optillm_server import Upstream, create_app
+
+
+class JumpClock:
+    """Virtual time for retry waits: ``sleep`` records the delay and returns at once."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += max(seconds, 0.0)
+        await anyio.lowlevel.checkpoint()
 
 
 @asynccontextmanager
@@ -84,7 +101,7 @@ class EchoStrategy(Optimizer[EchoConfig]):
         drafts = await gather(functools.partial(draft, i) for i in range(ctx.config.drafts))
         ctx.phase("final")
         final = await ctx.generate_final(ctx.prompt(f"final: {drafts[0].text}"))
-        return Outcome(answer=final.text)
+        return Outcome(answer=final.text, thinking=final.reasoning)
 
 
 class ShoutStrategy(Optimizer[OptimizerConfig]):
@@ -206,10 +223,9 @@ async def proxy(
     require_key: str | None = None,
     **options: Any,
 ) -> AsyncIterator[AsyncOpenAI]:
-    """The proxy served on loopback, with the official SDK pointed at it."""
-    app = create_app(
-        client=client, model=model, upstream=upstream, registry=test_registry(), require_key=require_key, **options
-    )
+    """The proxy served on loopback (with the test strategies unless ``registry`` is given), the SDK pointed at it."""
+    options.setdefault("registry", test_registry())
+    app = create_app(client=client, model=model, upstream=upstream, require_key=require_key, **options)
     async with serving(app) as base_url:
         sdk = AsyncOpenAI(base_url=base_url, api_key=require_key or "not-needed", max_retries=0)
         try:

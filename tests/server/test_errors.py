@@ -171,9 +171,12 @@ async def test_upstream_failures_in_strategy_runs_map_to_statuses(
     ],
 )
 async def test_upstream_failures_in_pass_through_map_to_statuses(fault: Fault, status: int) -> None:
+    """What the client gets once a failure is final (here at once: no retries)."""
     async with (
         FakeOpenAIServer(faults={0: fault}) as fake,
-        proxy(ScriptedClient(), model="fake-model", upstream=Upstream(fake.base_url, "upstream-secret")) as sdk,
+        proxy(
+            ScriptedClient(), model="fake-model", upstream=Upstream(fake.base_url, "upstream-secret", max_retries=0)
+        ) as sdk,
     ):
         with capture_logs() as logs:
             response = await _post(sdk, model="fake-model", messages=USER)

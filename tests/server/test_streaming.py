@@ -9,10 +9,39 @@ import anyio
 import httpx
 import pytest
 
-from optillm_core import GenerationSettings, Prompt
+from optillm_core import (
+    GenerationSettings,
+    Optimizer,
+    OptimizerConfig,
+    OptimizerRegistry,
+    Outcome,
+    Prompt,
+    RateLimitError,
+    RunContext,
+)
 from optillm_core.testing import FunctionClient, count_tokens
 
 from .support import last_user, proxy, replying
+
+
+class GroupedStrategy(Optimizer[OptimizerConfig]):
+    """Two calls in a bare anyio task group, so that a failure leaves the run as an exception group."""
+
+    name = "grouped"
+    description = "test strategy: concurrent calls in a plain task group"
+
+    async def run(self, ctx: RunContext[OptimizerConfig]) -> Outcome:
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(ctx.generate, ctx.prompt(ctx.query))
+        return Outcome(answer="unreachable")
+
+
+def grouped_registry() -> OptimizerRegistry:
+    registry = OptimizerRegistry(source=[])
+    registry.register(GroupedStrategy)
+    return registry
+
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +137,7 @@ async def test_streamed_n_and_parallel_choices_each_get_their_answer() -> None:
     assert sorted(finished) == [0, 1, 2, 3]
 
 
-async def test_a_failure_during_a_stream_arrives_as_an_error_event() -> None:
+async def test_a_failure_during_a_stream_arrives_as_an_error_event_then_done() -> None:
     async with proxy(FunctionClient(replying)) as sdk:
         url = f"{sdk.base_url}chat/completions"
         body: dict[str, Any] = {"model": "broken-m", "messages": [{"role": "user", "content": "Q"}], "stream": True}
@@ -116,8 +145,36 @@ async def test_a_failure_during_a_stream_arrives_as_an_error_event() -> None:
             response = await http.post(url, json=body)
     assert response.status_code == 200
     events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
-    error = json.loads(events[-1])["error"]
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
     assert error["type"] == "server_error"
     assert error["message"] == "internal server error"
     assert "sk-" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_an_os_error_inside_the_run_is_an_error_event_not_a_stream_that_stops() -> None:
+    """Only a write to a client that went away ends a stream quietly; the run's own OSError is reported."""
+
+    def reset(prompt: Prompt, settings: GenerationSettings) -> str:
+        raise ConnectionResetError("connection reset by peer")
+
+    async with proxy(FunctionClient(reset)) as sdk, httpx.AsyncClient() as http:
+        body = {"model": "shout-m", "messages": [{"role": "user", "content": "Q"}], "stream": True}
+        with anyio.fail_after(10):
+            response = await http.post(f"{sdk.base_url}chat/completions", json=body)
+    events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert "error" in json.loads(events[-2])
+
+
+async def test_an_exception_group_from_a_strategy_reports_its_first_error() -> None:
+    def refused(prompt: Prompt, settings: GenerationSettings) -> str:
+        raise RateLimitError("slow down", status_code=429, retry_after=3)
+
+    async with proxy(FunctionClient(refused), registry=grouped_registry()) as sdk, httpx.AsyncClient() as http:
+        body = {"model": "grouped-m", "messages": [{"role": "user", "content": "Q"}]}
+        with anyio.fail_after(10):
+            response = await http.post(f"{sdk.base_url}chat/completions", json=body)
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"

@@ -91,7 +91,21 @@ def _run_parser(commands: Any) -> None:
         "--temperature",
         type=_number(float, minimum=0),
         metavar="T",
-        help="sampling temperature where the strategy does not set its own",
+        help="sampling temperature of the phases that produce answers (not of judging phases; "
+        "a temperature set with --set wins); see 'optillm strategies'",
+    )
+    gen.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sampling seed of the phases that produce answers (parallel answers get N, N+1, …)",
+    )
+    gen.add_argument(
+        "--drop-unsupported",
+        choices=("drop", "error"),
+        default="drop",
+        help="a setting the model refuses (a temperature on o3, a seed on Anthropic): leave it out "
+        "(default) or stop with an error",
     )
     gen.add_argument(
         "--set",
@@ -139,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="demand 'Authorization: Bearer KEY' from clients "
         "(default: the OPTILLM_REQUIRE_KEY environment variable; none: no key needed)",
+    )
+    serve.add_argument(
+        "--drop-unsupported",
+        choices=("drop", "error"),
+        default="drop",
+        help="request settings the model refuses: leave them out (default) or answer 400; "
+        "a request may choose with optillm_drop_unsupported",
     )
     _provider_options(serve)
     return parser

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
@@ -24,6 +24,7 @@ from optillm_core import (
     RunUsage,
     Solution,
     Timeout,
+    UnsupportedPolicy,
     default_registry,
 )
 
@@ -31,7 +32,10 @@ from ._errors import ExitCode, UsageError
 from ._output import solution_json, strategies_json, strategies_text, to_json
 from ._overrides import parse_overrides
 from ._progress import EventLines, Progress, is_terminal
-from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve
+from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve, routing_config
+
+if TYPE_CHECKING:
+    from optillm_server import Upstream
 
 __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
 
@@ -88,7 +92,7 @@ def _settings(args: argparse.Namespace, choice: ProviderChoice) -> GenerationSet
     max_tokens = args.max_tokens
     if max_tokens is None and choice.provider == "local":
         max_tokens = LOCAL_MAX_TOKENS
-    return GenerationSettings(max_tokens=max_tokens, temperature=args.temperature)
+    return GenerationSettings(max_tokens=max_tokens, temperature=args.temperature, seed=args.seed)
 
 
 def _sink(args: argparse.Namespace, stderr: TextIO, strategy: str) -> EventLines | Progress | None:
@@ -107,6 +111,7 @@ class _Run:
     settings: GenerationSettings
     budget: Budget
     timeout: float | None
+    unsupported: UnsupportedPolicy = "drop"
 
 
 async def _optimize(run: _Run, client: ModelClient, state: RunState) -> Solution:
@@ -123,6 +128,7 @@ async def _optimize(run: _Run, client: ModelClient, state: RunState) -> Solution
                     settings=run.settings,
                     budget=run.budget,
                     events=events,
+                    unsupported=run.unsupported,
                 )
         except TimeoutError as exc:
             if isinstance(exc, Timeout):
@@ -146,6 +152,7 @@ def run_command(
         settings=_settings(args, choice),
         budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.timeout),
         timeout=args.timeout,
+        unsupported=args.drop_unsupported,
     )
     client = client_factory(choice, env)
     state.sink = _sink(args, sys.stderr, optimizer.name)
@@ -178,10 +185,28 @@ def _uvicorn_logging(verbosity: int) -> None:
         logger.setLevel(level)
 
 
+def _upstream(choice: ProviderChoice) -> Upstream | None:
+    """Where ``serve`` passes requests through, retried as the router retries that provider's calls."""
+    from optillm_server import Upstream
+
+    base_url = choice.openai_base_url
+    if base_url is None:
+        return None
+    policy = routing_config(choice)
+    return Upstream(
+        base_url,
+        choice.api_key,
+        max_retries=policy.max_retries,
+        initial_retry_delay=policy.initial_retry_delay,
+        max_retry_delay=policy.max_retry_delay,
+        max_retry_after=policy.max_retry_after,
+    )
+
+
 def serve_command(
     args: argparse.Namespace, *, env: Mapping[str, str], state: RunState, client_factory: ClientFactory
 ) -> int:
-    from optillm_server import Upstream, create_app, serve
+    from optillm_server import create_app, serve
 
     choice = resolve(_provider_options(args), env)
     if choice.implicit_local:
@@ -189,8 +214,7 @@ def serve_command(
     require_key = args.require_key or env.get("OPTILLM_REQUIRE_KEY") or None
     state.secrets += [choice.api_key, require_key]
     client = client_factory(choice, env)
-    base_url = choice.openai_base_url
-    upstream = Upstream(base_url, choice.api_key) if base_url is not None else None
+    upstream = _upstream(choice)
     app = create_app(
         client=client,
         model=client.model_name,
@@ -198,6 +222,7 @@ def serve_command(
         registry=default_registry(),
         require_key=require_key,
         close_client=True,  # closed in the server's own event loop, where its connection pools live
+        drop_unsupported=args.drop_unsupported,
     )
     _uvicorn_logging(args.verbose)
     try:

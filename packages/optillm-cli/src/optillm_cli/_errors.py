@@ -15,6 +15,9 @@ from optillm_core import (
     NoSolutions,
     OptimizerError,
     ParsingError,
+    ProtocolError,
+    ProviderTimeout,
+    RateLimitError,
     Timeout,
     redact,
 )
@@ -50,7 +53,6 @@ class UsageError(Exception):
 
 _LABELS: dict[ExitCode, str] = {
     ExitCode.AUTH: "the provider rejected the API key",
-    ExitCode.UNAVAILABLE: "the provider is unavailable",
     ExitCode.REJECTED: "the provider rejected the request",
     ExitCode.STRATEGY: "the strategy failed",
 }
@@ -60,6 +62,19 @@ _HINTS: dict[ExitCode, str] = {
     ExitCode.AUTH: " (check --api-key or the provider's key variable)",
     ExitCode.BUDGET: " (raise --budget-calls, --budget-tokens or --timeout)",
 }
+
+
+def _unavailable_label(error: BaseException) -> str:
+    """What kind of provider failure ended the run (every retry of the call failed the same way)."""
+    match error:
+        case RateLimitError():
+            return "the provider is rate-limiting requests"
+        case ProviderTimeout():
+            return "the provider did not answer in time"
+        case ProtocolError():
+            return "the provider's answers were malformed"
+        case _:
+            return "the provider is unavailable"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -95,15 +110,32 @@ def _code_for(exc: BaseException) -> ExitCode:
             return ExitCode.INTERNAL
 
 
+def _provider_cause(exc: BaseException) -> ClientError | None:
+    """The failed model call a strategy's error was raised from (``raise NoSolutions(…) from error``), if any."""
+    if not isinstance(exc, (NoSolutions, OptimizerError)):
+        return None
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, ClientError):
+        cause = cause.__cause__
+    return cause
+
+
 def classify(exc: BaseException) -> tuple[ExitCode, str]:
-    """The exit code for a failure and the text of its one-line message."""
+    """The exit code for a failure and the text of its one-line message.
+
+    A strategy that gave up because its model calls failed exits as the provider's failure, not as
+    a strategy failure: the run failed upstream.
+    """
     leaf = _leaf(exc)
-    code = _code_for(leaf)
+    cause = _provider_cause(leaf)
+    code = _code_for(leaf if cause is None else cause)
     text = str(leaf) or type(leaf).__name__
     if code is ExitCode.INTERNAL:
         text = f"internal error ({type(leaf).__name__}): {text}"
     elif code is ExitCode.CONFIG and isinstance(leaf, OSError):
         text = f"{leaf.strerror or text}: {leaf.filename}" if leaf.filename else text
+    elif code is ExitCode.UNAVAILABLE:
+        text = f"{_unavailable_label(leaf if cause is None else cause)}: {text}"
     elif code in _LABELS:
         text = f"{_LABELS[code]}: {text}"
     return code, text + _HINTS.get(code, "")

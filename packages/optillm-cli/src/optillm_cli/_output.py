@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from optillm_core import OptimizerInfo, PluginFailure, Solution
+from optillm_core import CALLER_SETTINGS_BY_ROLE, OptimizerInfo, PluginFailure, Solution
 
 from ._overrides import type_name
 
@@ -25,6 +25,7 @@ def solution_json(solution: Solution, *, strategy: str, model: str) -> dict[str,
     return {
         "answer": solution.answer,
         "reasoning": solution.reasoning,
+        "thinking": solution.thinking,
         "strategy": strategy,
         "model": model,
         "usage": {
@@ -36,6 +37,7 @@ def solution_json(solution: Solution, *, strategy: str, model: str) -> dict[str,
         "duration_ms": meta.duration_ms,
         "iterations": meta.iterations,
         "budget_exhausted": meta.budget_exhausted,
+        "dropped_settings": list(meta.dropped_settings),
         "selection": meta.extras,
     }
 
@@ -54,10 +56,25 @@ def _fields(info: OptimizerInfo) -> list[dict[str, Any]]:
     ]
 
 
+def _phases(info: OptimizerInfo) -> list[dict[str, Any]]:
+    """Each phase, its role, and the caller's settings that reach its calls."""
+    return [
+        {"phase": phase, "role": role, "caller_settings": list(CALLER_SETTINGS_BY_ROLE[role])}
+        for phase, role in info.phases.items()
+    ]
+
+
 def strategies_json(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFailure]) -> dict[str, Any]:
     return {
         "strategies": [
-            {"name": i.name, "package": i.package, "description": i.description, "config": _fields(i)} for i in infos
+            {
+                "name": i.name,
+                "package": i.package,
+                "description": i.description,
+                "phases": _phases(i),
+                "config": _fields(i),
+            }
+            for i in infos
         ],
         "failures": [{"name": f.name, "package": f.package, "error": f.error} for f in failures],
     }
@@ -74,6 +91,9 @@ def strategies_text(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFai
     for info in infos:
         lines.append(f"{info.name}  ({info.package})")
         lines.append(f"    {info.description}")
+        for phase in _phases(info):
+            reached = ", ".join(phase["caller_settings"])
+            lines.append(f"    phase {phase['phase']} ({phase['role']}): gets the caller's {reached}")
         for field in _fields(info):
             described = f"  - {field['description']}" if field["description"] else ""
             lines.append(f"    --set {field['name']}={_default_text(field)}  ({field['type']}){described}")

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optillm_core import InvalidConfiguration, ModelClient
+from optillm_router import PROVIDERS  # the catalogue: light, the router's HTTP stack is not imported
 
 from ._errors import UsageError
 
 if TYPE_CHECKING:
-    from optillm_router import ProviderInfo, ProviderRoutingConfig
+    from optillm_router import ProviderRoutingConfig
 
 __all__ = (
     "DEFAULT_MODELS",
@@ -26,29 +27,11 @@ __all__ = (
     "routing_config",
 )
 
-PROVIDER_NAMES = (
-    "anthropic",
-    "custom",
-    "gemini",
-    "groq",
-    "llamacpp",
-    "local",
-    "ollama",
-    "ollama-openai",
-    "openai",
-    "openrouter",
-    "vllm",
-)
-"""optillm-router's provider names, listed here so that ``--help`` need not import the router."""
+PROVIDER_NAMES = tuple(sorted(PROVIDERS))
+"""optillm-router's provider names, from its catalogue."""
 
 DEFAULT_MODELS: Mapping[str, str] = {
-    "openai": "gpt-4o-mini",
-    "custom": "default",
-    "anthropic": "claude-3-5-haiku-latest",
-    "gemini": "gemini-2.0-flash",
-    "groq": "llama-3.1-8b-instant",
-    "openrouter": "openai/gpt-4o-mini",
-    "local": "smollm2",
+    name: info.default_model for name, info in PROVIDERS.items() if info.default_model is not None
 }
 """The model used when ``--model`` is not given; servers you run yourself (vllm, ollama …) need ``--model``.
 
@@ -56,7 +39,7 @@ DEFAULT_MODELS: Mapping[str, str] = {
 llama.cpp's ``llama-server`` ignore.
 """
 
-OPENAI_COMPATIBLE = frozenset({"openai", "groq", "openrouter", "vllm", "llamacpp", "ollama-openai", "custom"})
+OPENAI_COMPATIBLE = frozenset(name for name, info in PROVIDERS.items() if info.wire == "openai")
 """Providers that speak OpenAI's chat API, which ``optillm serve`` can pass requests through to unchanged."""
 
 # The order in which an API key found in the environment picks the provider when none is named.
@@ -105,17 +88,11 @@ class ProviderChoice:
         """Where an OpenAI-compatible provider lives, for pass-through by the server."""
         if self.config is not None or self.provider not in OPENAI_COMPATIBLE:
             return None
-        return self.base_url or _providers()[self.provider].default_base_url
-
-
-def _providers() -> Mapping[str, ProviderInfo]:
-    from optillm_router import PROVIDERS  # the router's HTTP stack is slow to import; only runs need it
-
-    return PROVIDERS
+        return self.base_url or PROVIDERS[self.provider].default_base_url
 
 
 def _env_key(provider: str, env: Mapping[str, str]) -> str | None:
-    info = _providers().get(provider)
+    info = PROVIDERS.get(provider)
     if info is None:
         return None
     return next((env[name] for name in info.api_key_env if env.get(name)), None)
@@ -123,8 +100,8 @@ def _env_key(provider: str, env: Mapping[str, str]) -> str | None:
 
 def _pick_provider(options: ProviderOptions, env: Mapping[str, str]) -> tuple[str, bool]:
     if options.provider is not None:
-        if options.provider not in _providers():
-            names = ", ".join(sorted(_providers()))
+        if options.provider not in PROVIDERS:
+            names = ", ".join(sorted(PROVIDERS))
             raise UsageError(f"unknown provider '{options.provider}' (choose from: {names})")
         return options.provider, False
     if options.base_url is not None:
@@ -149,7 +126,7 @@ def resolve(options: ProviderOptions, env: Mapping[str, str]) -> ProviderChoice:
     if model is None:
         raise UsageError(f"--model is required with --provider {provider}")
     api_key = options.api_key or _env_key(provider, env)
-    info = _providers()[provider]
+    info = PROVIDERS[provider]
     if api_key is None and info.requires_key and options.base_url is None:
         names = " or ".join(info.api_key_env) or "its key variable"
         raise InvalidConfiguration(f"provider '{provider}' needs an API key: pass --api-key or set {names}")

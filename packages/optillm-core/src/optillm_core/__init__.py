@@ -4,7 +4,7 @@ from __future__ import annotations as _annotations
 
 from importlib.metadata import version as _version
 
-from ._budget import Budget, MeteredClient, RunUsage
+from ._budget import Budget, MeteredClient, RunUsage, charge_call, run_time_left
 from ._client import ModelClient, WrapperClient, collect_stream, merge_completions
 from ._concurrency import gather, gather_settled, task_group
 from ._errors import (
@@ -55,6 +55,7 @@ from ._guard import (
 )
 from ._messages import GenerationSettings, Message, Prompt, Role
 from ._optimizer import (
+    CALLER_SETTINGS_BY_ROLE,
     FINAL_ONLY_EXTRA,
     CallRole,
     Optimizer,
@@ -93,6 +94,7 @@ __version__ = _version("optillm-core")
 
 __all__ = (
     "APPROACHES",
+    "CALLER_SETTINGS_BY_ROLE",
     "ENTRY_POINT_GROUP",
     "FINAL_ONLY_EXTRA",
     "MAX_PHRASE_WORDS",
@@ -166,6 +168,7 @@ __all__ = (
     "allow_model_requests",
     "answer_key",
     "answers_equal",
+    "charge_call",
     "check_allow_model_requests",
     "collect_stream",
     "default_registry",
@@ -182,6 +185,7 @@ __all__ = (
     "rating_prompt",
     "redact",
     "require_answer",
+    "run_time_left",
     "sample_answers",
     "separate_thinking",
     "set_model_requests_allowed",

@@ -1,10 +1,18 @@
-"""Per-run accounting and budgets, done once for every strategy by wrapping its client."""
+"""Per-run accounting and budgets, done once for every strategy by wrapping its client.
+
+The seam for a retrying client (the router) underneath: while a :class:`MeteredClient` call is in
+flight, :func:`charge_call` asks every run metering it for room for one more request (a retry,
+or a choice the provider failed to return) and counts it, and :func:`run_time_left` tells how
+long the run may still wait. Both do nothing outside a metered call. The runs are kept in a
+context variable, so tasks spawned inside a call (a fan-out of ``n``) inherit them.
+"""
 
 from __future__ import annotations as _annotations
 
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio
@@ -15,7 +23,7 @@ from ._errors import BudgetExhausted
 from ._messages import GenerationSettings, Prompt
 from ._responses import Completed, Completion, ResponseEvent, TokenUsage
 
-__all__ = ("Budget", "MeteredClient", "RunUsage")
+__all__ = ("Budget", "MeteredClient", "RunUsage", "charge_call", "run_time_left")
 
 
 class Budget(BaseModel):
@@ -30,11 +38,15 @@ class Budget(BaseModel):
 
 @dataclass
 class RunUsage:
-    """Running totals of one run. A request with native ``n`` > 1 counts as one call."""
+    """Running totals of one run. A request with native ``n`` > 1 counts as one call.
+
+    ``llm_calls`` counts every request sent, retries included; ``retries`` counts the retries.
+    """
 
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    retries: int = 0
 
     @property
     def tokens(self) -> TokenUsage:
@@ -45,12 +57,41 @@ class RunUsage:
         return self.input_tokens + self.output_tokens
 
 
+_ACTIVE_RUNS: ContextVar[tuple[MeteredClient, ...]] = ContextVar("optillm_active_runs", default=())
+"""The runs metering the call in flight in this context, outermost first."""
+
+
+def charge_call(*, retry: bool, wait: float = 0.0) -> None:
+    """Count one more request of the call in flight against every run metering it.
+
+    For a client under :class:`MeteredClient` that sends more than the one request it was asked
+    for: a retry (``retry=True``), or a choice the provider did not return. ``wait`` is how long
+    the client will wait before sending it. Raises :class:`BudgetExhausted`, counting nothing,
+    when a run has no call or token budget left, or its deadline comes within ``wait`` seconds.
+    Outside a metered call it does nothing.
+    """
+    runs = _ACTIVE_RUNS.get()
+    for run in runs:
+        run._check_room(wait)
+    for run in runs:
+        run.usage.llm_calls += 1
+        if retry:
+            run.usage.retries += 1
+
+
+def run_time_left() -> float:
+    """Seconds until the earliest deadline of the runs metering the call in flight (``inf``: none)."""
+    return min((run.remaining_seconds() for run in _ACTIVE_RUNS.get()), default=math.inf)
+
+
 class MeteredClient(WrapperClient):
     """Counts every call and token that goes through it, enforces a :class:`Budget`, and bounds concurrency.
 
     A call is counted when it starts, so concurrent calls cannot overshoot ``max_calls``. The token
     budget is checked before each call (a call in flight may end past it). The time budget is a
     deadline: a call still running when it passes is cancelled and raises :class:`BudgetExhausted`.
+    Requests the wrapped client adds on its own (retries) are counted and refused through
+    :func:`charge_call`.
     """
 
     def __init__(
@@ -69,19 +110,24 @@ class MeteredClient(WrapperClient):
         self._deadline = (
             anyio.current_time() + self.budget.max_seconds if self.budget.max_seconds is not None else math.inf
         )
+        self._as_run = (self,)
 
     def remaining_seconds(self) -> float:
         return self._deadline - anyio.current_time()
 
-    def _reserve_call(self) -> None:
+    def _check_room(self, wait: float = 0.0) -> None:
+        """Raise :class:`BudgetExhausted` unless one more call may start ``wait`` seconds from now."""
         budget, usage = self.budget, self.usage
         if budget.max_calls is not None and usage.llm_calls >= budget.max_calls:
             raise BudgetExhausted("calls", budget.max_calls, usage.llm_calls)
         if budget.max_tokens is not None and usage.total_tokens >= budget.max_tokens:
             raise BudgetExhausted("tokens", budget.max_tokens, usage.total_tokens)
-        if self._deadline != math.inf and self.remaining_seconds() <= 0:
-            raise BudgetExhausted("time", self.budget.max_seconds or 0, self.budget.max_seconds or 0)
-        usage.llm_calls += 1
+        if self._deadline != math.inf and self.remaining_seconds() <= wait:
+            raise self._time_exhausted()  # by the time the call could start, the run's time is up
+
+    def _reserve_call(self) -> None:
+        self._check_room()
+        self.usage.llm_calls += 1
 
     def _settle(self, usage: TokenUsage | None) -> None:
         if usage is not None:
@@ -117,6 +163,7 @@ class MeteredClient(WrapperClient):
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         async with self._slot():
             self._reserve_call()
+            active = _ACTIVE_RUNS.set(_ACTIVE_RUNS.get() + self._as_run)
             try:
                 with self._time_limit():
                     completion = await self.wrapped.request(prompt, settings)
@@ -124,6 +171,8 @@ class MeteredClient(WrapperClient):
                 if self.remaining_seconds() <= 0:
                     raise self._time_exhausted() from exc
                 raise
+            finally:
+                _ACTIVE_RUNS.reset(active)
         self._settle(completion.usage)
         return completion
 
@@ -132,11 +181,16 @@ class MeteredClient(WrapperClient):
             self._reserve_call()
             events = self.wrapped.request_stream(prompt, settings)
             usage: TokenUsage | None = None
+            first = True
             try:
                 while True:
                     try:
                         with self._time_limit():
-                            event = await anext(events)
+                            if first:  # a retrying client retries only before its first event
+                                event = await self._first_event(events)
+                                first = False
+                            else:
+                                event = await anext(events)
                     except StopAsyncIteration:
                         break
                     except TimeoutError as exc:
@@ -151,3 +205,10 @@ class MeteredClient(WrapperClient):
                 if aclose is not None:
                     await aclose()
                 self._settle(usage)
+
+    async def _first_event(self, events: AsyncIterator[ResponseEvent]) -> ResponseEvent:
+        active = _ACTIVE_RUNS.set(_ACTIVE_RUNS.get() + self._as_run)
+        try:
+            return await anext(events)
+        finally:
+            _ACTIVE_RUNS.reset(active)

@@ -66,6 +66,9 @@ class ModelClient(ABC):
         settings = settings or _DEFAULT_SETTINGS
         if settings.n > 1 and not self.supports_native_n:
             return await _fan_out_complete(self, prompt, settings)
+        max_n = self.profile.max_n
+        if max_n is not None and settings.n > max_n:
+            return await _chunked_complete(self, prompt, settings, max_n)
         return separate_thinking(await self.request(prompt, settings))
 
     @asynccontextmanager
@@ -151,7 +154,7 @@ async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Co
     finally:
         await _aclose(events)
     texts = tuple("".join(p) for p in pieces)
-    thinking = tuple("".join(t) for t in thoughts) if any(thoughts) else ()
+    thinking = tuple("".join(t).strip() for t in thoughts) if any(thoughts) else ()
     if completed is None:
         return Completion(texts=texts, thinking=thinking)
     return Completion(
@@ -193,6 +196,33 @@ async def _fan_out_complete(client: ModelClient, prompt: Prompt, settings: Gener
         for index in range(settings.n):
             tg.start_soon(one, index)
     return merge_completions([r for r in results if r is not None])
+
+
+async def _chunked_complete(
+    client: ModelClient, prompt: Prompt, settings: GenerationSettings, max_n: int
+) -> Completion:
+    """A native ``n`` above the model's limit: concurrent requests of at most ``max_n`` choices each."""
+    sizes = [min(max_n, settings.n - start) for start in range(0, settings.n, max_n)]
+    results: list[Completion | None] = [None] * len(sizes)
+
+    async def one(index: int) -> None:
+        chunk = settings.with_(n=sizes[index])
+        if settings.seed is not None:
+            chunk = chunk.with_(seed=settings.seed + index * max_n)
+        results[index] = separate_thinking(await client.request(prompt, chunk))
+
+    async with task_group() as tg:
+        for index in range(len(sizes)):
+            tg.start_soon(one, index)
+    parts = [r for r in results if r is not None]
+    thinking = tuple(t for p in parts for t in (p.thinking or ("",) * len(p.texts)))
+    return Completion(
+        texts=tuple(text for p in parts for text in p.texts),
+        thinking=thinking if any(thinking) else (),
+        usage=sum((p.usage for p in parts), TokenUsage()),
+        finish_reasons=tuple(p.finish_reason(i) for p in parts for i in range(len(p.texts))),
+        model=next((p.model for p in parts if p.model), None),
+    )
 
 
 @asynccontextmanager

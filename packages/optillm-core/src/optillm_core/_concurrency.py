@@ -40,7 +40,8 @@ async def task_group() -> AsyncIterator[TaskGroup]:
         error = _first_error(group)
         if error is group:
             raise
-        raise error from None
+        # Keep the error's own cause (``raise NoSolutions(...) from failed_call``); drop only the group.
+        raise error from error.__cause__
 
 
 async def gather(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:

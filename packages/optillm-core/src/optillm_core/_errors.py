@@ -136,7 +136,7 @@ class UnsupportedSetting(InvalidConfiguration):
         names = ", ".join(settings)
         super().__init__(
             f"model {model!r} does not accept {names}: remove {'it' if len(settings) == 1 else 'them'} "
-            "from the request, or let unsupported settings be dropped (drop_unsupported='drop')"
+            "from the request, or choose the 'drop' policy for settings the model refuses"
         )
         self.settings = settings
         self.model = model

@@ -19,10 +19,19 @@ __all__ = (
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-_MARKERS = re.compile(
-    r"(?:final answer|the answer is|answer)\s*(?:is)?\s*[:：]?\s*",
-    re.IGNORECASE,
+# "Final answer:", "**Answer:**", "The answer is", "the final answer is:": the word "answer" on its own
+# (not "answers", not "another"), then a colon or "is". Bold markup may close between them. Every
+# repetition is followed by something it cannot match, so a long run of spaces costs linear time.
+_MARKER = re.compile(r"(?<![\w-])(?:final\s+)?answer\b[ \t]*(?:\*+[ \t]*)?(?:[:：]|is\b[ \t]*[:：]?)", re.IGNORECASE)
+# A heading that is the marker alone ("**Final Answer**", "## Answer:"): the answer is on the next line.
+_HEADINGS = frozenset({"answer", "final answer"})
+# Where the answer's sentence ends: a full stop, "!", "?", ";" or an ellipsis before more text, or a clause
+# giving the reason ("42, because ..."). A decimal point ("3.14") is followed by a digit, so it is not an end.
+_SENTENCE_END = re.compile(
+    r"(?:\.\.\.|…|[.!?;])(?=\s)|,?(?<!\s)\s+(?:because|since)\b|,\s+(?:which|as|so|given)\b", re.IGNORECASE
 )
+_MARKUP = " \t\r\n*`"
+_OPTION = re.compile(r"\(([A-Za-z])\)")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$", re.IGNORECASE)
 _FRACTION = re.compile(r"^([+-]?\d+)\s*/\s*([+-]?\d+)$")
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
@@ -30,25 +39,27 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 
 
-def _closing_brace(text: str, open_index: int) -> int | None:
-    """Index of the brace closing the one at ``open_index``, or ``None`` when it is never closed."""
-    depth = 0
-    for index in range(open_index, len(text)):
-        char = text[index]
+def _closing_braces(text: str) -> dict[int, int]:
+    """The index of the brace closing each ``{`` that is closed, in one pass."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    for index, char in enumerate(text):
         if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
+            opened.append(index)
+        elif char == "}" and opened:
+            closes[opened.pop()] = index
+    return closes
 
 
 def extract_boxed(text: str) -> str | None:
     """The content of the last complete ``\\boxed{...}`` (nested braces allowed), or ``None``."""
-    for match in reversed(list(_BOXED.finditer(text))):
+    matches = list(_BOXED.finditer(text))
+    if not matches:
+        return None
+    closes = _closing_braces(text)
+    for match in reversed(matches):
         open_index = match.end() - 1
-        close = _closing_brace(text, open_index)
+        close = closes.get(open_index)
         if close is not None:
             return text[open_index + 1 : close].strip()
     return None
@@ -120,22 +131,56 @@ class VisibleTextStream:
 def extract_answer(text: str) -> str | None:
     """The final answer in a model's text, or ``None``.
 
-    Looks outside thinking tags first, then inside: the last ``\\boxed{}``, else the text after the
-    last final-answer marker ("Final answer:", "The answer is", "Answer:") up to the end of its line.
+    Only the text outside thinking tags counts: what a model considered while thinking is not its
+    answer. The last complete ``\\boxed{}`` wins; else the last final-answer marker that is followed
+    by an answer: "Final answer:", "Answer:", "The answer is" (the word "answer" on its own, then a
+    colon or "is"), or a heading such as "**Final Answer**" with the answer on the next line. The
+    answer runs to the end of its sentence ("42. I hope this helps." gives "42"), without bold or
+    code markup, a trailing full stop, or the parentheses of a lone option letter ("(B)" gives "B").
     """
-    thinking, visible = split_thinking(text)
-    for part in (visible, thinking):
-        boxed = extract_boxed(part)
-        if boxed:
-            return boxed
-    for part in (visible, thinking):
-        markers = list(_MARKERS.finditer(part))
-        if markers:
-            line = part[markers[-1].end() :].strip().splitlines()
-            candidate = line[0].strip().strip("*").strip().rstrip(".").strip() if line else ""
-            if candidate:
-                return candidate
+    visible = split_thinking(text)[1]
+    boxed = extract_boxed(visible)
+    if boxed:
+        return boxed
+    ends = sorted({m.end() for m in _MARKER.finditer(visible)} | set(_heading_ends(visible)))
+    for end in reversed(ends):
+        answer = _answer_after(visible, end)
+        if answer:
+            return answer
     return None
+
+
+def _heading_ends(text: str) -> list[int]:
+    """Where each line that is only a final-answer heading ends."""
+    ends, position = [], 0
+    for line in text.split("\n"):
+        label = line.strip().lstrip("#").strip(" \t*").rstrip(":：").strip(" \t*")
+        if " ".join(label.split()).lower() in _HEADINGS:
+            ends.append(position + len(line))
+        position += len(line) + 1
+    return ends
+
+
+def _answer_after(text: str, start: int) -> str:
+    """The answer after a marker ending at ``start``: the rest of its line, or the next line when that is empty."""
+    lines = text[start:].split("\n")
+    answer = _clean_answer(lines[0])
+    if answer:
+        return answer
+    following = next((line for line in lines[1:] if line.strip()), "")
+    return _clean_answer(following)
+
+
+def _clean_answer(line: str) -> str:
+    end = _SENTENCE_END.search(line)
+    answer = line[: end.start()] if end is not None else line
+    while True:
+        trimmed = answer.strip(_MARKUP).removesuffix(".").strip(_MARKUP)
+        if trimmed == answer:
+            break
+        answer = trimmed
+    option = _OPTION.fullmatch(answer)
+    return option.group(1) if option is not None else answer
 
 
 def require_answer(text: str) -> str:

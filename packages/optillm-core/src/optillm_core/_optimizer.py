@@ -34,6 +34,7 @@ from ._profiles import ModelProfile
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
 
 __all__ = (
+    "CALLER_SETTINGS_BY_ROLE",
     "FINAL_ONLY_EXTRA",
     "CallRole",
     "Optimizer",
@@ -57,6 +58,13 @@ UnsupportedPolicy = Literal["drop", "error"]
 
 FINAL_ONLY_EXTRA = frozenset({"response_format"})
 """Provider fields of the caller that shape the returned answer, so reach only the final call."""
+
+CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
+    "answer": ("max_tokens", "temperature", "top_p", "seed"),
+    "judge": ("max_tokens",),
+    "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format"),
+}
+"""Which of the caller's settings reach a call of each role (:meth:`RunContext.call_settings`)."""
 
 log = structlog.get_logger("optillm")
 
@@ -213,9 +221,9 @@ class RunContext(Generic[ConfigT]):
     def phase(self, name: str) -> None:
         self.emit(PhaseStarted(phase=name))
 
-    def record_best(self, answer: str, reasoning: str = "", **extras: Any) -> None:
-        """Remember the best answer so far, returned if the run's budget runs out before the end."""
-        self.best = Outcome(answer=answer, reasoning=reasoning, extras=extras, budget_exhausted=True)
+    def record_best(self, answer: str, reasoning: str = "", *, thinking: str = "", **extras: Any) -> None:
+        """Remember the best answer so far (and its thinking), returned if the run's budget runs out before the end."""
+        self.best = Outcome(answer=answer, reasoning=reasoning, thinking=thinking, extras=extras, budget_exhausted=True)
 
     def prompt(self, user: str, *, system: str | None = None) -> Prompt:
         """A one-turn prompt; the caller's system prompt applies unless ``system`` is given."""

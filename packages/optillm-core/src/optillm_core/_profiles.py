@@ -42,6 +42,9 @@ class ModelProfile(BaseModel):
     name: str = Field(default="default", description="which profile this is, for logs and errors")
     temperature: bool = Field(default=True, description="accepts a temperature other than its default")
     temperature_max: float | None = Field(default=2.0, gt=0, description="highest temperature accepted")
+    temperature_min: float | None = Field(
+        default=None, ge=0, description="lowest temperature sent: a lower one is raised to it (Groq: 1e-8 for 0)"
+    )
     top_p: bool = Field(default=True, description="accepts top_p")
     sampling_exclusive: bool = Field(
         default=False, description="refuses temperature and top_p in one request (Claude 4.x): temperature is kept"
@@ -82,7 +85,7 @@ class ModelProfile(BaseModel):
         if settings.temperature is not None and not self.accepts_temperature(settings.temperature):
             refused.append("temperature")
         if settings.top_p is not None and (
-            not self.top_p or (self.sampling_exclusive and settings.temperature is not None)
+            not self.top_p or (self.sampling_exclusive and self.temperature and settings.temperature is not None)
         ):
             refused.append("top_p")
         if settings.seed is not None and not self.seed:
@@ -101,14 +104,24 @@ class ModelProfile(BaseModel):
     def fit(self, settings: GenerationSettings) -> FittedSettings:
         """``settings`` with what this model refuses left out and the output limit fitted to its cap.
 
-        A temperature above the model's range is lowered to its top rather than dropped; stop
-        sequences beyond the model's limit keep the first ones. ``dropped`` names what changed.
+        A temperature above the model's range is lowered to its top rather than dropped, and one
+        below ``temperature_min`` is raised to it (not listed: the provider does the same itself);
+        stop sequences beyond the model's limit keep the first ones. ``dropped`` names what changed.
         """
         refused = self.unsupported(settings)
         limit = self.output_limit(settings.max_tokens)
-        if not refused and limit == settings.max_tokens:
+        floor = self.temperature_min
+        raise_temperature = (
+            floor is not None
+            and settings.temperature is not None
+            and settings.temperature < floor
+            and "temperature" not in refused
+        )
+        if not refused and limit == settings.max_tokens and not raise_temperature:
             return FittedSettings(settings=settings, dropped=())
         changes: dict[str, object] = {"max_tokens": limit}
+        if raise_temperature:  # the same sampling, written the way the provider wants it: not a change
+            changes["temperature"] = floor
         for name in refused:
             changes[name] = _fitted_value(self, settings, name)
         if "logprobs" in refused:
@@ -149,10 +162,19 @@ def _min_optional(a: int | float | None, b: int | float | None) -> int | float |
     return min(a, b)
 
 
+def _max_optional(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
 def _strictest_pair(a: ModelProfile, b: ModelProfile) -> ModelProfile:
     if a == b:
         return a
     temperature_max = _min_optional(a.temperature_max, b.temperature_max)
+    temperature_min = _max_optional(a.temperature_min, b.temperature_min)
     cap = _min_optional(a.max_output_tokens, b.max_output_tokens)
     max_stop = _min_optional(a.max_stop, b.max_stop)
     return a.model_copy(
@@ -160,6 +182,7 @@ def _strictest_pair(a: ModelProfile, b: ModelProfile) -> ModelProfile:
             "name": f"{a.name}+{b.name}",
             "temperature": a.temperature and b.temperature,
             "temperature_max": temperature_max,
+            "temperature_min": temperature_min,
             "top_p": a.top_p and b.top_p,
             "sampling_exclusive": a.sampling_exclusive or b.sampling_exclusive,
             "max_output_tokens": None if cap is None else int(cap),

@@ -24,7 +24,7 @@ from ._events import (
     VerificationStarted,
 )
 from ._types import GenerationPhase, MarsSolution, SelectionMethod, Strategy, Verdict, VerificationResult
-from ._verification import ParsedVerdict, parse_verdict
+from ._verdicts import ParsedVerdict, parse_verdict
 
 __version__ = _version("optillm-mars")
 

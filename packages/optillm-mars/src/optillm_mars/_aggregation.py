@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated
-from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt, solver_system
+from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution
 from ._workspace import rank
@@ -87,18 +87,19 @@ def _diverse_group(population: Sequence[MarsSolution], size: int, used: set[str]
 async def _combine(run: MarsRun, group: Sequence[MarsSolution]) -> MarsSolution:
     config = run.config
     number = run.workspace.next_number("aggregated")
-    completion = await run.ask(
-        f"{solver_system(config.use_thinking_tags, run.ctx.system_prompt)}\n\n{AGGREGATOR_SYSTEM}",
-        aggregation_prompt(run.query, group),
-        config.aggregation_temperature,
-    )
     # Authors rotate over the agents so cross-agent verification has someone else to ask.
+    author = number % config.num_agents
+    # It writes a new candidate solution, so it is an answer call.
+    temperature = config.aggregation_temperature
+    settings = run.settings("answer", temperature, field="aggregation_temperature", seed_offset=author)
+    completion = await run.ask(run.solver_system(AGGREGATOR_SYSTEM), aggregation_prompt(run.query, group), settings)
     return MarsSolution(
         id=f"aggregated-{number}",
-        agent_id=number % config.num_agents,
+        agent_id=author,
         phase=GenerationPhase.AGGREGATED,
         text=completion.text,
-        temperature=config.aggregation_temperature,
+        thinking=completion.reasoning,
+        temperature=settings.temperature,
         parent_ids=tuple(s.id for s in group),
         output_tokens=completion.usage.output_tokens,
     )

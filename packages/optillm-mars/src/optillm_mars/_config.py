@@ -4,7 +4,7 @@ from __future__ import annotations as _annotations
 
 from typing import Annotated, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from optillm_core import OptimizerConfig
 
@@ -23,6 +23,12 @@ class MarsConfig(OptimizerConfig):
     whose published MARS results were measured with both on; the seed's off default only hid
     that its phases were placeholders. Lightweight mode (automatic when the caller's
     ``max_tokens`` is at most ``token_budget_lightweight``) turns both off.
+
+    No output limit is MARS's own by default: a thinking model spends its limit on thinking too,
+    so any fixed figure cuts some models off before they answer, and a figure above a model's cap
+    is refused (upstream's 64,000 was both). The caller's ``max_tokens`` caps every call; the
+    ``token_budget_*`` fields set a phase's own limit, clipped to the model's cap; a provider that
+    requires a limit gets the model profile's default.
     """
 
     # The widest phase at defaults verifies 9 solutions twice: 18 calls. 24 lets a round go out at once.
@@ -38,9 +44,20 @@ class MarsConfig(OptimizerConfig):
     verification_passes_required: int = Field(
         default=2, ge=1, le=8, description="consecutive passing verdicts that make a solution verified"
     )
-    use_thinking_tags: bool = Field(default=True, description="ask solvers to reason inside <think> tags")
-    token_budget_reasoning: int = Field(
-        default=64_000, ge=1, description="max_tokens of every call when the caller sets none"
+    use_thinking_tags: bool = Field(
+        default=True, description="ask solvers on models that do not think on their own to reason inside <think> tags"
+    )
+    token_budget_reasoning: int | None = Field(
+        default=None,
+        ge=1,
+        description="output limit of the calls that write a solution (the caller's max_tokens caps it); "
+        "None: none of MARS's own",
+    )
+    token_budget_review: int | None = Field(
+        default=None,
+        ge=1,
+        description="output limit of verification and strategy-extraction calls (the caller's max_tokens "
+        "caps it); None: none of MARS's own",
     )
     token_budget_lightweight: int = Field(
         default=4_000, ge=1, description="caller max_tokens at or below which lightweight mode applies"
@@ -61,16 +78,19 @@ class MarsConfig(OptimizerConfig):
     timeout_seconds: float = Field(default=300.0, gt=0.0, description="wall-clock limit of the whole run")
     debug: bool = Field(default=False, description="log every phase result at info level instead of debug")
 
-    @field_validator("temperatures")
-    @classmethod
-    def _enough_temperatures(cls, value: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
-        agents = info.data.get("num_agents")
-        if isinstance(agents, int) and len(value) < agents:
+    @model_validator(mode="after")
+    def _one_temperature_per_agent(self) -> Self:
+        missing = self.num_agents - len(self.temperatures)
+        if missing <= 0:
+            return self
+        if "temperatures" in self.model_fields_set:
             raise ValueError(
-                f"{len(value)} temperature(s) for {agents} agents: give at least one per agent "
-                "(MarsConfig.with_num_agents pads the list with 1.0)"
+                f"temperatures: {len(self.temperatures)} temperature(s) for {self.num_agents} agents: give at "
+                "least one per agent (MarsConfig.with_num_agents pads the list with 1.0)"
             )
-        return value
+        # The default list grows with the agents without counting as set, so it pins nothing.
+        object.__setattr__(self, "temperatures", (*self.temperatures, *([PAD_TEMPERATURE] * missing)))
+        return self
 
     @field_validator("aggregation_selection_size")
     @classmethod
@@ -103,7 +123,13 @@ class MarsConfig(OptimizerConfig):
         )
 
     def with_num_agents(self, num_agents: int) -> Self:
-        """Change the agent count; missing temperatures are padded with 1.0."""
+        """Change the agent count; missing temperatures are padded with 1.0.
+
+        Temperatures left at their default stay unset (so the caller's temperature still reaches
+        the explorers); a list that was set explicitly is padded and stays set.
+        """
+        if "temperatures" not in self.model_fields_set:
+            return self.with_overrides({"num_agents": num_agents})
         padding = max(0, num_agents - len(self.temperatures))
         return self.with_overrides(
             {"num_agents": num_agents, "temperatures": (*self.temperatures, *([PAD_TEMPERATURE] * padding))}
@@ -134,10 +160,6 @@ class MarsConfig(OptimizerConfig):
         """Whether a caller's ``max_tokens`` switches this config to lightweight mode."""
         return self.auto_lightweight_mode and max_tokens is not None and max_tokens <= self.token_budget_lightweight
 
-    def resolve(self, max_tokens: int | None) -> tuple[Self, int]:
-        """The config a run uses for the caller's ``max_tokens``, and the ``max_tokens`` of every call."""
-        if max_tokens is None:
-            return self, self.token_budget_reasoning
-        if self.is_lightweight_for(max_tokens):
-            return self.to_lightweight(), max_tokens
-        return self, max_tokens
+    def resolve(self, max_tokens: int | None) -> Self:
+        """The config a run uses for the caller's ``max_tokens``: this one, or its lightweight form."""
+        return self.to_lightweight() if self.is_lightweight_for(max_tokens) else self

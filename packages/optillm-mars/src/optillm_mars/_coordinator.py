@@ -2,11 +2,12 @@
 
 from __future__ import annotations as _annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import anyio
 
-from optillm_core import Optimizer, Outcome, RunContext, Timeout, task_group
+from optillm_core import CallRole, Optimizer, Outcome, RunContext, Timeout, task_group
 
 from ._aggregation import aggregate
 from ._config import MarsConfig
@@ -25,7 +26,7 @@ __all__ = ("MarsCoordinator", "MarsOptimizer")
 class MarsOptimizer(Optimizer[MarsConfig]):
     """MARS, the Multi-Agent Reasoning System.
 
-    Agents explore at different temperatures; their solutions are combined (RSA-style aggregation)
+    Agents explore from different approaches and temperatures; their solutions are combined (RSA-style aggregation)
     and enriched with each other's strategies; other agents verify every solution; unverified ones
     are rewritten from their reviews until enough are verified; then the final answer is the best
     verified solution, a majority vote, or a synthesis of the top solutions.
@@ -37,6 +38,16 @@ class MarsOptimizer(Optimizer[MarsConfig]):
         "cross-verification and iterative improvement"
     )
     config_type: ClassVar[type[MarsConfig]] = MarsConfig
+    # Aggregation and strategy enhancement write new candidate solutions, so they are answer calls.
+    phases: ClassVar[Mapping[str, CallRole]] = {
+        "exploration": "answer",
+        "aggregation": "answer",
+        "strategy extraction": "judge",
+        "strategy enhancement": "answer",
+        "verification": "judge",
+        "improvement": "answer",
+        "synthesis": "final",
+    }
 
     async def run(self, ctx: RunContext[MarsConfig]) -> Outcome:
         run = MarsRun(ctx)

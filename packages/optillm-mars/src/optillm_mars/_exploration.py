@@ -1,4 +1,4 @@
-"""Phase 1: every agent solves the problem on its own, at its own temperature, all at once."""
+"""Phase 1: every agent solves the problem on its own, from its own approach and temperature, all at once."""
 
 from __future__ import annotations as _annotations
 
@@ -7,7 +7,7 @@ from functools import partial
 from optillm_core import NoSolutions
 
 from ._events import ExplorationStarted, SolutionGenerated
-from ._prompts import exploration_prompt, solver_system
+from ._prompts import exploration_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution
 
@@ -39,17 +39,14 @@ async def explore(run: MarsRun) -> list[MarsSolution]:
 
 async def _solve(run: MarsRun, agent: int) -> MarsSolution:
     config = run.config
-    temperature = config.temperatures[agent]
-    completion = await run.ask(
-        solver_system(config.use_thinking_tags, run.ctx.system_prompt),
-        exploration_prompt(run.query, agent, config.num_agents),
-        temperature,
-    )
+    settings = run.settings("answer", config.temperatures[agent], field="temperatures", seed_offset=agent)
+    completion = await run.ask(run.solver_system(), exploration_prompt(run.query, agent, config.num_agents), settings)
     return MarsSolution(
         id=f"agent{agent + 1}-initial",
         agent_id=agent,
         phase=GenerationPhase.INITIAL,
         text=completion.text,
-        temperature=temperature,
+        thinking=completion.reasoning,
+        temperature=settings.temperature,
         output_tokens=completion.usage.output_tokens,
     )

@@ -11,7 +11,7 @@ from functools import partial
 from optillm_core import gather
 
 from ._events import ImprovementStarted, SolutionImproved, VerificationStarted
-from ._prompts import improvement_prompt, solver_system
+from ._prompts import improvement_prompt
 from ._session import MarsRun, settled
 from ._types import MarsSolution
 from ._verification import verify
@@ -44,10 +44,11 @@ async def improvement_loop(run: MarsRun) -> int:
 async def _improve_and_verify(run: MarsRun, solution: MarsSolution, round_number: int) -> None:
     """Rewrite from the last round's reviews, then verify. A failed rewrite keeps the old text unverified.
 
-    When the last round has no usable review (every verification call failed) there is nothing to
-    act on, so the unchanged solution is simply verified again.
+    When the last round has no usable review (every verification call failed, or the replies stated
+    no verdict and no issue) there is nothing to act on, so the unchanged solution is simply
+    verified again.
     """
-    feedback = [r.feedback() for r in solution.last_round() if r.error is None and not r.passed]
+    feedback = [r.feedback() for r in solution.last_round() if r.actionable]
     if feedback:
         improved = await improve(run, solution, feedback)
         if improved is None:
@@ -58,20 +59,17 @@ async def _improve_and_verify(run: MarsRun, solution: MarsSolution, round_number
 
 async def improve(run: MarsRun, solution: MarsSolution, feedback: list[str]) -> MarsSolution | None:
     """The solution rewritten (same id, next revision), stored in the workspace; ``None`` if the call failed."""
-    config = run.config
-    temperature = solution.temperature * config.improvement_temperature_factor
-    [result] = await settled(
-        [
-            lambda: run.ask(
-                solver_system(config.use_thinking_tags, run.ctx.system_prompt),
-                improvement_prompt(run.query, solution, feedback),
-                temperature,
-            )
-        ]
+    factor = run.config.improvement_temperature_factor
+    temperature = None if solution.temperature is None else solution.temperature * factor
+    settings = run.settings(
+        "answer", temperature, field="improvement_temperature_factor", seed_offset=solution.agent_id
     )
+    prompt = improvement_prompt(run.query, solution, feedback)
+    [result] = await settled([lambda: run.ask(run.solver_system(), prompt, settings)])
     if isinstance(result, Exception):
         run.failed("improvement", result, solution_id=solution.id)
         return None
-    improved = run.workspace.update(solution.rewritten(result.text, temperature, result.usage.output_tokens))
+    rewritten = solution.rewritten(result.text, settings.temperature, result.usage.output_tokens, result.reasoning)
+    improved = run.workspace.update(rewritten)
     run.emit(SolutionImproved(solution_id=improved.id, revision=improved.revision))
     return improved

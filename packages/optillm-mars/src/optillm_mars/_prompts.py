@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from ._types import MarsSolution, Strategy
 
 __all__ = (
+    "AGENT_APPROACHES",
     "AGGREGATOR_SYSTEM",
     "SOLVER_SYSTEM",
     "STRATEGIST_SYSTEM",
     "SYNTHESIZER_SYSTEM",
     "VERIFIER_SYSTEM",
+    "agent_approach",
     "aggregation_prompt",
     "enhancement_prompt",
     "exploration_prompt",
@@ -66,6 +68,24 @@ ISSUES:
 SUGGESTIONS:
 - one line per concrete fix (write "- none" if there is none)"""
 
+# Each agent's way into the problem. Temperature alone cannot make agents differ on a model that
+# refuses it (OpenAI reasoning models, Claude Opus 4.7) or when the caller's one temperature
+# replaces theirs, so every agent also starts from a different approach.
+AGENT_APPROACHES = (
+    "Work forward from the definitions: state precisely what is given and what is asked, then derive "
+    "the result one justified step at a time.",
+    "Look for structure before computing: a pattern, symmetry, invariant, simplification or known "
+    "result that makes the problem smaller; then confirm it on the specifics of the problem.",
+    "Start from concrete cases: try small, extreme or special instances, form a conjecture from "
+    "them, then establish the general result and check it against those cases.",
+    "Work backwards from what is asked: decide what the final answer must look like and what would "
+    "have to be true to reach it, then build the argument that gets there.",
+    "Take the sceptic's route: list the ways this problem could trip a solver up (hidden cases, "
+    "ambiguous wording, tempting shortcuts) and solve it so that each of them is handled.",
+    "Estimate first: bound or approximate the answer quickly, then compute it exactly by a careful "
+    "method and make sure the exact result agrees with the estimate.",
+)
+
 # Concurrent passes over one solution look from different angles, so they are not copies of one review.
 VERIFICATION_FOCUS = (
     "Check the solution step by step, in order. For each step ask whether it follows from what came before.",
@@ -86,16 +106,22 @@ def solver_system(use_thinking_tags: bool, caller_system: str | None) -> str:
     return "\n\n".join(parts)
 
 
+def agent_approach(agent_id: int) -> str:
+    """The approach agent ``agent_id`` starts from (agents beyond the list reuse it in turn)."""
+    return AGENT_APPROACHES[agent_id % len(AGENT_APPROACHES)]
+
+
 def exploration_prompt(query: str, agent_id: int, num_agents: int) -> str:
     return (
         f"You are agent {agent_id + 1} of {num_agents}; solve this problem on your own.\n\n"
+        f"Your approach: {agent_approach(agent_id)}\n\n"
         f"Problem:\n{query}\n\n"
         "Work through it step by step and check your result before you state it."
     )
 
 
 def _solution_block(label: str, solution: MarsSolution) -> str:
-    return f"### {label}\n{solution.text.strip()}"
+    return f"### {label}\n{solution.visible}"
 
 
 def aggregation_prompt(query: str, solutions: Sequence[MarsSolution]) -> str:
@@ -118,10 +144,11 @@ def strategy_prompt(query: str, solution: MarsSolution) -> str:
     )
 
 
-def enhancement_prompt(query: str, own: Strategy | None, peers: Sequence[Strategy]) -> str:
+def enhancement_prompt(query: str, agent_id: int, own: Strategy | None, peers: Sequence[Strategy]) -> str:
     peer_text = "\n\n".join(f"Agent {s.agent_id + 1}'s strategy:\n{s.describe()}" for s in peers)
     own_text = f"Your own earlier strategy:\n{own.describe()}\n\n" if own is not None else ""
     return (
+        f"You are agent {agent_id + 1}. Your usual approach: {agent_approach(agent_id)}\n\n"
         f"Problem:\n{query}\n\n{own_text}"
         f"Other agents approached the problem like this:\n\n{peer_text}\n\n"
         "Solve the problem again. Use whatever helps from these strategies: combine ideas, or switch "
@@ -134,7 +161,7 @@ def verification_prompt(query: str, solution: MarsSolution, verifier_agent_id: i
     focus = VERIFICATION_FOCUS[pass_index % len(VERIFICATION_FOCUS)]
     return (
         f"You are agent {verifier_agent_id + 1}, reviewing a solution written by agent {solution.agent_id + 1}.\n\n"
-        f"Problem:\n{query}\n\nSolution under review:\n{solution.text.strip()}\n\n"
+        f"Problem:\n{query}\n\nSolution under review:\n{solution.visible}\n\n"
         f"{focus}\n\n{VERDICT_FORMAT}"
     )
 
@@ -142,7 +169,7 @@ def verification_prompt(query: str, solution: MarsSolution, verifier_agent_id: i
 def improvement_prompt(query: str, solution: MarsSolution, feedback: Sequence[str]) -> str:
     reviews = "\n\n".join(f"Review {i + 1}:\n{text}" for i, text in enumerate(feedback))
     return (
-        f"Problem:\n{query}\n\nYour earlier solution did not pass review:\n{solution.text.strip()}\n\n"
+        f"Problem:\n{query}\n\nYour earlier solution did not pass review:\n{solution.visible}\n\n"
         f"{reviews}\n\n"
         "Write a complete corrected solution from the beginning, not a list of edits. Fix every valid "
         "issue; where a reviewer is mistaken, keep your reasoning and show why it holds. Check the final "

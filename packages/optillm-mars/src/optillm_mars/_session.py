@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import structlog
 
 from optillm_core import (
+    CallRole,
     ClientError,
     Completion,
     GenerationSettings,
@@ -17,8 +18,10 @@ from optillm_core import (
     gather,
 )
 
+from ._account import account
 from ._config import MarsConfig
 from ._events import Error, MarsEvent
+from ._prompts import solver_system
 from ._types import MarsSolution, SelectionMethod
 from ._workspace import Workspace
 
@@ -53,7 +56,7 @@ class MarsRun:
 
     def __init__(self, ctx: RunContext[MarsConfig]) -> None:
         self.ctx = ctx
-        self.config, self.max_tokens = ctx.config.resolve(ctx.settings.max_tokens)
+        self.config = ctx.config.resolve(ctx.settings.max_tokens)
         self.lightweight = self.config is not ctx.config
         self.workspace = Workspace()
         self.round = 0
@@ -62,23 +65,42 @@ class MarsRun:
     def query(self) -> str:
         return self.ctx.query
 
-    def settings(self, temperature: float) -> GenerationSettings:
-        """The caller's settings with this call's temperature, the run's max_tokens and one choice."""
-        return self.ctx.call_settings(temperature=temperature, max_tokens=self.max_tokens, n=1)
+    def solver_system(self, *extra: str) -> str:
+        """The solver's system prompt; the ``<think>`` format only for models that do not think on their own."""
+        asks_for_thinking = self.config.use_thinking_tags and self.ctx.profile.thinking == "none"
+        return "\n\n".join((solver_system(asks_for_thinking, self.ctx.system_prompt), *extra))
 
-    async def ask(self, system: str, user: str, temperature: float, *, final: bool = False) -> Completion:
-        """One model call; an empty reply is a :class:`ParsingError`, which phases treat as a failed call.
+    def settings(
+        self, role: CallRole, temperature: float | None, *, field: str | None = None, seed_offset: int = 0
+    ) -> GenerationSettings:
+        """One call's settings by core's rule for ``role``, with MARS's temperature and output limit for it.
 
-        ``final``: the reply becomes the run's answer (its text outside thinking tags), so it is
-        streamed to the caller as it is generated.
+        ``field`` names the config field the temperature comes from: set explicitly, it keeps the
+        caller's temperature out. ``seed_offset`` keeps the caller's seed different per agent.
         """
-        prompt, settings = self.ctx.prompt(user, system=system), self.settings(temperature)
+        config = self.config
+        return self.ctx.call_settings(
+            role,
+            temperature=temperature,
+            max_tokens=config.token_budget_review if role == "judge" else config.token_budget_reasoning,
+            n=1,
+            seed_offset=seed_offset,
+            pinned=config.pinned(temperature=field) if field else frozenset(),
+        )
+
+    async def ask(self, system: str, user: str, settings: GenerationSettings, *, final: bool = False) -> Completion:
+        """One model call; a reply with no text outside its thinking is a :class:`ParsingError`.
+
+        Phases treat that error as a failed call. ``final``: the reply becomes the run's answer, so
+        its text (never its thinking) is streamed to the caller as it is generated.
+        """
+        prompt = self.ctx.prompt(user, system=system)
         if final:
             completion = await self.ctx.generate_final(prompt, settings)
         else:
             completion = await self.ctx.client.complete(prompt, settings)
         if not completion.text.strip():
-            raise ParsingError("the model returned an empty reply")
+            raise ParsingError(_empty_reply(completion))
         return completion
 
     def emit(self, event: MarsEvent) -> None:
@@ -96,10 +118,11 @@ class MarsRun:
     def outcome(
         self, solution: MarsSolution, method: SelectionMethod, *, iterations: int, budget_exhausted: bool = False
     ) -> Outcome:
-        """The run's result with ``solution`` as the final answer."""
+        """The run's result with ``solution`` as the final answer; ``reasoning`` says how it was chosen."""
         return Outcome(
             answer=solution.visible,
-            reasoning=solution.thinking or f"{method.value}: solution {solution.id} by agent {solution.agent_id + 1}",
+            reasoning=account(self.workspace, solution, method),
+            thinking=solution.thinking,
             iterations=iterations,
             extras=self.extras(solution, method),
             budget_exhausted=budget_exhausted,
@@ -124,5 +147,13 @@ class MarsRun:
         if choice is None:
             return
         solution, method = choice
-        best = self.outcome(solution, method, iterations=max(self.round, 1))
-        self.ctx.record_best(best.answer, best.reasoning, **best.extras)
+        # Set whole rather than through ctx.record_best, which would leave the thinking behind.
+        self.ctx.best = self.outcome(solution, method, iterations=max(self.round, 1), budget_exhausted=True)
+
+
+def _empty_reply(completion: Completion) -> str:
+    if not completion.reasoning.strip():
+        return "the model returned an empty reply"
+    if completion.truncated():
+        return "the model spent its whole output limit thinking and wrote no answer; raise max_tokens"
+    return "the model's reply held only thinking and no answer"

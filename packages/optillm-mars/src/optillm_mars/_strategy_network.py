@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from ._events import SolutionGenerated, StrategyExtracted, StrategyNetworkStarted
-from ._prompts import STRATEGIST_SYSTEM, enhancement_prompt, solver_system, strategy_prompt
+from ._prompts import STRATEGIST_SYSTEM, enhancement_prompt, strategy_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution, Strategy
 
@@ -57,7 +57,8 @@ def parse_strategy_steps(text: str) -> tuple[str, ...]:
 
 
 async def _extract(run: MarsRun, solution: MarsSolution) -> Strategy:
-    completion = await run.ask(STRATEGIST_SYSTEM, strategy_prompt(run.query, solution), run.config.strategy_temperature)
+    settings = run.settings("judge", run.config.strategy_temperature)
+    completion = await run.ask(STRATEGIST_SYSTEM, strategy_prompt(run.query, solution), settings)
     return Strategy(
         id=f"strategy-agent{solution.agent_id + 1}",
         agent_id=solution.agent_id,
@@ -70,18 +71,15 @@ async def _enhance(run: MarsRun, agent: int, strategies: Sequence[Strategy]) -> 
     config = run.config
     own = next((s for s in strategies if s.agent_id == agent), None)
     peers = [s for s in strategies if s.agent_id != agent]
-    temperature = config.temperatures[agent]
-    completion = await run.ask(
-        solver_system(config.use_thinking_tags, run.ctx.system_prompt),
-        enhancement_prompt(run.query, own, peers),
-        temperature,
-    )
+    settings = run.settings("answer", config.temperatures[agent], field="temperatures", seed_offset=agent)
+    completion = await run.ask(run.solver_system(), enhancement_prompt(run.query, agent, own, peers), settings)
     return MarsSolution(
         id=f"agent{agent + 1}-enhanced",
         agent_id=agent,
         phase=GenerationPhase.STRATEGY_ENHANCED,
         text=completion.text,
-        temperature=temperature,
+        thinking=completion.reasoning,
+        temperature=settings.temperature,
         strategy_ids=tuple(s.id for s in peers),
         output_tokens=completion.usage.output_tokens,
     )

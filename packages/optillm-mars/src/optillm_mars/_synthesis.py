@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 from ._events import AnswerSynthesized, SynthesisStarted
-from ._prompts import SYNTHESIZER_SYSTEM, solver_system, synthesis_prompt
+from ._prompts import SYNTHESIZER_SYSTEM, synthesis_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution, SelectionMethod
 from ._workspace import majority_answer, rank
@@ -17,7 +17,7 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
     1. the best verified solution (of the answer most verified solutions share), no call;
     2. the most common normalised answer, if at least two solutions give it, no call;
     3. one synthesis call over the top ``synthesis_top_k`` solutions, streamed to the caller as
-       :class:`~optillm_core.AnswerDelta` events (its text outside thinking tags);
+       :class:`~optillm_core.AnswerDelta` events (its text, never its thinking);
     4. if that call fails, the highest-ranked solution.
     """
     workspace = run.workspace
@@ -27,16 +27,9 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
     chosen = _without_call(run)
     if chosen is None:
         top = rank(active)[: run.config.synthesis_top_k]
-        [result] = await settled(
-            [
-                lambda: run.ask(
-                    f"{solver_system(run.config.use_thinking_tags, run.ctx.system_prompt)}\n\n{SYNTHESIZER_SYSTEM}",
-                    synthesis_prompt(run.query, top),
-                    run.config.synthesis_temperature,
-                    final=True,
-                )
-            ]
-        )
+        settings = run.settings("final", run.config.synthesis_temperature, field="synthesis_temperature")
+        system, prompt = run.solver_system(SYNTHESIZER_SYSTEM), synthesis_prompt(run.query, top)
+        [result] = await settled([lambda: run.ask(system, prompt, settings, final=True)])
         if isinstance(result, Exception):
             run.failed("synthesis", result)
             chosen = top[0], SelectionMethod.HIGHEST_SCORE
@@ -46,7 +39,8 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
                 agent_id=top[0].agent_id,
                 phase=GenerationPhase.SYNTHESIZED,
                 text=result.text,
-                temperature=run.config.synthesis_temperature,
+                thinking=result.reasoning,
+                temperature=settings.temperature,
                 parent_ids=tuple(s.id for s in top),
                 output_tokens=result.usage.output_tokens,
             )

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from optillm_core import extract_answer, normalize_answer, split_thinking
+from optillm_core import extract_answer, normalize_answer
 
 __all__ = (
     "GenerationPhase",
@@ -69,6 +69,13 @@ class VerificationResult(BaseModel):
     def passed(self) -> bool:
         return self.verdict is Verdict.CORRECT and self.error is None
 
+    @property
+    def actionable(self) -> bool:
+        """A review an author can act on: it failed the solution and says something (not a failed call or noise)."""
+        if self.error is not None or self.passed:
+            return False
+        return self.verdict is not Verdict.UNCLEAR or bool(self.issues or self.suggestions)
+
     def feedback(self) -> str:
         """The review as text an author can act on."""
         lines = [f"Verdict: {self.verdict.value} (score {self.score:.2f})"]
@@ -94,6 +101,9 @@ class Strategy(BaseModel):
 class MarsSolution(BaseModel):
     """One candidate solution and everything that happened to it.
 
+    ``text`` is the reply outside the model's thinking, the only part any other call sees;
+    ``thinking`` is the thinking behind it, kept for the caller when this solution becomes the
+    answer. ``temperature`` is the one the call was sent with (``None`` when the model takes none).
     An improvement keeps the ``id`` and raises ``revision``: the text is replaced, the
     verification history is kept (each result names the revision it judged), and the pass count
     starts again from zero.
@@ -105,7 +115,8 @@ class MarsSolution(BaseModel):
     agent_id: int
     phase: GenerationPhase
     text: str
-    temperature: float
+    temperature: float | None
+    thinking: str = ""
     revision: int = 0
     parent_ids: tuple[str, ...] = ()
     strategy_ids: tuple[str, ...] = ()
@@ -133,13 +144,9 @@ class MarsSolution(BaseModel):
         return sum(scores) / len(scores) if scores else 0.0
 
     @property
-    def thinking(self) -> str:
-        return split_thinking(self.text)[0]
-
-    @property
     def visible(self) -> str:
-        """The text outside thinking tags, or the whole text when that is empty."""
-        return split_thinking(self.text)[1] or self.text.strip()
+        """The text as other calls are shown it."""
+        return self.text.strip()
 
     def current_verifications(self) -> tuple[VerificationResult, ...]:
         return tuple(v for v in self.verifications if v.revision == self.revision)
@@ -163,11 +170,12 @@ class MarsSolution(BaseModel):
             }
         )
 
-    def rewritten(self, text: str, temperature: float, output_tokens: int) -> MarsSolution:
+    def rewritten(self, text: str, temperature: float | None, output_tokens: int, thinking: str = "") -> MarsSolution:
         """The next revision of this solution with new text; its pass count starts again."""
         return self.model_copy(
             update={
                 "text": text,
+                "thinking": thinking,
                 "temperature": temperature,
                 "revision": self.revision + 1,
                 "phase": GenerationPhase.IMPROVED,

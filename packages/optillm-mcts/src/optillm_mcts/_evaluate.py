@@ -84,9 +84,13 @@ def _on_scale(value: float) -> float | None:
 
 
 async def evaluate(ctx: RunContext[MctsConfig], system: str | None, transcript: tuple[Message, ...]) -> Score:
-    """Ask the model to rate the conversation; a reply without a score counts as neutral 0.5, logged."""
+    """Ask the model to rate the conversation; a reply without a score counts as neutral 0.5, logged.
+
+    A judge call: the caller's temperature, top_p, seed and stop do not reach it (its max_tokens does).
+    The score is read from the text outside the model's thinking.
+    """
     settings = ctx.call_settings(
-        temperature=ctx.config.evaluation_temperature, max_tokens=ctx.config.evaluation_max_tokens, n=1
+        "judge", temperature=ctx.config.evaluation_temperature, max_tokens=ctx.config.evaluation_max_tokens
     )
     prompt = Prompt(messages=(*transcript, Message.user(EVALUATE)), system=system)
     text = (await ctx.client.complete(prompt, settings)).text

@@ -2,9 +2,10 @@
 
 from __future__ import annotations as _annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from optillm_core import Optimizer, Outcome, RunContext
+from optillm_core import CallRole, Optimizer, Outcome, RunContext
 
 from ._config import MctsConfig
 from ._search import Search
@@ -21,6 +22,13 @@ class MctsOptimizer(Optimizer[MctsConfig]):
     name: ClassVar[str] = "mcts"
     description: ClassVar[str] = "Monte Carlo Tree Search over dialogue states, with model-rated rollouts."
     config_type: ClassVar[type[MctsConfig]] = MctsConfig
+    phases: ClassVar[Mapping[str, CallRole]] = {
+        "replies to the query": "final",
+        "deeper replies": "answer",
+        "user turns": "answer",
+        "rollouts": "answer",
+        "evaluations": "judge",
+    }
 
     async def run(self, ctx: RunContext[MctsConfig]) -> Outcome:
         ctx.phase("search")
@@ -28,6 +36,7 @@ class MctsOptimizer(Optimizer[MctsConfig]):
         chosen = await search.run()
         return Outcome(
             answer=chosen.reply,
+            thinking=chosen.thinking,
             reasoning=_trace(search, chosen),
             iterations=len(search.records),
             extras={

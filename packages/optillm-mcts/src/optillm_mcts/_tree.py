@@ -51,6 +51,9 @@ class DialogueState:
 class Node:
     """A dialogue state in the tree; ``reply`` is the assistant turn that led to it from its parent.
 
+    ``reply`` is the text outside the model's thinking; ``thinking`` keeps that thinking, returned
+    with the reply when it is the answer and never sent back to the model.
+
     ``pending`` counts simulations in flight through this node; ``expanding`` is set while its
     children are being generated. Both let the next simulation start before earlier ones end,
     but only where its path cannot depend on them.
@@ -59,6 +62,7 @@ class Node:
     state: DialogueState
     parent: Node | None = None
     reply: str = ""
+    thinking: str = ""
     truncated: bool = False
     children: list[Node] = field(default_factory=list)
     visits: int = 0

@@ -14,8 +14,9 @@ __all__ = ("MoaConfig",)
 class MoaConfig(OptimizerConfig):
     """Settings of :class:`~optillm_moa.MoaOptimizer`; defaults follow upstream optillm's ``moa``.
 
-    The caller's ``max_tokens`` caps the two phases that write an answer (candidates and
-    synthesis); the critique, an internal step, always uses ``critique_max_tokens``.
+    The ``*_max_tokens`` are each phase's own limit: the caller's ``max_tokens`` caps every phase and the
+    model's output cap clips them. The caller's temperature replaces ``candidate_temperature`` and
+    ``synthesis_temperature`` unless the config sets them; the critique keeps ``critique_temperature``.
     """
 
     num_completions: int = Field(default=3, ge=1, le=32, description="candidate answers to sample")

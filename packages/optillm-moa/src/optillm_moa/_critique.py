@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from optillm_core import RunContext
+from optillm_core import ClientError, RunContext
 
 from ._config import MoaConfig
 from ._prompts import critique_prompt
@@ -20,14 +20,26 @@ log = structlog.get_logger("optillm")
 class Critique:
     text: str
     truncated: bool
+    failed: bool = False
 
 
 async def critique_candidates(ctx: RunContext[MoaConfig], candidates: tuple[str, ...]) -> Critique:
-    """A cut-off critique is kept as it is (the synthesis is told so); an empty one is passed on as missing."""
+    """A cut-off critique is kept as it is (the synthesis is told so); an empty one is passed on as missing.
+
+    A judge call: the caller's temperature, top_p, seed and stop do not reach it (its max_tokens does).
+    Only the critique's text outside any thinking is passed on. A request that fails with a
+    retryable error (the router has already retried it) leaves the synthesis without a review.
+    """
     settings = ctx.call_settings(
-        temperature=ctx.config.critique_temperature, max_tokens=ctx.config.critique_max_tokens, n=1
+        "judge", temperature=ctx.config.critique_temperature, max_tokens=ctx.config.critique_max_tokens
     )
-    completion = await ctx.client.complete(ctx.prompt(critique_prompt(ctx.query, candidates)), settings)
+    try:
+        completion = await ctx.client.complete(ctx.prompt(critique_prompt(ctx.query, candidates)), settings)
+    except ClientError as exc:
+        if not exc.retryable:
+            raise
+        log.warning("moa: critique failed, synthesizing without it", optimizer=ctx.optimizer, error=str(exc))
+        return Critique(text="", truncated=False, failed=True)
     critique = Critique(text=completion.text.strip(), truncated=completion.truncated())
     if critique.truncated or not critique.text:
         log.warning(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations as _annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from optillm_core import Optimizer, Outcome, RunContext
+from optillm_core import CallRole, Optimizer, Outcome, RunContext
 
 from ._candidates import Candidates, generate_candidates
 from ._config import MoaConfig
@@ -21,6 +22,7 @@ class MoaOptimizer(Optimizer[MoaConfig]):
     name: ClassVar[str] = "moa"
     description: ClassVar[str] = "Mixture of Agents: diverse candidates, one critique, one synthesis."
     config_type: ClassVar[type[MoaConfig]] = MoaConfig
+    phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "critique": "judge", "synthesis": "final"}
 
     async def run(self, ctx: RunContext[MoaConfig]) -> Outcome:
         ctx.phase("candidates")
@@ -32,34 +34,43 @@ class MoaOptimizer(Optimizer[MoaConfig]):
                 empty=candidates.empty,
                 truncated=candidates.dropped_truncated,
                 refilled=candidates.refilled,
+                failed=candidates.failed,
             )
         )
         ctx.record_best(candidates.texts[0], "MoA stopped after the candidates; this is candidate 1.")
 
         ctx.phase("critique")
         critique = await critique_candidates(ctx, candidates.texts)
-        ctx.emit(CritiqueReady(truncated=critique.truncated, empty=not critique.text))
+        ctx.emit(CritiqueReady(truncated=critique.truncated, empty=not critique.text, failed=critique.failed))
 
         ctx.phase("synthesis")
         synthesis = await synthesize(ctx, candidates, critique)
         ctx.emit(SynthesisReady(source=synthesis.source, truncated=synthesis.truncated))
         return Outcome(
             answer=synthesis.answer,
+            thinking=synthesis.thinking,
             reasoning=_reasoning(candidates, critique, synthesis),
             extras={
                 "candidates": list(candidates.texts),
                 "critique": critique.text,
                 "critique_truncated": critique.truncated,
+                "critique_failed": critique.failed,
                 "final_source": synthesis.source,
                 "dropped_empty": candidates.empty,
                 "dropped_truncated": candidates.dropped_truncated,
+                "failed_candidates": candidates.failed,
+                "varied_prompts": candidates.varied_prompts,
             },
         )
 
 
 def _reasoning(candidates: Candidates, critique: Critique, synthesis: Synthesis) -> str:
     parts = [f"Candidate {i}:\n{text}" for i, text in enumerate(candidates.texts, start=1)]
-    critique_note = " (cut off at its token limit)" if critique.truncated else ""
+    critique_note = ""
+    if critique.truncated:
+        critique_note = " (cut off at its token limit)"
+    elif critique.failed:
+        critique_note = " (its request failed)"
     parts.append(f"Critique{critique_note}:\n{critique.text or '(empty)'}")
     if synthesis.source == "candidate":
         parts.append("The synthesis came back empty or cut off, so the answer is the first complete candidate.")

@@ -13,7 +13,6 @@ from ._candidates import Candidates
 from ._config import MoaConfig
 from ._critique import Critique
 from ._prompts import synthesis_prompt
-from ._settings import answer_max_tokens
 
 __all__ = ("Synthesis", "synthesize")
 
@@ -23,33 +22,51 @@ log = structlog.get_logger("optillm")
 @dataclass(frozen=True)
 class Synthesis:
     answer: str
+    thinking: str
     source: Literal["synthesis", "candidate"]
     truncated: bool
 
 
 async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critique: Critique) -> Synthesis:
-    """The synthesis, or, when it came back empty or cut off, the first complete candidate."""
+    """The synthesis, or, when it came back empty or cut off, the first complete candidate.
+
+    The run's final call: the caller's temperature, top_p and seed replace ``synthesis_temperature``
+    (unless the config set it), and the caller's stop and response_format reach it.
+    """
     config = ctx.config
     settings = ctx.call_settings(
+        "final",
         temperature=config.synthesis_temperature,
-        max_tokens=answer_max_tokens(config.synthesis_max_tokens, ctx.settings.max_tokens),
-        n=1,
+        max_tokens=config.synthesis_max_tokens,
+        pinned=config.pinned(temperature="synthesis_temperature"),
     )
     prompt = synthesis_prompt(ctx.query, candidates.texts, critique.text, critique_cut=critique.truncated)
     # Streamed live to callers that show answers as they are generated (the proxy's stream: true).
     completion = await ctx.generate_final(ctx.prompt(prompt), settings)
-    text, truncated = completion.text, completion.truncated()
+    text, thinking, truncated = completion.text, completion.reasoning.strip(), completion.truncated()
     if text.strip() and not truncated:
-        return Synthesis(answer=text, source="synthesis", truncated=False)
+        return Synthesis(answer=text, thinking=thinking, source="synthesis", truncated=False)
     fallback = _first_complete(candidates)
     if fallback is None:
         # Every candidate was cut off too: a cut-off synthesis still holds more than a cut-off candidate.
         if text.strip():
-            return Synthesis(answer=text, source="synthesis", truncated=True)
-        return Synthesis(answer=candidates.texts[0], source="candidate", truncated=True)
-    log.warning("moa: synthesis unusable, answering with a candidate", optimizer=ctx.optimizer, truncated=truncated)
-    return Synthesis(answer=fallback, source="candidate", truncated=truncated)
+            return Synthesis(answer=text, thinking=thinking, source="synthesis", truncated=True)
+        return Synthesis(
+            answer=candidates.texts[0], thinking=candidates.thinking[0], source="candidate", truncated=True
+        )
+    log.warning(
+        "moa: synthesis unusable, answering with a candidate",
+        optimizer=ctx.optimizer,
+        truncated=truncated,
+        thinking_only=not text.strip() and bool(thinking.strip()),
+    )
+    return Synthesis(
+        answer=candidates.texts[fallback],
+        thinking=candidates.thinking[fallback],
+        source="candidate",
+        truncated=truncated,
+    )
 
 
-def _first_complete(candidates: Candidates) -> str | None:
-    return next((t for t, cut in zip(candidates.texts, candidates.truncated, strict=True) if not cut), None)
+def _first_complete(candidates: Candidates) -> int | None:
+    return next((i for i, cut in enumerate(candidates.truncated) if not cut), None)

@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from optillm_core import InvalidConfiguration
+from optillm_core import InvalidConfiguration, ModelProfile
 
-from ._providers import PROVIDERS
-from ._retry import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
+from ._catalogue import PROVIDERS
+from ._profiles import model_profile
+from ._retry import (
+    COOLDOWN_FAILURES,
+    COOLDOWN_SECONDS,
+    INITIAL_RETRY_DELAY,
+    MAX_COOLDOWN_SECONDS,
+    MAX_RETRIES,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+)
 
 __all__ = (
     "ENV_PREFIX",
@@ -110,8 +119,10 @@ class ProviderSpec(_Frozen):
     ``max_concurrency`` caps calls in flight; ``rpm``/``tpm`` cap requests and tokens per minute.
     Prices are per million tokens, used for cost accounting and the CHEAPEST strategy.
     ``native_n`` overrides whether the server returns ``n`` choices in one request (for example a
-    ``custom`` server that does). ``name`` labels the provider in logs and statistics (default
-    ``provider/model``).
+    ``custom`` server that does). ``profile`` overrides fields of the model's profile (any
+    :class:`~optillm_core.ModelProfile` field, e.g. ``{"temperature": False, "thinking": "tags"}``)
+    over what the catalogue knows of the model (:func:`~optillm_router.model_profile`).
+    ``name`` labels the provider in logs and statistics (default ``provider/model``).
     """
 
     provider: str
@@ -130,6 +141,7 @@ class ProviderSpec(_Frozen):
     timeout_seconds: float | None = Field(default=None, gt=0.0)
     connect_timeout_seconds: float | None = Field(default=None, gt=0.0)
     native_n: bool | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(default=None, min_length=1)
 
     def __init__(self, provider: str | None = None, model: str | None = None, **fields: Any) -> None:
@@ -163,6 +175,22 @@ class ProviderSpec(_Frozen):
         if isinstance(raw, str) and (not raw.strip() or raw.strip() == ENV_PREFIX):
             raise ValueError("api_key is empty; give the key, env:VAR, or leave it out")
         return value
+
+    @model_validator(mode="after")
+    def _valid_profile(self) -> Self:
+        if self.profile:
+            try:
+                self.model_profile()
+            except InvalidConfiguration as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    def model_profile(self) -> ModelProfile:
+        """What this model accepts: the catalogue's profile with ``native_n`` and ``profile`` applied."""
+        overrides = dict(self.profile)
+        if self.native_n is not None:
+            overrides.setdefault("native_n", self.native_n)
+        return model_profile(self.provider, self.model, overrides)
 
     @property
     def label(self) -> str:
@@ -201,6 +229,10 @@ class ProviderSpec(_Frozen):
 
     def with_name(self, name: str) -> Self:
         return self._replace(name=name)
+
+    def with_profile(self, **fields: Any) -> Self:
+        """Override fields of the model's profile (added to any overrides already set)."""
+        return self._replace(profile={**self.profile, **fields})
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -245,22 +277,26 @@ class ProviderSpec(_Frozen):
 class ProviderRoutingConfig(_Frozen):
     """A router's providers and policy.
 
-    Each provider gets ``1 + max_retries`` attempts per request (backoff between them, see
-    :mod:`optillm_router._retry`); with ``enable_fallback`` the next provider in the strategy's
-    order then serves it. ``timeout_seconds`` bounds one attempt (for a stream: until its first
-    event); ``connect_timeout_seconds`` bounds connecting. After ``cooldown_failures`` consecutive
-    failed attempts a provider cools down for ``cooldown_seconds``; then one probe request decides.
+    Each provider gets ``1 + max_retries`` attempts per request for transient failures (backoff
+    between them, see :mod:`optillm_router._retry`); with ``enable_fallback`` the next provider in
+    the strategy's order then serves it. A ``retry-after`` longer than ``max_retry_after`` is not
+    waited for. ``timeout_seconds`` bounds one attempt (for a stream: until its first event);
+    ``connect_timeout_seconds`` bounds connecting. After ``cooldown_failures`` consecutive failed
+    attempts a provider (of several) cools down for ``cooldown_seconds``: it is tried after the
+    others, and once it is back one probe request decides. Failing again while cooling down
+    extends the cooldown, up to ``max_cooldown_seconds`` (see :mod:`optillm_router._health`).
     """
 
     primary: ProviderSpec
     alternatives: tuple[ProviderSpec, ...] = ()
     strategy: RoutingStrategy = RoutingStrategy.PRIMARY
     enable_fallback: bool = True
-    max_retries: int = Field(default=2, ge=0, le=100)
+    max_retries: int = Field(default=MAX_RETRIES, ge=0, le=100)
     timeout_seconds: float = Field(default=300.0, gt=0.0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0.0)
-    cooldown_failures: int = Field(default=3, ge=1)
-    cooldown_seconds: float = Field(default=5.0, ge=0.0, allow_inf_nan=False)
+    cooldown_failures: int = Field(default=COOLDOWN_FAILURES, ge=1)
+    cooldown_seconds: float = Field(default=COOLDOWN_SECONDS, ge=0.0, allow_inf_nan=False)
+    max_cooldown_seconds: float = Field(default=MAX_COOLDOWN_SECONDS, ge=0.0, allow_inf_nan=False)
     initial_retry_delay: float = Field(default=INITIAL_RETRY_DELAY, ge=0.0, allow_inf_nan=False)
     max_retry_delay: float = Field(default=MAX_RETRY_DELAY, ge=0.0, allow_inf_nan=False)
     max_retry_after: float = Field(default=MAX_RETRY_AFTER, ge=0.0, allow_inf_nan=False)
@@ -277,18 +313,17 @@ class ProviderRoutingConfig(_Frozen):
 
     @classmethod
     def single(cls, spec: ProviderSpec) -> Self:
-        """One provider: PRIMARY, fallback on, 1 retry, 300 s timeout."""
-        return cls(primary=spec, strategy=RoutingStrategy.PRIMARY, enable_fallback=True, max_retries=1)
+        """One provider: PRIMARY, the default retries, 300 s timeout."""
+        return cls(primary=spec, strategy=RoutingStrategy.PRIMARY, enable_fallback=True)
 
     @classmethod
     def multi(cls, primary: ProviderSpec, alternatives: Sequence[ProviderSpec]) -> Self:
-        """Several providers: ROUND_ROBIN, fallback on, 2 retries."""
+        """Several providers: ROUND_ROBIN, fallback on, the default retries."""
         return cls(
             primary=primary,
             alternatives=tuple(alternatives),
             strategy=RoutingStrategy.ROUND_ROBIN,
             enable_fallback=True,
-            max_retries=2,
         )
 
     def with_strategy(self, strategy: RoutingStrategy | str) -> Self:
@@ -309,8 +344,12 @@ class ProviderRoutingConfig(_Frozen):
     def with_alternative(self, spec: ProviderSpec) -> Self:
         return self._replace(alternatives=(*self.alternatives, spec))
 
-    def with_cooldown(self, *, failures: int, seconds: float) -> Self:
-        return self._replace(cooldown_failures=failures, cooldown_seconds=seconds)
+    def with_cooldown(self, *, failures: int, seconds: float, maximum: float | None = None) -> Self:
+        return self._replace(
+            cooldown_failures=failures,
+            cooldown_seconds=seconds,
+            max_cooldown_seconds=self.max_cooldown_seconds if maximum is None else maximum,
+        )
 
     def with_retry_delays(
         self,

@@ -22,15 +22,9 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from optillm_core import (
-    ClientError,
-    OptillmError,
-    ProtocolError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    error_for_status,
-    redact,
-)
+from optillm_core import ClientError, OptillmError, error_for_status, redact
+
+from ._failures import client_error
 
 __all__ = (
     "DEFAULT_MAX_CONNECTIONS",
@@ -252,26 +246,16 @@ def error_from_response(
 def transport_errors(provider: str, *, secrets: tuple[str | None, ...] = ()) -> Iterator[None]:
     """Map httpx/aiohttp transport failures and malformed JSON inside the block to the error tree.
 
-    Connect and read timeouts become :class:`ProviderTimeout`; refused or reset connections
-    :class:`ProviderUnavailable`; a body cut short or not JSON :class:`ProtocolError`.
+    The mapping is :data:`optillm_router._failures.TRANSPORT_FAILURES`: timeouts become
+    :class:`ProviderTimeout`; refused, reset or dropped connections :class:`ProviderUnavailable`;
+    a body cut short or not JSON :class:`ProtocolError`.
     """
     try:
         yield
     except OptillmError:
         raise
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"{provider} sent malformed JSON: {exc}", provider=provider) from exc
-    except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise _transport_error(provider, exc, secrets) from exc
-
-
-def _transport_error(provider: str, exc: BaseException, secrets: tuple[str | None, ...]) -> ClientError:
-    # httpx_aiohttp maps several aiohttp errors to the wrong httpx class (any connection error
-    # to ConnectTimeout), so classify by the original aiohttp error when there is one.
-    original = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError | TimeoutError) else exc
-    detail = redact(str(original) or type(original).__name__, secrets)
-    if isinstance(original, aiohttp.ClientPayloadError | httpx.RemoteProtocolError | httpx.DecodingError):
-        return ProtocolError(f"{provider} cut its answer short: {detail}", provider=provider)
-    if isinstance(original, TimeoutError | httpx.TimeoutException | aiohttp.ServerTimeoutError):
-        return ProviderTimeout(f"{provider} timed out: {detail}", provider=provider)
-    return ProviderUnavailable(f"could not reach {provider}: {detail}", provider=provider)
+    except (json.JSONDecodeError, httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        error = client_error(exc, provider, secrets=secrets)
+        if error is None:  # every class caught above has a row in the table
+            raise
+        raise error from exc

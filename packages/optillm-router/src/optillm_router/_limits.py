@@ -2,13 +2,15 @@
 
 A call is admitted in three steps, all skipped at no cost when nothing limits the provider:
 
-1. wait while the provider is paused (a 429 with ``retry-after`` pauses it for every caller);
+1. wait while the provider is paused (a 429 with ``retry-after`` pauses it for every caller); a
+   pause longer than the caller will wait refuses the call at once (:class:`Paused`);
 2. take a concurrency slot (held until the answer, or the stream, ends);
 3. reserve one request and the estimated tokens (prompt estimate + ``max_tokens``) in the
    60-second windows; the token reservation is settled on the real usage afterwards.
 
 Reservations queue in FIFO order behind one lock, so hundreds of concurrent callers cannot
-overshoot a budget: at any moment the reservations of the last 60 seconds fit within it.
+overshoot a budget: at any moment the reservations of the last 60 seconds fit within it. A call
+that was never sent gives its reservation back whole (:meth:`Ticket.cancel`).
 """
 
 from __future__ import annotations as _annotations
@@ -28,6 +30,7 @@ __all__ = (
     "DEFAULT_OUTPUT_TOKENS_ESTIMATE",
     "RATE_WINDOW_SECONDS",
     "PauseGate",
+    "Paused",
     "ProviderLimits",
     "RateBudget",
     "Ticket",
@@ -64,6 +67,14 @@ def estimate_tokens(prompt: Prompt, settings: GenerationSettings) -> TokenEstima
     return TokenEstimate(prompt_tokens, answer * settings.n)
 
 
+class Paused(Exception):
+    """Admission refused at once: the provider asked for a pause longer than the caller will wait."""
+
+    def __init__(self, remaining: float) -> None:
+        super().__init__(f"paused for another {remaining:.1f} s")
+        self.remaining = remaining
+
+
 class PauseGate:
     """A provider-wide pause: one ``retry-after`` holds back every caller until it has passed."""
 
@@ -77,6 +88,9 @@ class PauseGate:
 
     def paused(self, now: float) -> bool:
         return now < self.until
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.until - now)
 
     async def wait(self, clock: Clock, rng: random.Random) -> None:
         while (remaining := self.until - clock.now()) > 0:
@@ -219,7 +233,8 @@ class Ticket:
         if self._slot and limits.limiter is not None:
             limits.limiter.release_on_behalf_of(self)
 
-    def _cancel(self) -> None:
+    def cancel(self) -> None:
+        """Give the reservation back whole (one request and its tokens): the call was never sent."""
         limits = self._limits
         if limits is not None and self._entry is not None and limits.rates is not None:
             limits.rates.cancel(self._entry)
@@ -255,11 +270,17 @@ class ProviderLimits:
             return _FREE
         return None
 
-    async def admit(self, tokens: int = 0) -> Ticket:
-        """Wait for the gate, a slot and the rate budget; the caller must :meth:`Ticket.release` it."""
+    async def admit(self, tokens: int = 0, *, max_pause: float = math.inf) -> Ticket:
+        """Wait for the gate, a slot and the rate budget; the caller must release or cancel the ticket.
+
+        A pause longer than ``max_pause`` seconds raises :class:`Paused` at once, reserving nothing.
+        """
         if (ticket := self.admit_nowait(self._clock.now())) is not None:
             return ticket
         while True:
+            remaining = self.gate.remaining(self._clock.now())
+            if remaining > max_pause:
+                raise Paused(remaining)
             await self.gate.wait(self._clock, self._rng)
             ticket = Ticket(self)
             try:
@@ -267,11 +288,11 @@ class ProviderLimits:
                 if self.rates is not None:
                     ticket._entry = await self.rates.reserve(tokens)
             except BaseException:
-                ticket._cancel()
+                ticket.cancel()
                 raise
             if not self.gate.paused(self._clock.now()):
                 return ticket
-            ticket._cancel()
+            ticket.cancel()
 
     async def _take_slot(self, ticket: Ticket) -> None:
         limiter = self.limiter

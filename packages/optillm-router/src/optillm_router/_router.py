@@ -1,372 +1,73 @@
 """``ModelClientRouter``: one :class:`~optillm_core.ModelClient` over several providers.
 
-Per request: order the providers with the strategy, drop those cooling down, then try them in
-turn. On each provider a call is admitted by its limits, retried on retryable failures with
-backoff, and recorded (usage, cost, latency, health). A stream is retried, and falls back, only
-before its first event; after that a failure reaches the caller.
+Per request: order the routes with the strategy (routes cooling down or paused after the others),
+then attempt, one route at a time (:class:`~optillm_router._route.Route` books each attempt).
+After a failure the retry loop (:class:`_Retry`) picks the next attempt:
+
+- a permanent failure (400, 401, 403, 404, 413, 422, a setting refused locally) rules the route
+  out for this request; so does a spent retry count (``max_retries``; only ``UNREACHED_RETRIES``
+  while the route has never answered and refuses connections) or a ``retry-after`` above the cap;
+- a transient failure is retried on the same route after a backoff (the provider's
+  ``retry-after`` when it gave one), while the route is not cooling down;
+- otherwise the next route in the plan that is ready takes it at once; when none is, the call
+  waits for the route that comes back first (the end of its cooldown or pause);
+- every retry is charged to the run metering the call (:func:`optillm_core.charge_call`), which
+  refuses it when the run's calls, tokens or deadline would not cover it.
+
+A stream is retried, and falls back, only before its first event; after that a failure reaches
+the caller, who has part of the answer already.
 """
 
 from __future__ import annotations as _annotations
 
-import dataclasses
+import math
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Self
 
-import anyio
 import structlog
 
 from optillm_core import (
-    AuthenticationError,
+    BudgetExhausted,
     ClientError,
     Completed,
     Completion,
+    FinishReason,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
-    ProtocolError,
-    ProviderTimeout,
     ProviderUnavailable,
-    RateLimitError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    charge_call,
     redact,
+    run_time_left,
 )
 
 from ._clock import AnyioClock, Clock
 from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
-from ._health import Health
+from ._failures import could_not_connect
 from ._http import HttpPool
-from ._limits import ProviderLimits, Ticket, TokenEstimate, estimate_tokens
-from ._providers import PROVIDERS, Capabilities, create_provider_client
-from ._retry import retry_delay, should_retry
+from ._limits import TokenEstimate, estimate_tokens
+from ._providers import create_provider_client
+from ._retry import UNREACHED_RETRIES, beyond_cap, retry_delay, should_retry
+from ._route import Route
 from ._strategies import RouteOrder, route_order
-from ._usage import CallRecord, ProviderStats, UsageTotals, _Meter, cost_of
+from ._usage import CallRecord, ProviderStats, UsageTotals
 
 __all__ = ("ClientFactory", "ModelClientRouter")
 
 log = structlog.get_logger("optillm")
 
-T = TypeVar("T")
-
 ClientFactory = Callable[[ProviderSpec, "str | None"], ModelClient]
 """Builds the client of one provider from its spec and resolved API key (for tests and custom clients)."""
 
-LATENCY_SMOOTHING = 0.3
-"""Weight of the newest observation in the latency moving average."""
-
 _NO_ESTIMATE = TokenEstimate(0, 0)
-
-
-class _Route(ModelClient):
-    """One provider of a router: its client, limits, health, retries and meters."""
-
-    def __init__(
-        self,
-        name: str,
-        spec: ProviderSpec,
-        client: ModelClient,
-        api_key: str | None,
-        config: ProviderRoutingConfig,
-        clock: Clock,
-        rng: random.Random,
-        on_call: Callable[[CallRecord], None] | None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.client = client
-        self.in_flight = 0
-        self.latency: float | None = None
-        self.meter = _Meter()
-        self.health = Health(config.cooldown_failures, config.cooldown_seconds)
-        self.limits = ProviderLimits(
-            max_concurrency=spec.max_concurrency, rpm=spec.rpm, tpm=spec.tpm, clock=clock, rng=rng
-        )
-        self._secrets = (api_key,)
-        self._clock = clock
-        self._rng = rng
-        self._on_call = on_call
-        self._max_retries = config.max_retries
-        self._timeout = spec.timeout_seconds or config.timeout_seconds
-        self._delays = {
-            "initial": config.initial_retry_delay,
-            "maximum": config.max_retry_delay,
-            "max_retry_after": config.max_retry_after,
-        }
-        self._max_retry_after = config.max_retry_after
-        self._prices = (spec.input_price_per_million, spec.output_price_per_million)
-        capabilities = getattr(client, "capabilities", None)
-        self.capabilities = capabilities if isinstance(capabilities, Capabilities) else None
-
-    @property
-    def model_name(self) -> str:
-        return self.spec.model
-
-    @property
-    def supports_native_n(self) -> bool:
-        return self.client.supports_native_n
-
-    def can_honour(self, settings: GenerationSettings) -> bool:
-        """Whether the provider's known capabilities accept these settings (unknown: assume so)."""
-        caps = self.capabilities
-        if caps is None:
-            return True
-        temperature = settings.temperature
-        if temperature is not None and temperature > caps.temperature_max:
-            return False
-        if settings.stop and caps.max_stop is not None and len(settings.stop) > caps.max_stop:
-            return False
-        return settings.seed is None or caps.seed
-
-    def stats(self) -> ProviderStats:
-        now = self._clock.now()
-        return ProviderStats(
-            name=self.name,
-            provider=self.spec.provider,
-            model=self.spec.model,
-            usage=self.meter.snapshot(),
-            in_flight=self.in_flight,
-            latency=self.latency,
-            consecutive_failures=self.health.consecutive_failures,
-            cooling_down=self.health.cooling(now),
-        )
-
-    # -- one request, with retries ---------------------------------------------------------------
-
-    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        tokens = estimate_tokens(prompt, settings).total if self.limits.tracks_tokens else 0
-        self.in_flight += 1
-        try:
-            completion, _, _ = await self._retrying(
-                lambda attempt, probe, now: self._attempt(prompt, settings, tokens, attempt, probe, now)
-            )
-            return completion
-        finally:
-            self.in_flight -= 1
-
-    async def _retrying(self, attempt_once: Callable[[int, bool, float], Awaitable[T]]) -> tuple[T, int, bool]:
-        """``attempt_once(attempt, probe, now)`` until it succeeds or the retry policy gives up.
-
-        Returns its result with the attempt number and whether it was the cooldown's probe.
-        """
-        attempt = 0
-        while True:
-            now = self._clock.now()
-            probe = self._enter(now)
-            try:
-                return await attempt_once(attempt, probe, now), attempt, probe
-            except ClientError as exc:
-                delay = self._failed(exc, attempt, probe, may_retry=True)
-                if delay is None:
-                    raise
-            except BaseException:
-                self.health.abandoned(probe)
-                raise
-            await self._clock.sleep(delay)
-            attempt += 1
-
-    async def _attempt(
-        self, prompt: Prompt, settings: GenerationSettings, tokens: int, attempt: int, probe: bool, now: float
-    ) -> Completion:
-        ticket = self.limits.admit_nowait(now)
-        if ticket is None:
-            ticket = await self.limits.admit(tokens)
-            now = self._clock.now()
-        try:
-            # A bare cancel scope: fail_after's context-manager layers cost more per call.
-            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
-                completion = await self.client.request(prompt, settings)
-            if scope.cancelled_caught:
-                raise TimeoutError
-        except BaseException as exc:
-            error = self._as_client_error(exc)
-            ticket.release(0 if isinstance(error, ClientError) and error.status_code is not None else None)
-            if error is exc:
-                raise
-            raise error from exc
-        usage = completion.usage
-        ticket.release(usage.total_tokens or None)  # no usage reported: keep the estimate
-        self._succeeded(probe, attempt, self._clock.now() - now, usage, stream=False)
-        return completion
-
-    # -- one stream, retried before its first event -----------------------------------------------
-
-    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        tokens = estimate_tokens(prompt, settings).total if self.limits.tracks_tokens else 0
-        self.in_flight += 1
-        try:
-            (ticket, events, first, start), attempt, probe = await self._retrying(
-                lambda attempt, probe, now: self._open_stream(prompt, settings, tokens)
-            )
-            latency = self._clock.now() - start
-            usage: TokenUsage | None = None
-            outcome = "abandoned"
-            try:
-                event: ResponseEvent = first
-                while True:
-                    if isinstance(event, Completed):
-                        usage = event.usage
-                    yield event
-                    try:
-                        event = await anext(events)
-                    except StopAsyncIteration:
-                        break
-                outcome = "ok"
-            except ClientError as exc:
-                outcome = "failed"
-                self._failed(exc, attempt, probe, may_retry=False)
-                raise
-            finally:
-                await _aclose(events)
-                ticket.release((usage.total_tokens or None) if usage is not None else None)
-                if outcome == "ok":
-                    self._succeeded(probe, attempt, latency, usage or TokenUsage(), stream=True)
-                elif outcome == "abandoned":
-                    self.health.abandoned(probe)
-        finally:
-            self.in_flight -= 1
-
-    async def _open_stream(
-        self, prompt: Prompt, settings: GenerationSettings, tokens: int
-    ) -> tuple[Ticket, AsyncIterator[ResponseEvent], ResponseEvent, float]:
-        ticket = await self.limits.admit(tokens)
-        start = self._clock.now()
-        events = self.client.request_stream(prompt, settings)
-        try:
-            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
-                first = await anext(events)
-            if scope.cancelled_caught:
-                raise TimeoutError
-        except BaseException as exc:
-            await _aclose(events)
-            error = (
-                ProtocolError(f"{self.name} ended its stream without sending anything", provider=self.spec.provider)
-                if isinstance(exc, StopAsyncIteration)
-                else self._as_client_error(exc)
-            )
-            ticket.release(0 if isinstance(error, ClientError) and error.status_code is not None else None)
-            if error is exc:
-                raise
-            raise error from exc
-        return ticket, events, first, start
-
-    # -- bookkeeping -------------------------------------------------------------------------------
-
-    def _enter(self, now: float) -> bool:
-        probe = self.health.enter(now)
-        if probe is None:
-            raise self.cooling_error(now)
-        return probe
-
-    def cooling_error(self, now: float) -> ProviderUnavailable:
-        remaining = self.health.remaining(now)
-        when = f"for another {remaining:.1f} s" if remaining > 0 else "while a probe request decides"
-        return ProviderUnavailable(
-            f"{self.name} is cooling down after {self.health.consecutive_failures} consecutive failures ({when})",
-            provider=self.spec.provider,
-            retry_after=remaining or None,
-        )
-
-    def _as_client_error(self, exc: BaseException) -> BaseException:
-        provider = self.spec.provider
-        if isinstance(exc, ClientError):
-            return exc
-        if isinstance(exc, TimeoutError):
-            return ProviderTimeout(f"{self.name} did not answer within {self._timeout:g} s", provider=provider)
-        if isinstance(exc, ConnectionError):
-            detail = redact(str(exc), self._secrets)
-            return ProviderUnavailable(f"could not reach {self.name}: {detail}", provider=provider)
-        return exc
-
-    def _succeeded(self, probe: bool, attempt: int, latency: float, usage: TokenUsage, *, stream: bool) -> None:
-        self.health.succeeded(probe)
-        meter = self.meter
-        meter.calls += 1
-        meter.input_tokens += usage.input_tokens
-        meter.output_tokens += usage.output_tokens
-        cost = cost_of(usage, *self._prices)
-        meter.cost += cost
-        previous = self.latency
-        self.latency = latency if previous is None else previous + LATENCY_SMOOTHING * (latency - previous)
-        log.debug(
-            "model call finished",
-            provider=self.spec.provider,
-            model=self.spec.model,
-            route=self.name,
-            status="ok",
-            attempt=attempt,
-            latency=round(latency, 6),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            stream=stream,
-        )
-        if self._on_call is not None:
-            self._on_call(
-                CallRecord(
-                    name=self.name,
-                    provider=self.spec.provider,
-                    model=self.spec.model,
-                    usage=usage,
-                    cost=cost,
-                    latency=latency,
-                    attempts=attempt + 1,
-                    stream=stream,
-                )
-            )
-
-    def _failed(self, exc: ClientError, attempt: int, probe: bool, *, may_retry: bool) -> float | None:
-        """Record a failed attempt; the delay before retrying it, or ``None`` to give up on this provider."""
-        now = self._clock.now()
-        self.meter.failures += 1
-        if _reflects_health(exc):
-            self.health.failed(now, probe)
-        else:
-            self.health.abandoned(probe)
-        if exc.retry_after is not None and exc.retry_after > 0 and should_retry(exc):
-            self.limits.gate.pause(now, min(exc.retry_after, self._max_retry_after))
-        retry = (
-            may_retry
-            and should_retry(exc)
-            and attempt < self._max_retries
-            and not probe
-            and not self.health.cooling(now)
-        )
-        delay = retry_delay(attempt, exc.retry_after, self._rng, **self._delays) if retry else None
-        if retry:
-            self.meter.retries += 1
-        log.warning(
-            "model call failed",
-            provider=self.spec.provider,
-            model=self.spec.model,
-            route=self.name,
-            status=type(exc).__name__,
-            status_code=exc.status_code,
-            attempt=attempt,
-            retry_in=None if delay is None else round(delay, 3),
-            cooling_down=self.health.cooling(now),
-            error=redact(str(exc), self._secrets),
-        )
-        return delay
-
-
-def _reflects_health(exc: ClientError) -> bool:
-    """Whether a failure says something is wrong with the provider (not with the request or the load).
-
-    Rate limiting is backpressure, handled by backoff and the shared pause, not by a cooldown:
-    a burst of 429s from concurrent calls must not make a single provider fail fast.
-    """
-    if isinstance(exc, RateLimitError) or exc.status_code == 429:
-        return False
-    return should_retry(exc) or isinstance(exc, AuthenticationError) or exc.status_code == 404
-
-
-async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 class ModelClientRouter(ModelClient):
@@ -378,7 +79,8 @@ class ModelClientRouter(ModelClient):
 
     ``client_factory(spec, api_key)`` replaces the HTTP provider clients (tests, custom clients);
     ``clock`` and ``rng`` make time and randomness injectable; ``on_call`` receives a
-    :class:`CallRecord` after every successful call; ``environ`` replaces ``os.environ`` for keys.
+    :class:`CallRecord` after every attempt that reached a provider (failed ones carry their
+    error); ``environ`` replaces ``os.environ`` for keys.
     """
 
     def __init__(
@@ -404,19 +106,27 @@ class ModelClientRouter(ModelClient):
         factory = client_factory or self._provider_client
         keys = [spec.resolve_api_key(os.environ if environ is None else environ) for spec in specs]
         names = _unique_names([spec.label for spec in specs])
-        self._routes: list[_Route] = []
+        self._routes: list[Route] = []
         self._secrets: tuple[str | None, ...] = tuple(keys)
+        sole = len(specs) == 1
         try:
             for name, spec, key in zip(names, specs, keys, strict=True):
                 client = factory(spec, key)
-                self._routes.append(_Route(name, spec, client, key, config, self._clock, self._rng, on_call))
+                route = Route(name, spec, client, key, config, self._clock, self._rng, on_call, sole=sole)
+                self._routes.append(route)
         except BaseException:
             self._routes.clear()
             raise
         self._order = order or route_order(config.strategy, self._rng)
         self._needs_estimate = self._order.needs_estimate
         self._fallback = config.enable_fallback
-        self._native_n = all(route.supports_native_n for route in self._routes)
+        self._native_n = all(route.native_n for route in self._routes)
+        self._max_retries = config.max_retries
+        self._delays = {
+            "initial": config.initial_retry_delay,
+            "maximum": config.max_retry_delay,
+            "max_retry_after": config.max_retry_after,
+        }
         self._closed = False
 
     # -- construction ------------------------------------------------------------------------------
@@ -436,9 +146,6 @@ class ModelClientRouter(ModelClient):
 
     def _provider_client(self, spec: ProviderSpec, api_key: str | None) -> ModelClient:
         assert self._http is not None
-        capabilities = None
-        if spec.native_n is not None:
-            capabilities = dataclasses.replace(PROVIDERS[spec.provider].capabilities, native_n=spec.native_n)
         return create_provider_client(
             spec.provider,
             model=spec.model,
@@ -447,7 +154,7 @@ class ModelClientRouter(ModelClient):
             http=self._http,
             timeout=spec.timeout_seconds or self.config.timeout_seconds,
             connect_timeout=spec.connect_timeout_seconds or self.config.connect_timeout_seconds,
-            capabilities=capabilities,
+            profile=spec.model_profile(),
         )
 
     # -- ModelClient ---------------------------------------------------------------------------------
@@ -462,9 +169,17 @@ class ModelClientRouter(ModelClient):
 
         When one does not, ``complete``/``stream`` fan ``n`` out into single requests, each routed
         on its own, so call accounting (``MeteredClient``, budgets) counts every request sent.
-        :meth:`request` itself accepts any ``n`` and fans out per provider when it must.
+        :meth:`request` itself accepts any ``n`` and fans out when it must. A provider that
+        answers with fewer choices than asked loses its native ``n`` for the router's lifetime.
         """
         return self._native_n
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What every enabled provider's model accepts (the strictest of their profiles), so that a
+        request fitted to it can go to any of them."""
+        first, *rest = self._routes
+        return first.profile.strictest(route.profile for route in rest)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -472,96 +187,163 @@ class ModelClientRouter(ModelClient):
         return tuple(route.name for route in self._routes)
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        failures: list[tuple[_Route, ClientError]] = []
-        for route in self._plan(prompt, settings):
+        if settings.n > 1 and not self._native_n:
+            return await self._fan_out(prompt, settings)
+        plan = self._plan(prompt, settings)
+        route, retry = plan[0], None
+        if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
+            route, retry = await self._first_back(plan)
+        number = 1
+        while True:
             try:
-                return await route.complete(prompt, settings)
+                completion = await route.complete(prompt, settings, number)
+                break
             except ClientError as exc:
-                failures.append((route, exc))
-        raise self._exhausted(failures)
+                if retry is None:
+                    retry = _Retry(self, plan)
+                route, number = await retry.after(route, exc)
+        if len(completion.texts) < settings.n:
+            completion = await self._fill_choices(route, prompt, settings, completion)
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        failures: list[tuple[_Route, ClientError]] = []
-        for route in self._plan(prompt, settings):
-            if settings.n > 1 and not route.supports_native_n:
-                try:
-                    completion = await route.complete(prompt, settings)
-                except ClientError as exc:
-                    failures.append((route, exc))
-                    continue
-                for index, text in enumerate(completion.texts):
-                    yield OutputTextDelta(delta=text, index=index)
-                yield Completed(
-                    usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model
-                )
-                return
-            events = route.request_stream(prompt, settings)
-            try:
-                first = await anext(events)
-            except ClientError as exc:
-                failures.append((route, exc))
-                continue
-            try:
-                yield first
-                async for event in events:
-                    yield event
-            finally:
-                await _aclose(events)
+        if settings.n > 1 and not self._native_n:
+            completion = await self.request(prompt, settings)
+            for index, text in enumerate(completion.texts):
+                thought = completion.thinking[index] if index < len(completion.thinking) else ""
+                if thought:
+                    yield ReasoningDelta(delta=thought, index=index)
+                yield OutputTextDelta(delta=text, index=index)
+            yield Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model)
             return
-        raise self._exhausted(failures)
+        plan = self._plan(prompt, settings)
+        route, retry = plan[0], None
+        if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
+            route, retry = await self._first_back(plan)
+        number = 1
+        while True:
+            try:
+                stream = await route.open_stream(prompt, settings, number)
+                break
+            except ClientError as exc:
+                if retry is None:
+                    retry = _Retry(self, plan)
+                route, number = await retry.after(route, exc)
+        # Forwarded here rather than through a helper generator, which leaving early would not close.
+        events = stream.events
+        usage: TokenUsage | None = None
+        failure: BaseException | None = None
+        finished = False
+        try:
+            event = stream.first
+            while True:
+                if isinstance(event, Completed):
+                    usage = event.usage
+                yield event
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    break
+            finished = True
+        except Exception as exc:
+            failure = route.stream_failed(stream, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            try:
+                await _aclose(events)
+            finally:
+                if finished:
+                    route.stream_finished(stream, usage)
+                elif failure is None:
+                    route.stream_abandoned(stream)
 
-    def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[_Route]:
-        """The providers to try, in order: the strategy's order less those cooling down.
+    async def _first_back(self, plan: Sequence[Route]) -> tuple[Route, _Retry]:
+        """Every route is cooling down: the first back, once it is (the wait bounded by the run's deadline)."""
+        retry = _Retry(self, plan)
+        return await retry.first(), retry
 
-        Providers paused by a ``retry-after`` go after the others, and providers whose
-        capabilities cannot honour the settings (temperature range, stop sequences, seed) go last,
-        where their clear rejection is the answer if nothing else serves the request. Without
-        fallback only the strategy's first choice is tried.
+    async def _fan_out(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        """``n`` single requests, each routed on its own; the ``n - 1`` beyond the one asked for are charged."""
+        for _ in range(settings.n - 1):
+            charge_call(retry=False)
+        return await self.complete(prompt, settings)
+
+    async def _fill_choices(
+        self, route: Route, prompt: Prompt, settings: GenerationSettings, partial: Completion
+    ) -> Completion:
+        """Request the choices a provider left out as single calls, and stop using its native ``n``."""
+        got = len(partial.texts)
+        route.native_n = False
+        self._native_n = False
+        log.info(
+            "provider returned fewer choices than asked; requesting the rest as single calls",
+            route=route.name,
+            model=route.spec.model,
+            choices=got,
+            n=settings.n,
+        )
+        missing = settings.n - got
+        for _ in range(missing):
+            charge_call(retry=False)
+        rest = await self.complete(prompt, settings.with_(n=missing))  # fanned out: native n is off now
+        finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
+        thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
+        return Completion(
+            texts=partial.texts + rest.texts,
+            thinking=thinking if any(thinking) else (),
+            usage=partial.usage + rest.usage,
+            finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
+            model=partial.model or rest.model,
+        )
+
+    def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[Route]:
+        """The routes to try, in order: the strategy's order, with the routes that cannot serve now after it.
+
+        Routes paused by a ``retry-after`` go after the ready ones, routes cooling down after
+        those (the first back first), and routes whose model profile would leave out some of the
+        settings (a temperature, a seed, stop sequences) last, where they serve the request
+        without them if nothing else does. Without fallback the plan is one route: the
+        strategy's first that is ready, else the first to come back.
         """
+        routes = self._routes
+        if len(routes) == 1:
+            return routes
         estimate = estimate_tokens(prompt, settings) if self._needs_estimate else _NO_ESTIMATE
-        ordered = self._order.order(self._routes, estimate)
+        ordered = self._order.order(routes, estimate)
         now = self._clock.now()
         if not self._fallback:
-            first = ordered[0]
-            if not first.health.available(now):
-                raise first.cooling_error(now)
-            return (first,)
-        ready: list[_Route] = []
-        later: list[_Route] = []
-        unable: list[_Route] = []
+            first = next((r for r in ordered if r.health.available(now) and not r.limits.gate.paused(now)), None)
+            return (first or min(ordered, key=lambda r: r.comeback(now)),)
+        ready: list[Route] = []
+        later: list[Route] = []
+        cooling: list[Route] = []
+        unable: list[Route] = []
         for route in ordered:
             if not route.health.available(now):
-                continue
-            if not route.can_honour(settings):
+                cooling.append(route)
+            elif not route.can_honour(settings):
                 unable.append(route)
             elif route.limits.gate.paused(now):
                 later.append(route)
             else:
                 ready.append(route)
-        if later or unable:
-            ready.extend(later)
-            ready.extend(unable)
-        if not ready:
-            raise self._all_cooling(ordered, now)
+        if later or cooling or unable:
+            later.sort(key=lambda r: r.comeback(now))
+            cooling.sort(key=lambda r: r.comeback(now))
+            ready += later + cooling + unable
         return ready
 
-    def _all_cooling(self, routes: Sequence[_Route], now: float) -> ProviderUnavailable:
-        remaining = min(route.health.remaining(now) for route in routes)
-        names = ", ".join(route.name for route in routes)
-        return ProviderUnavailable(
-            f"every provider is cooling down after repeated failures ({names}); "
-            f"the first is available again in {remaining:.1f} s",
-            retry_after=remaining or None,
-        )
-
-    def _exhausted(self, failures: list[tuple[_Route, ClientError]]) -> ClientError:
+    def _exhausted(self, failures: dict[Route, ClientError], last: ClientError, attempts: int) -> ClientError:
         """The last failure's class, with a message naming every provider tried and why it failed."""
-        last_route, last = failures[-1]
         if len(failures) == 1:
-            message = f"{last_route.name} failed: {last.message}"
+            ((route, only),) = failures.items()
+            tries = f" after {attempts} attempts" if attempts > 1 else ""
+            message = f"{route.name} failed{tries}: {only.message}"
         else:
-            reasons = "; ".join(f"{route.name}: {exc.message}" for route, exc in failures)
-            message = f"all {len(failures)} providers failed ({reasons})"
+            reasons = "; ".join(f"{route.name}: {exc.message}" for route, exc in failures.items())
+            message = f"all {len(failures)} providers failed after {attempts} attempts ({reasons})"
         message = redact(message, self._secrets)
         try:
             error = type(last)(
@@ -611,3 +393,115 @@ def _unique_names(labels: list[str]) -> list[str]:
         seen[label] = count
         names.append(label if count == 1 else f"{label}#{count}")
     return names
+
+
+def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
+    return items[:length] + ("",) * (length - len(items))
+
+
+async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _Retry:
+    """One request's failed attempts: where and when its next attempt goes, or why there is none."""
+
+    __slots__ = ("failures", "number", "out", "plan", "router", "tries")
+
+    def __init__(self, router: ModelClientRouter, plan: Sequence[Route]) -> None:
+        self.router = router
+        self.plan = plan
+        self.tries = [0] * len(plan)
+        """Failed attempts per route of the plan."""
+        self.out = [False] * len(plan)
+        """Routes ruled out for this request."""
+        self.failures: dict[Route, ClientError] = {}
+        self.number = 1
+
+    async def first(self) -> Route:
+        """Every route is cooling down: wait for the first to come back, within the run's deadline."""
+        now = self.router._clock.now()
+        route, wait = self._soonest(now)
+        if route is None:  # every route is paused for longer than the router waits
+            *_, last = self.failures.values()
+            raise self.router._exhausted(self.failures, last, 0)
+        left = run_time_left()
+        if wait >= left:
+            names = ", ".join(r.name for r in self.plan)
+            raise ProviderUnavailable(
+                f"every provider is cooling down after repeated failures ({names}); the first is back in "
+                f"{wait:.1f} s, after the run's deadline ({max(left, 0.0):.1f} s left)",
+                retry_after=wait,
+            )
+        if wait > 0:
+            log.info(
+                "every provider is cooling down; waiting for the first back", route=route.name, wait=round(wait, 3)
+            )
+            await self.router._clock.sleep(wait)
+        return route
+
+    async def after(self, route: Route, error: ClientError) -> tuple[Route, int]:
+        """Book ``error`` on ``route``, then wait and return the route and number of the next attempt.
+
+        Raises the request's final error when no route is left, or :class:`BudgetExhausted`
+        (caused by ``error``) when the run cannot pay for another attempt.
+        """
+        router = self.router
+        index = self.plan.index(route)
+        self.tries[index] += 1
+        self.failures[route] = error
+        if not should_retry(error):
+            self.out[index] = True
+        elif beyond_cap(error.retry_after, route.max_retry_after):
+            self.out[index] = True
+            if error.status_code is not None:  # the provider's own answer: say when it takes requests again
+                self.failures[route] = error = route.paused_error(error.retry_after or 0.0, error)
+        elif self.tries[index] > self._allowed(route, error):
+            self.out[index] = True
+        now = router._clock.now()
+        if not self.out[index] and not route.health.cooling(now):
+            choice: Route | None = route
+            delay = retry_delay(self.tries[index] - 1, error.retry_after, router._rng, **router._delays)
+        else:
+            choice, delay = self._soonest(now)
+        if choice is None:
+            route.log_failure(error, self.number, None)
+            raise router._exhausted(self.failures, error, self.number)
+        route.log_failure(error, self.number, delay, None if choice is route else choice.name)
+        try:
+            charge_call(retry=True, wait=delay)
+        except BudgetExhausted as exc:
+            raise exc from error
+        if delay > 0:
+            await router._clock.sleep(delay)
+        self.number += 1
+        return choice, self.number
+
+    def _allowed(self, route: Route, error: ClientError) -> int:
+        """Retries this request may make on ``route``: fewer while it has never answered and refuses connections."""
+        limit = self.router._max_retries
+        if not route.reached and could_not_connect(error):
+            return min(limit, UNREACHED_RETRIES)
+        return limit
+
+    def _soonest(self, now: float) -> tuple[Route | None, float]:
+        """The route to try next and how long until it takes calls: the first ready in plan order,
+        else the first to come back. A route whose provider asked for a pause beyond the cap is ruled out.
+        """
+        best: Route | None = None
+        best_key = (math.inf, True)
+        for index, route in enumerate(self.plan):
+            if self.out[index]:
+                continue
+            paused = route.limits.gate.remaining(now)
+            if paused > route.max_retry_after:
+                self.out[index] = True
+                self.failures.setdefault(route, route.paused_error(paused))
+                continue
+            wait = max(paused, route.health.remaining(now))
+            key = (wait, not route.health.available(now))
+            if key < best_key:
+                best, best_key = route, key
+        return best, best_key[0]

@@ -18,7 +18,7 @@ def cost_of(usage: TokenUsage, input_price_per_million: float, output_price_per_
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Running totals: successful calls, failed attempts, retries, tokens and cost.
+    """Running totals: successful calls, failed attempts, retries (attempts after a failed one), tokens and cost.
 
     A request with native ``n`` > 1 is one call; one fanned out into ``n`` requests is ``n`` calls.
     ``cost`` is in the currency of the specs' prices (normally USD).
@@ -67,7 +67,12 @@ class ProviderStats:
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One successful call, as passed to a router's ``on_call`` hook."""
+    """One attempt that reached a provider, as passed to a router's ``on_call`` hook.
+
+    ``attempts`` counts the request's attempts so far, this one included (over every route);
+    ``retry`` marks an attempt after a failed one; ``error`` is the failure, keys removed (``None``
+    for a success). A failed attempt has no usage, cost or latency.
+    """
 
     name: str
     provider: str
@@ -77,6 +82,12 @@ class CallRecord:
     latency: float
     attempts: int
     stream: bool
+    retry: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 class _Meter:

@@ -1,14 +1,40 @@
-"""A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
+"""Fake providers on 127.0.0.1 for tests and benchmarks.
 
-It speaks ``POST /v1/chat/completions`` (JSON, and SSE with ``stream_options.include_usage``)
-and ``GET /v1/models``, with configurable latency, native ``n`` on or off, injected faults,
-and a log of every request from which calls, peak concurrency and sequential depth follow::
+``FakeOpenAIServer`` speaks ``POST /v1/chat/completions`` (JSON, and SSE with
+``stream_options.include_usage``) and ``GET /v1/models``, with configurable latency, native ``n``
+on or off, injected faults, and a log of every request from which calls, peak concurrency and
+sequential depth follow::
 
     async with FakeOpenAIServer(latency=0.1) as server:
         ...  # point a client at server.base_url
 
     with FakeOpenAIServer().running_in_thread() as server:  # for sync code and subprocesses
         ...
+
+With ``real_model`` (a name from :data:`REAL_MODELS`, or a :class:`RealModel`) it answers as that
+model does: a 400 in the provider's words for a setting the model refuses or a limit above its
+cap, and thinking in the model's form (``<think>`` tags, ``reasoning_content``, hidden).
+
+``FakeProviderServer(wire)`` speaks one of every wire format the router does (``"openai"``,
+``"anthropic"``, ``"gemini"``, ``"ollama"``), plain or streamed as the request asks, and fails
+the way real providers do, following a ``FaultPlan``::
+
+    plan = FaultPlan(rate=0.3, kinds=TRANSIENT_FAULTS, seed=7)  # 30 % of requests fail
+    plan = FaultPlan.sequence("429", None, "cut")  # or scripted: request 0, 1, 2...
+    async with FakeProviderServer("anthropic", faults=plan, latency=0.05) as server:
+        router = ModelClientRouter(ProviderRoutingConfig(primary=server.spec()))
+        ...
+    server.requests[i].fault, server.requests[i].chat["messages"], server.faults_injected
+
+Fault kinds (``FaultKind``): ``"429"`` (with ``retry-after``), ``"500"``, ``"502"`` (a gateway's
+HTML page), ``"503"``, ``"529"``, ``"malformed"`` (200, not JSON), ``"truncated"`` (a body or
+stream that ends early), ``"cut"`` (the connection drops mid-answer), ``"reset"``, ``"hang"``;
+``TRANSIENT_FAULTS`` holds these, ``RECOVERABLE_STREAM_FAULTS`` those that strike a stream before
+its first text (a stream cut mid-answer has delivered text and cannot be retried), and
+``PERMANENT_FAULTS`` ``"400"``, ``"401"``, ``"403"``, ``"404"``, ``"413"``, ``"422"``. A plan's
+draws depend on its seed and each request's body, not on arrival order, so concurrent runs
+are reproducible. ``reply(chat, choice)`` gets every request in OpenAI's shape, so one reply
+function serves every format; ``server.spec(**fields)`` is a ``ProviderSpec`` pointing at it.
 """
 
 from __future__ import annotations as _annotations
@@ -20,7 +46,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -28,7 +54,36 @@ import anyio
 import anyio.lowlevel
 from aiohttp import web
 
-__all__ = ("FakeOpenAIServer", "FakeReply", "FakeRequest", "Fault", "count_words")
+from ._fake_models import REAL_MODELS, RealModel, openai_deltas, openai_message, openai_usage, refusal, shown_thinking
+from ._fake_models import real_model as _real_model
+from ._fault_server import (
+    PERMANENT_FAULTS,
+    RECOVERABLE_STREAM_FAULTS,
+    TRANSIENT_FAULTS,
+    FakeProviderServer,
+    FaultKind,
+    FaultPlan,
+    HttpWireFormat,
+    ServedRequest,
+)
+
+__all__ = (
+    "PERMANENT_FAULTS",
+    "REAL_MODELS",
+    "RECOVERABLE_STREAM_FAULTS",
+    "TRANSIENT_FAULTS",
+    "FakeOpenAIServer",
+    "FakeProviderServer",
+    "FakeReply",
+    "FakeRequest",
+    "Fault",
+    "FaultKind",
+    "FaultPlan",
+    "HttpWireFormat",
+    "RealModel",
+    "ServedRequest",
+    "count_words",
+)
 
 
 def count_words(text: str) -> int:
@@ -38,10 +93,14 @@ def count_words(text: str) -> int:
 
 @dataclass(frozen=True)
 class FakeReply:
-    """What the fake model says; ``finish_reason`` ``"length"`` marks a truncated answer."""
+    """What the fake model says; ``finish_reason`` ``"length"`` marks a truncated answer.
+
+    ``thinking`` is what a real model (``real_model``) thinks first (it makes some up when ``None``).
+    """
 
     text: str
     finish_reason: str = "stop"
+    thinking: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +169,9 @@ class FakeOpenAIServer:
         model: str = "fake-model",
         api_key: str | None = None,
         models: tuple[str, ...] = ("fake-model",),
+        real_model: str | RealModel | None = None,
     ) -> None:
+        self.real_model = None if real_model is None else _real_model(real_model)
         self.reply = reply or _default_reply
         self.latency = latency
         self.token_latency = token_latency
@@ -259,6 +320,10 @@ class FakeOpenAIServer:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error", param="messages")
         record.body = body
+        refused = refusal(self.real_model, body) if self.real_model is not None else None
+        if refused is not None:
+            await _sleep_until(record.started_at + self.latency)
+            return web.json_response(dict(refused.payload), status=refused.status)
         n = int(body.get("n") or 1)
         if n > 1 and not self.native_n:
             return _error(400, "Only one completion choice is allowed", "invalid_request_error", param="n")
@@ -276,11 +341,12 @@ class FakeOpenAIServer:
         # function, above all) happens inside it instead of adding to every call's duration.
         replies = [await self._reply(body, choice) for choice in range(n)]
         prompt_tokens = sum(count_words(str(m.get("content", ""))) for m in body["messages"])
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": sum(count_words(r.text) for r in replies),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if self.real_model is not None:
+            replies = [replace(r, thinking=shown_thinking(self.real_model, body, r.thinking)) for r in replies]
+            usage = openai_usage(prompt_tokens, [r.text for r in replies], [r.thinking or "" for r in replies])
+        else:
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": sum(count_words(r.text) for r in replies)}
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
             await _sleep_until(answer_at)
             return await self._stream(request, body, replies, usage, fault)
@@ -288,8 +354,18 @@ class FakeOpenAIServer:
         await _sleep_until(answer_at)
         return response
 
+    def _message(self, reply: FakeReply) -> dict[str, Any]:
+        if self.real_model is None:
+            return {"role": "assistant", "content": reply.text}
+        return openai_message(self.real_model, reply.text, reply.thinking or "")
+
+    def _deltas(self, reply: FakeReply) -> list[dict[str, Any]]:
+        if self.real_model is None:
+            return [{"content": w if i == 0 else " " + w} for i, w in enumerate(reply.text.split(" "))]
+        return openai_deltas(self.real_model, reply.text, reply.thinking or "") or [{"content": ""}]
+
     def _completion_response(
-        self, body: dict[str, Any], replies: list[FakeReply], usage: dict[str, int], index: int, fault: Fault | None
+        self, body: dict[str, Any], replies: list[FakeReply], usage: dict[str, Any], index: int, fault: Fault | None
     ) -> web.Response:
         if fault is not None and fault.kind == "malformed":
             return web.Response(status=200, text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
@@ -301,7 +377,7 @@ class FakeOpenAIServer:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": r.text},
+                    "message": self._message(r),
                     "finish_reason": r.finish_reason,
                     "logprobs": None,
                 }
@@ -325,7 +401,7 @@ class FakeOpenAIServer:
         request: web.Request,
         body: dict[str, Any],
         replies: list[FakeReply],
-        usage: dict[str, int],
+        usage: dict[str, Any],
         fault: Fault | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -344,11 +420,10 @@ class FakeOpenAIServer:
             await response.write(b"data: {not json\n\n")
             return response
         for i, reply in enumerate(replies):
-            for word_index, word in enumerate(reply.text.split(" ")):
-                piece = word if word_index == 0 else " " + word
+            for delta in self._deltas(reply):
                 if self.token_latency:
                     await anyio.sleep(self.token_latency)
-                await send({"choices": [{"index": i, "delta": {"content": piece}, "finish_reason": None}]})
+                await send({"choices": [{"index": i, "delta": delta, "finish_reason": None}]})
                 if fault is not None and fault.kind == "truncate":
                     return response  # connection ends without a finish chunk or [DONE]
             await send({"choices": [{"index": i, "delta": {}, "finish_reason": reply.finish_reason}]})

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from optillm_core import ModelClient, OptimizerRegistry, default_registry
+from optillm_core import ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
+from optillm_router import AnyioClock, Clock
 
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
 from ._http import HttpPool, http_timeout
@@ -46,6 +47,8 @@ def create_app(
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
     close_client: bool = False,
+    clock: Clock | None = None,
+    drop_unsupported: UnsupportedPolicy = "drop",
 ) -> Starlette:
     """An OpenAI-compatible proxy that runs installed strategies on ``client``.
 
@@ -57,7 +60,9 @@ def create_app(
     ``http_pool`` shares an ``optillm_router.HttpPool`` (for example the router's) for forwarding;
     without it the app opens its own in its lifespan and closes it at shutdown. ``close_client``
     hands ``client`` to the app, which closes it at shutdown, in the server's own event loop (where
-    its connections live).
+    its connections live). ``clock`` is what pass-through retries wait on (tests pass a virtual one).
+    ``drop_unsupported`` is the default policy for request settings the model refuses (``drop``: left
+    out; ``error``: a 400 naming them); a request may choose with ``optillm_drop_unsupported``.
     """
     state = ServerState(
         client=client,
@@ -68,6 +73,8 @@ def create_app(
         scrub=Scrubber([upstream.api_key if upstream else None, require_key]),
         upstream_timeout=http_timeout(upstream_timeout),
         keepalive_seconds=keepalive_seconds,
+        clock=clock or AnyioClock(),
+        drop_unsupported=drop_unsupported,
     )
 
     @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,7 +15,9 @@ from optillm_core import (
     BadRequestError,
     ClientError,
     InvalidConfiguration,
+    NoSolutions,
     OptillmError,
+    OptimizerError,
     ProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -57,7 +60,8 @@ class ApiError(Exception):
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
             return {}
-        return {"retry-after": str(max(0, round(self.retry_after)))}
+        # Rounded up: a client told to wait 0 s after a 0.4 s Retry-After would only be refused again.
+        return {"retry-after": str(max(0, math.ceil(self.retry_after)))}
 
 
 class Scrubber:
@@ -85,6 +89,10 @@ def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
         )
     if isinstance(exc, ClientError):
         return _client_error(exc, scrub(str(exc)))
+    cause = _provider_cause(exc)
+    if cause is not None:
+        # A strategy that gave up because its model calls failed: the client learns what failed upstream.
+        return _client_error(cause, scrub(str(exc)))
     if isinstance(exc, InvalidConfiguration):
         return ApiError(400, scrub(str(exc)))
     if isinstance(exc, Timeout):
@@ -92,6 +100,16 @@ def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
     if isinstance(exc, OptillmError):
         return ApiError(500, f"the strategy failed: {scrub(str(exc))}", kind="server_error", code="strategy_failed")
     return ApiError(500, "internal server error", kind="server_error", code="internal_error")
+
+
+def _provider_cause(exc: BaseException) -> ClientError | None:
+    """The failed model call a strategy's error was raised from (``raise NoSolutions(…) from error``), if any."""
+    if not isinstance(exc, (NoSolutions, OptimizerError)):
+        return None
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, ClientError):
+        cause = cause.__cause__
+    return cause
 
 
 def _client_error(exc: ClientError, message: str) -> ApiError:

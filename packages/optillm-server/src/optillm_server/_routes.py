@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -11,12 +11,13 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from optillm_core import ClientError, ModelClient, OptimizerRegistry
+from optillm_core import ClientError, GenerationSettings, ModelClient, OptimizerRegistry, UnsupportedPolicy
+from optillm_router import AnyioClock, Clock
 
 from . import _strategies
 from ._conversation import strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
-from ._passthrough import Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._passthrough import Forwarding, Upstream, fetch_models, forward, outgoing_body, serve_with_client
 from ._runs import plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
@@ -40,11 +41,16 @@ class ServerState:
     upstream_timeout: httpx.Timeout
     keepalive_seconds: float
     pool: httpx.AsyncClient | None = None
+    clock: Clock = field(default_factory=AnyioClock)
+    drop_unsupported: UnsupportedPolicy = "drop"
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
             raise ApiError(503, "the server is not started: run the app with its lifespan", kind="server_error")
         return self.pool
+
+    def forwarding(self, upstream: Upstream) -> Forwarding:
+        return Forwarding(self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock)
 
 
 def _state(request: Request) -> ServerState:
@@ -65,14 +71,19 @@ async def chat_completions(request: Request) -> Response:
     chat = ChatRequest.parse(body)
     chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
     chat.reject_structured_output()
+    client = state.client_for_model(selection.model)
+    settings = chat.settings()
+    policy = chat.optillm_drop_unsupported or state.drop_unsupported
+    _refuse_unsupported(client, settings, policy)
     job = _strategies.StrategyJob(
         plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
         question=strategy_input(chat.messages),
-        settings=chat.settings(),
-        client=state.client_for_model(selection.model),
+        settings=settings,
+        client=client,
         header=ResponseHeader(model=chat.model),
         include_usage=chat.include_usage,
         keepalive_seconds=state.keepalive_seconds,
+        unsupported=policy,
     )
     work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
     return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
@@ -81,21 +92,40 @@ async def chat_completions(request: Request) -> Response:
 def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
     stream = bool(body.get("stream"))
     if state.upstream is not None:
-        upstream, pool, scrub, timeout = state.upstream, state.require_pool(), state.scrub, state.upstream_timeout
+        forwarding = state.forwarding(state.upstream)
         payload = outgoing_body(raw, body)
 
         async def relay(exchange: Exchange) -> None:
-            await forward(exchange, pool, upstream, payload, stream=stream, scrub=scrub, http_timeout=timeout)
+            await forward(exchange, forwarding, payload, stream=stream)
 
         return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
     chat = ChatRequest.parse(body)
     client = state.client_for_model(selection.model)
+    _refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
     header = ResponseHeader(model=chat.model)
 
     async def direct(exchange: Exchange) -> None:
         await serve_with_client(exchange, client, chat, header)
 
     return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
+
+
+def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
+    """Under the ``error`` policy, a 400 naming the settings the model refuses, before any call.
+
+    Under ``drop`` (the default) they are left out of every call instead.
+    """
+    if policy != "error":
+        return
+    refused = client.profile.unsupported(settings)
+    if refused:
+        raise ApiError(
+            400,
+            f"model '{client.model_name}' does not accept {', '.join(refused)}: remove it from the request, "
+            "or send optillm_drop_unsupported='drop' to have settings the model refuses left out",
+            param=refused[0],
+            code="unsupported_setting",
+        )
 
 
 async def list_models(request: Request) -> Response:

@@ -18,6 +18,7 @@ from optillm_core import (
     PhaseStarted,
     RunStarted,
     TokenUsage,
+    UnsupportedPolicy,
     task_group,
 )
 
@@ -49,6 +50,7 @@ class RunSink(Protocol):
 class ChoiceResult:
     answer: str
     usage: TokenUsage
+    thinking: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,13 @@ async def run_plan(
     settings: GenerationSettings,
     client: ModelClient,
     sink: RunSink | None = None,
+    unsupported: UnsupportedPolicy = "drop",
 ) -> list[ChoiceResult]:
     """Every choice of the plan, run concurrently, in choice order."""
     results: dict[int, ChoiceResult] = {}
 
     async def choice(index: int, stages: tuple[Optimizer[Any], ...]) -> None:
-        results[index] = await _pipeline(stages, index, question, settings, client, sink)
+        results[index] = await _pipeline(stages, index, question, settings, client, sink, unsupported)
 
     async with task_group() as tg:
         if plan.mode == "parallel":
@@ -134,10 +137,11 @@ async def _pipeline(
     settings: GenerationSettings,
     client: ModelClient,
     sink: RunSink | None,
+    unsupported: UnsupportedPolicy,
 ) -> ChoiceResult:
     """Each stage answers the original question, given the previous stage's answer as a draft."""
     usage = TokenUsage()
-    answer = ""
+    answer = thinking = ""
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
         solution = await optimizer.optimize(
@@ -146,10 +150,11 @@ async def _pipeline(
             system_prompt=question.system_prompt,
             settings=settings,
             events=_forwarder(sink, index, final=position == len(stages) - 1),
+            unsupported=unsupported,
         )
         usage = usage + solution.usage
-        answer = solution.answer
-    return ChoiceResult(answer=answer, usage=usage)
+        answer, thinking = solution.answer, solution.thinking
+    return ChoiceResult(answer=answer, usage=usage, thinking=thinking)
 
 
 def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:

@@ -10,7 +10,7 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
-from optillm_core import GenerationSettings, ModelClient, TokenUsage, task_group
+from optillm_core import FinishReason, GenerationSettings, ModelClient, TokenUsage, UnsupportedPolicy, task_group
 
 from ._conversation import StrategyInput
 from ._runs import ChoiceResult, StrategyPlan, run_plan
@@ -33,14 +33,16 @@ class StrategyJob:
     header: ResponseHeader
     include_usage: bool = False
     keepalive_seconds: float = 15.0
+    unsupported: UnsupportedPolicy = "drop"
 
 
 def answer(job: StrategyJob) -> Work:
     async def work(exchange: Exchange) -> None:
-        results = await run_plan(job.plan, job.question, job.settings, job.client)
+        results = await run_plan(job.plan, job.question, job.settings, job.client, unsupported=job.unsupported)
         usage = _total(results)
         _log_done(job, usage)
-        await exchange.json(200, completion(job.header, [(r.answer, "stop") for r in results], usage))
+        choices: list[tuple[str, FinishReason | None]] = [(r.answer, "stop") for r in results]
+        await exchange.json(200, completion(job.header, choices, usage, [r.thinking for r in results]))
 
     return work
 
@@ -83,7 +85,8 @@ def stream(job: StrategyJob) -> Work:
         streamed = [""] * job.plan.choices
 
         async def produce() -> None:
-            results = await run_plan(job.plan, job.question, job.settings, job.client, _StreamSink(send))
+            sink = _StreamSink(send)
+            results = await run_plan(job.plan, job.question, job.settings, job.client, sink, job.unsupported)
             send.send_nowait(_Done(results))
 
         async def tick() -> None:
@@ -123,6 +126,9 @@ async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResu
     """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE]."""
     header, usage_field = job.header, job.include_usage
     for index, result in enumerate(results):
+        if result.thinking:  # known once the run ends; reasoning clients read it from reasoning_content
+            delta = {"reasoning_content": result.thinking}
+            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
         sent = streamed[index]
         if not result.answer.startswith(sent):
             log.warning("streamed text differs from the strategy's answer", choice=index, model=header.model)

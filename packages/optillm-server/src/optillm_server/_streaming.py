@@ -3,7 +3,8 @@
 :class:`Exchange` wraps the ASGI ``send`` of one response: a complete JSON answer, or a
 server-sent event stream (``data:`` lines and ``:`` comments). :class:`DeferredResponse` runs the
 work beside a task that watches for ``http.disconnect``; any error becomes an OpenAI-shaped error,
-as a JSON response before the stream starts and as a ``data: {"error": ...}`` event after.
+as a JSON response before the stream starts and as a ``data: {"error": ...}`` event followed by
+``data: [DONE]`` after, so that a stream never just stops.
 """
 
 from __future__ import annotations as _annotations
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import structlog
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ._errors import ApiError, Scrubber, api_error_for, log_error
 
@@ -35,9 +36,17 @@ class Exchange:
     """The response side of one request, written once as JSON or as an event stream."""
 
     def __init__(self, send: Send) -> None:
-        self._send = send
+        self._client_send = send
         self.started = False
         self.finished = False
+        self.client_gone = False
+
+    async def _send(self, message: Message) -> None:
+        try:
+            await self._client_send(message)
+        except OSError:
+            self.client_gone = True  # the client went away: nothing more can reach it
+            raise
 
     async def json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -74,10 +83,12 @@ class Exchange:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def fail(self, error: ApiError) -> None:
+        """The error as a JSON response; once a stream has begun, as an error event followed by ``[DONE]``."""
         if not self.started:
             await self.json(error.status, error.payload(), error.headers())
-        else:
+        elif not self.finished:
             await self.data(error.payload())
+            await self.done()
             await self.end()
 
 
@@ -101,12 +112,13 @@ class DeferredResponse(Response):
             try:
                 await self._work(exchange)
                 await exchange.end()
-            except OSError:
-                pass  # the client went away while we wrote; the disconnect watcher ends the rest
             except Exception as exc:
-                error = api_error_for(exc, self._scrub)
-                log_error(error, exc, self._scrub, **self._log_context)
-                await _fail_quietly(exchange, error)
+                # A write to a client that went away ends here; the disconnect watcher ends the rest.
+                # Any other error (an OSError from the work included) is told to the client.
+                if not exchange.client_gone:
+                    error = api_error_for(exc, self._scrub)
+                    log_error(error, exc, self._scrub, **self._log_context)
+                    await _fail_quietly(exchange, error)
             ended = True
             tg.cancel_scope.cancel()
         if not ended:

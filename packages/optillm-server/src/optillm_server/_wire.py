@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -79,6 +79,7 @@ class ChatRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     optillm_approach: str | None = None
     optillm_config: dict[str, Any] | None = None
+    optillm_drop_unsupported: Literal["drop", "error"] | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ChatRequest:
@@ -140,9 +141,12 @@ def usage_payload(usage: TokenUsage) -> dict[str, int]:
 
 
 def completion(
-    header: ResponseHeader, choices: list[tuple[str, FinishReason | None]], usage: TokenUsage
+    header: ResponseHeader,
+    choices: list[tuple[str, FinishReason | None]],
+    usage: TokenUsage,
+    thinking: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A complete ``chat.completion`` object."""
+    """A complete ``chat.completion`` object; a choice's thinking goes in ``reasoning_content``, never in content."""
     return {
         "id": header.id,
         "object": "chat.completion",
@@ -151,7 +155,7 @@ def completion(
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": text},
+                "message": _message(text, thinking[index] if thinking and index < len(thinking) else ""),
                 "finish_reason": reason or "stop",
                 "logprobs": None,
             }
@@ -159,6 +163,13 @@ def completion(
         ],
         "usage": usage_payload(usage),
     }
+
+
+def _message(text: str, thinking: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if thinking:
+        message["reasoning_content"] = thinking  # what DeepSeek's API and vLLM clients read
+    return message
 
 
 def chunk(

@@ -1,4 +1,4 @@
-"""What every HTTP provider client shares: capabilities, setting checks, requests and error mapping."""
+"""What every HTTP provider client shares: fitting settings to the model, requests, learning from 400s, errors."""
 
 from __future__ import annotations as _annotations
 
@@ -6,10 +6,10 @@ import json
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
+import structlog
 from yarl import URL
 
 from optillm_core import (
@@ -17,77 +17,74 @@ from optillm_core import (
     ClientError,
     FinishReason,
     GenerationSettings,
+    InvalidConfiguration,
+    Message,
     ModelClient,
+    ModelProfile,
+    Prompt,
     ProtocolError,
     check_allow_model_requests,
 )
 
 from .._http import HttpPool, error_from_response, request_timeout, transport_errors
+from ._lessons import learned_profile
 
-__all__ = ("Capabilities", "HttpModelClient", "ProviderInfo", "check_settings", "json_object", "map_finish")
+__all__ = ("HttpModelClient", "check_n", "fit_settings", "json_object", "map_finish", "wire_messages")
 
+log = structlog.get_logger("optillm")
 
 T = TypeVar("T")
 
-LOGPROB_FIELDS = frozenset({"logprobs", "top_logprobs", "responseLogprobs"})
 
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a provider can honour of :class:`~optillm_core.GenerationSettings`.
-
-    ``native_n``: one request returns ``n`` choices; ``temperature_max``: the highest temperature
-    accepted; ``max_stop``: most stop sequences per request (``None``: no limit known);
-    ``logprobs`` and ``seed``: whether those are supported.
-    """
-
-    native_n: bool
-    temperature_max: float
-    max_stop: int | None
-    logprobs: bool
-    seed: bool
-
-
-@dataclass(frozen=True)
-class ProviderInfo:
-    """A provider's defaults: where it lives, which environment variables hold its key, what it can do."""
-
-    name: str
-    default_base_url: str | None
-    api_key_env: tuple[str, ...]
-    requires_key: bool
-    capabilities: Capabilities
-
-
-def check_settings(provider: str, capabilities: Capabilities, settings: GenerationSettings) -> None:
-    """Reject a setting the provider cannot honour, naming it and what to change."""
-    if settings.n > 1 and not capabilities.native_n:
+def check_n(provider: str, profile: ModelProfile, settings: GenerationSettings) -> None:
+    """Reject ``n`` > 1 where one request cannot return several choices (core fans it out instead)."""
+    if settings.n == 1:
+        return
+    if not profile.native_n:
         raise BadRequestError(
             f"{provider} cannot return n={settings.n} choices in one request; "
             "call ModelClient.complete/stream, which fan n out into single requests",
             provider=provider,
         )
-    if settings.temperature is not None and settings.temperature > capabilities.temperature_max:
+    if profile.max_n is not None and settings.n > profile.max_n:
         raise BadRequestError(
-            f"{provider} accepts temperature up to {capabilities.temperature_max:g}, "
-            f"got {settings.temperature:g}; lower it",
+            f"{provider} returns at most {profile.max_n} choices per request, got n={settings.n}; ask for fewer",
             provider=provider,
         )
-    if settings.stop and capabilities.max_stop is not None and len(settings.stop) > capabilities.max_stop:
-        raise BadRequestError(
-            f"{provider} accepts at most {capabilities.max_stop} stop sequences, got {len(settings.stop)}; drop some",
-            provider=provider,
-        )
-    asked = sorted(LOGPROB_FIELDS.intersection(settings.extra))
-    if asked and not capabilities.logprobs:
-        raise BadRequestError(
-            f"{provider} does not return log probabilities; remove {asked} from extra", provider=provider
-        )
-    if settings.seed is not None and not capabilities.seed:
-        raise BadRequestError(
-            f"{provider} has no seed setting, got seed={settings.seed}; leave seed unset for this provider",
-            provider=provider,
-        )
+
+
+def fit_settings(provider: str, model: str, profile: ModelProfile, settings: GenerationSettings) -> GenerationSettings:
+    """``settings`` as the model accepts them: refused settings left out, the output limit fitted to its cap."""
+    check_n(provider, profile, settings)
+    if _already_fitted(profile, settings):
+        return settings
+    fitted = profile.fit(settings)
+    if fitted.dropped:
+        log.debug("settings fitted to the model", provider=provider, model=model, dropped=list(fitted.dropped))
+    return fitted.settings
+
+
+def _already_fitted(profile: ModelProfile, settings: GenerationSettings) -> bool:
+    """Whether ``profile.fit`` would return ``settings`` unchanged: the usual case, since core fits a
+    strategy's calls already; checked without building a ``FittedSettings`` on every request."""
+    if profile.unsupported(settings) or profile.output_limit(settings.max_tokens) != settings.max_tokens:
+        return False
+    floor = profile.temperature_min
+    return floor is None or settings.temperature is None or settings.temperature >= floor
+
+
+def wire_messages(prompt: Prompt, profile: ModelProfile) -> tuple[Message, ...]:
+    """The prompt's messages; for a model that refuses system messages, the system text opens the first user turn."""
+    messages = prompt.effective_messages()
+    if profile.system_messages or not any(m.role == "system" for m in messages):
+        return messages
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    rest = [m for m in messages if m.role != "system"]
+    first_user = next((i for i, m in enumerate(rest) if m.role == "user"), None)
+    if first_user is None:
+        return (Message.user(system), *rest)
+    rest[first_user] = Message.user(f"{system}\n\n{rest[first_user].content}")
+    return tuple(rest)
 
 
 def json_object(provider: str, body: bytes | str) -> dict[str, Any]:
@@ -111,8 +108,15 @@ def map_finish(table: Mapping[str, FinishReason], reason: object) -> FinishReaso
 class HttpModelClient(ModelClient):
     """A :class:`ModelClient` that talks to one provider over HTTP through a shared :class:`HttpPool`.
 
-    It never retries: the router decides what to do with each :class:`ClientError`.
+    Every request is fitted to the model's :class:`~optillm_core.ModelProfile` first, so it carries
+    only settings the model accepts. When the provider still answers 400 naming a setting the
+    profile allowed, the client learns it (for this model, for the client's lifetime) and sends
+    the request once more without it; that is a safety net for models the profiles do not know.
+    Otherwise it never retries: the router decides what to do with each :class:`ClientError`.
     """
+
+    max_tokens_fields: ClassVar[frozenset[str]] = frozenset({"max_tokens"})
+    """The output-limit fields this wire format has (a profile must name one of them)."""
 
     def __init__(
         self,
@@ -122,14 +126,20 @@ class HttpModelClient(ModelClient):
         base_url: str,
         api_key: str | None,
         http: HttpPool,
-        capabilities: Capabilities,
+        profile: ModelProfile,
         timeout: float,
         connect_timeout: float,
     ) -> None:
+        if profile.max_tokens_field not in self.max_tokens_fields:
+            fields = " or ".join(sorted(self.max_tokens_fields))
+            raise InvalidConfiguration(
+                f"{provider}/{model}: profile max_tokens_field {profile.max_tokens_field!r} does not exist on "
+                f"this wire format; use {fields}"
+            )
         self.provider = provider
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self.capabilities = capabilities
+        self._profile = profile
         self._api_key = api_key
         self._http = http
         self._timeout = request_timeout(timeout, connect_timeout)
@@ -140,20 +150,32 @@ class HttpModelClient(ModelClient):
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The headers sent with every request (authentication, versions)."""
 
+    @abstractmethod
+    def build_body(
+        self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
+    ) -> dict[str, Any]:
+        """The request body for settings already fitted to ``profile``."""
+
     @property
     def model_name(self) -> str:
         return self.model
 
     @property
+    def profile(self) -> ModelProfile:
+        """What the model accepts: its catalogue profile, and what 400s taught this client since."""
+        return self._profile
+
+    @property
     def supports_native_n(self) -> bool:
-        return self.capabilities.native_n
+        return self._profile.native_n
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
 
-    def check(self, settings: GenerationSettings) -> None:
-        """Reject settings this provider cannot honour (see :func:`check_settings`)."""
-        check_settings(self.provider, self.capabilities, settings)
+    def request_body(self, prompt: Prompt, settings: GenerationSettings, *, stream: bool) -> dict[str, Any]:
+        """The body sent for ``settings``: fitted to the profile, then written in the wire format."""
+        fitted = fit_settings(self.provider, self.model, self._profile, settings)
+        return self.build_body(prompt, fitted, self._profile, stream=stream)
 
     def error(self, status_code: int, headers: Mapping[str, str], body: bytes) -> ClientError:
         return error_from_response(
@@ -168,42 +190,98 @@ class HttpModelClient(ModelClient):
         check_allow_model_requests(self.base_url)
         return url
 
-    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
-        """The aiohttp request context for POSTing ``body`` as JSON to ``path``."""
+    async def _open(self, path: str, body: Mapping[str, Any]) -> aiohttp.ClientResponse:
+        """POST ``body`` and return the response once its status is known to be a success."""
         url = self._url(path)
         session = self._http.session(self.base_url)
-        return session.post(url, data=json.dumps(body).encode(), headers=self._headers, timeout=self._timeout)
+        secrets = (self._api_key,)
+        with transport_errors(self.provider, secrets=secrets):
+            response = await session.post(
+                url, data=json.dumps(body).encode(), headers=self._headers, timeout=self._timeout
+            )
+        if response.status < 400:
+            return response
+        try:
+            with transport_errors(self.provider, secrets=secrets):
+                error_body = await response.read()
+        finally:
+            response.release()
+        raise self.error(response.status, response.headers, error_body)
 
-    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``body`` and return the JSON object answered; an error status raises its ClientError."""
-        request = self._post(path, body)
-        with transport_errors(self.provider, secrets=(self._api_key,)):
-            async with request as response:
+    async def _send(
+        self, path: str, prompt: Prompt, settings: GenerationSettings, *, stream: bool
+    ) -> aiohttp.ClientResponse:
+        """Open the request; a 400 refusing a setting the profile allowed is learned and the request sent once more."""
+        body = self.request_body(prompt, settings, stream=stream)
+        try:
+            return await self._open(path, body)
+        except BadRequestError as exc:
+            retry = self._learn(exc, prompt, settings, body, stream=stream)
+            if retry is None:
+                raise
+        try:
+            return await self._open(path, retry)
+        except BadRequestError as exc:
+            self._learn(exc, prompt, settings, retry, stream=stream)  # remembered for the next request only
+            raise
+
+    def _learn(
+        self,
+        exc: BadRequestError,
+        prompt: Prompt,
+        settings: GenerationSettings,
+        sent: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any] | None:
+        """The body to send again after ``exc`` taught the profile something, or ``None``."""
+        if exc.status_code != 400:
+            return None
+        learned = learned_profile(self._profile, exc.message, self.max_tokens_fields)
+        if learned is None:
+            return None
+        fitted = fit_settings(self.provider, self.model, learned, settings)
+        body = self.build_body(prompt, fitted, learned, stream=stream)
+        if body == sent:
+            return None  # the refused setting was not in this request: the lesson does not explain the 400
+        changed = sorted(k for k, v in learned.model_dump().items() if getattr(self._profile, k) != v)
+        self._profile = learned
+        log.warning(
+            "model refused a setting its profile allowed; sending without it from now on",
+            provider=self.provider,
+            model=self.model,
+            learned=changed,
+            error=exc.message,
+        )
+        return body
+
+    async def post_json(self, path: str, prompt: Prompt, settings: GenerationSettings) -> dict[str, Any]:
+        """Send the request and return the JSON object answered; an error status raises its ClientError."""
+        response = await self._send(path, prompt, settings, stream=False)
+        try:
+            with transport_errors(self.provider, secrets=(self._api_key,)):
                 content = await response.read()
-        if response.status >= 400:
-            raise self.error(response.status, response.headers, content)
+        finally:
+            response.release()
         return json_object(self.provider, content)
 
     @asynccontextmanager
     async def post_stream(
-        self, path: str, body: Mapping[str, Any], decode: Callable[[AsyncIterator[bytes]], AsyncGenerator[T, None]]
+        self,
+        path: str,
+        prompt: Prompt,
+        settings: GenerationSettings,
+        decode: Callable[[AsyncIterator[bytes]], AsyncGenerator[T, None]],
     ) -> AsyncIterator[AsyncIterator[T]]:
-        """POST ``body`` and yield the answer decoded by ``decode`` (SSE events, NDJSON lines) as it arrives.
+        """Send the streaming request and yield the answer decoded by ``decode`` (SSE events, NDJSON lines).
 
         Leaving the block closes the decoder and returns the connection to the pool when the
         answer was read to its end; aiohttp closes the connection instead when the caller stopped
         early, failed or was cancelled.
         """
-        request = self._post(path, body)
-        secrets = (self._api_key,)
-        with transport_errors(self.provider, secrets=secrets):
-            response: aiohttp.ClientResponse = await request
+        response = await self._send(path, prompt, settings, stream=True)
         try:
-            if response.status >= 400:
-                with transport_errors(self.provider, secrets=secrets):
-                    error_body = await response.read()
-                raise self.error(response.status, response.headers, error_body)
-            chunks = _guarded(response.content.iter_any(), self.provider, secrets)
+            chunks = _guarded(response.content.iter_any(), self.provider, (self._api_key,))
             # Closed here rather than left to the garbage collector, which would finish them later
             # through the event loop's async-generator hook.
             async with aclosing(chunks), aclosing(decode(chunks)) as items:

@@ -12,22 +12,22 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProtocolError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
 )
 
 from .._sse import iter_sse
-from ._common import HttpModelClient, json_object, map_finish
+from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
-__all__ = ("ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicClient")
+__all__ = ("ANTHROPIC_VERSION", "AnthropicClient")
 
 ANTHROPIC_VERSION = "2023-06-01"
 MESSAGES_PATH = "/v1/messages"
-DEFAULT_MAX_TOKENS = 4096
-"""Sent when the caller leaves ``max_tokens`` unset, since the Messages API requires it."""
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -53,7 +53,11 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
 
 
 class AnthropicClient(HttpModelClient):
-    """``POST {base_url}/v1/messages``. The API has no ``n``: the core fans ``n`` > 1 out."""
+    """``POST {base_url}/v1/messages``. The API has no ``n``: the core fans ``n`` > 1 out.
+
+    ``max_tokens`` is required: without one from the caller the profile's default is sent.
+    ``thinking`` content blocks (and ``thinking_delta`` events) come back as the thinking.
+    """
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
@@ -61,21 +65,22 @@ class AnthropicClient(HttpModelClient):
             headers["x-api-key"] = api_key
         return headers
 
-    def build_body(self, prompt: Prompt, settings: GenerationSettings, *, stream: bool) -> dict[str, Any]:
-        self.check(settings)
+    def build_body(
+        self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
+    ) -> dict[str, Any]:
+        turns = wire_messages(prompt, profile)
         # Anthropic has no tool-result role for plain text; such a message is sent as the user's.
         messages = [
             {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-            for m in prompt.effective_messages()
+            for m in turns
             if m.role != "system"
         ]
-        body: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": settings.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": messages,
-        }
-        system = prompt.system_text()
-        if system is not None:
+        body: dict[str, Any] = {"model": self.model}
+        if settings.max_tokens is not None:
+            body["max_tokens"] = settings.max_tokens
+        body["messages"] = messages
+        system = "\n\n".join(m.content for m in turns if m.role == "system")
+        if system:
             body["system"] = system
         if settings.temperature is not None:
             body["temperature"] = settings.temperature
@@ -89,7 +94,7 @@ class AnthropicClient(HttpModelClient):
         return body
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        payload = await self.post_json(MESSAGES_PATH, self.build_body(prompt, settings, stream=False))
+        payload = await self.post_json(MESSAGES_PATH, prompt, settings)
         if payload.get("type") == "error":
             raise self._stream_error(payload)
         content = payload.get("content")
@@ -97,28 +102,32 @@ class AnthropicClient(HttpModelClient):
             raise ProtocolError(
                 f"{self.provider} answered without content: {str(payload)[:300]}", provider=self.provider
             )
-        text = "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        text = "".join(_block_text(b, "text") for b in content)
+        thinking = "".join(_block_text(b, "thinking") for b in content)
         return Completion(
             texts=(text,),
+            thinking=(thinking,) if thinking else (),
             usage=_usage(_usage_counts(payload.get("usage"), {})),
             finish_reasons=(map_finish(_FINISH, payload.get("stop_reason")),),
             model=payload.get("model") or self.model,
         )
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        body = self.build_body(prompt, settings, stream=True)
         counts: dict[str, int] = {}
         finish: FinishReason | None = None
         model: str | None = None
         stopped = False
-        async with self.post_stream(MESSAGES_PATH, body, iter_sse) as items:
+        async with self.post_stream(MESSAGES_PATH, prompt, settings, iter_sse) as items:
             async for event in items:
                 payload = json_object(self.provider, event.data)
                 kind = payload.get("type", event.event)
                 if kind == "content_block_delta":
                     delta = payload.get("delta") or {}
-                    if delta.get("type") == "text_delta" and delta.get("text"):
+                    delta_kind = delta.get("type")
+                    if delta_kind == "text_delta" and delta.get("text"):
                         yield OutputTextDelta(delta=delta["text"])
+                    elif delta_kind == "thinking_delta" and delta.get("thinking"):
+                        yield ReasoningDelta(delta=delta["thinking"])
                 elif kind == "message_start":
                     message = payload.get("message") or {}
                     model = message.get("model")
@@ -140,6 +149,14 @@ class AnthropicClient(HttpModelClient):
         kind = error.get("type") if isinstance(error, dict) else None
         status = _ERROR_STATUS.get(str(kind), 500)
         return self.error(status, {}, json.dumps(payload).encode())
+
+
+def _block_text(block: object, kind: str) -> str:
+    """The text of a content block of ``kind`` ("text" or "thinking"); "" for any other block."""
+    if not isinstance(block, dict) or block.get("type") != kind:
+        return ""
+    value = block.get(kind)
+    return value if isinstance(value, str) else ""
 
 
 def _usage_counts(raw: object, previous: dict[str, int]) -> dict[str, int]:

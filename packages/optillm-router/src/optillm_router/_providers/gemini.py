@@ -13,15 +13,18 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProtocolError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
-from ._common import HttpModelClient, json_object, map_finish
+from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
 __all__ = ("GeminiClient",)
 
@@ -43,7 +46,12 @@ _FINISH: dict[str, FinishReason] = {
 
 
 class GeminiClient(HttpModelClient):
-    """``POST {base_url}/v1beta/models/{model}:generateContent``; ``n`` > 1 becomes ``candidateCount``."""
+    """``POST {base_url}/v1beta/models/{model}:generateContent``; ``n`` > 1 becomes ``candidateCount``.
+
+    Parts marked ``thought: true`` (sent with ``thinkingConfig.includeThoughts``) are the thinking.
+    """
+
+    max_tokens_fields = frozenset({"maxOutputTokens"})
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -55,16 +63,18 @@ class GeminiClient(HttpModelClient):
         model = self.model.removeprefix("models/")
         return f"/{API_VERSION}/models/{quote(model, safe='-._~')}:{method}"
 
-    def build_body(self, prompt: Prompt, settings: GenerationSettings) -> dict[str, Any]:
-        self.check(settings)
+    def build_body(
+        self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
+    ) -> dict[str, Any]:
+        turns = wire_messages(prompt, profile)
         contents = [
             {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in prompt.effective_messages()
+            for m in turns
             if m.role != "system"
         ]
         body: dict[str, Any] = {"contents": contents}
-        system = prompt.system_text()
-        if system is not None:
+        system = "\n\n".join(m.content for m in turns if m.role == "system")
+        if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         config: dict[str, Any] = {}
         if settings.temperature is not None:
@@ -86,33 +96,38 @@ class GeminiClient(HttpModelClient):
         return body
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        payload = await self.post_json(self._path("generateContent"), self.build_body(prompt, settings))
+        payload = await self.post_json(self._path("generateContent"), prompt, settings)
         self._raise_embedded_error(payload)
         candidates = self._candidates(payload)
         texts = [""] * len(candidates)
+        thinking = [""] * len(candidates)
         finish: list[FinishReason | None] = [None] * len(candidates)
         for position, candidate in enumerate(candidates):
             index = _index(candidate, position, len(candidates))
             texts[index] = _text(candidate)
+            thinking[index] = _text(candidate, thought=True)
             finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
-        if len(texts) < settings.n:
-            raise ProtocolError(
-                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
-                provider=self.provider,
-            )
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
+            thinking=tuple(thinking) if any(thinking) else (),
             usage=_usage(payload.get("usageMetadata")),
             finish_reasons=tuple(finish),
             model=payload.get("modelVersion") or self.model,
         )
+        if len(texts) < settings.n:
+            raise FewerChoices(
+                f"{self.provider} returned {len(texts)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+                completion=completion,
+            )
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        body = self.build_body(prompt, settings)
         finish: list[FinishReason | None] = [None] * settings.n
         usage = TokenUsage()
         model: str | None = None
-        async with self.post_stream(self._path("streamGenerateContent") + "?alt=sse", body, iter_sse) as items:
+        path = self._path("streamGenerateContent") + "?alt=sse"
+        async with self.post_stream(path, prompt, settings, iter_sse) as items:
             async for event in items:
                 payload = json_object(self.provider, event.data)
                 self._raise_embedded_error(payload)
@@ -122,6 +137,9 @@ class GeminiClient(HttpModelClient):
                     usage = _usage(payload["usageMetadata"])
                 for position, candidate in enumerate(payload.get("candidates") or ()):
                     index = _index(candidate, position, len(finish))
+                    thought = _text(candidate, thought=True)
+                    if thought:
+                        yield ReasoningDelta(delta=thought, index=index)
                     text = _text(candidate)
                     if text:
                         yield OutputTextDelta(delta=text, index=index)
@@ -167,11 +185,11 @@ def _index(candidate: dict[str, Any], position: int, count: int) -> int:
     return index
 
 
-def _text(candidate: dict[str, Any]) -> str:
-    """The answer text of a candidate; thought summaries (``thought: true``) are not part of it."""
+def _text(candidate: dict[str, Any], *, thought: bool = False) -> str:
+    """The answer text of a candidate, or with ``thought`` its thinking (the parts marked ``thought: true``)."""
     content = candidate.get("content") or {}
     parts = content.get("parts") or ()
-    return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and bool(p.get("thought")) is thought)
 
 
 def _usage(raw: object) -> TokenUsage:

@@ -35,13 +35,15 @@ from optillm_core import (
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ResponseEvent,
     TokenUsage,
 )
 
-from ._common import Capabilities, check_settings
+from .._catalogue import PROVIDERS
+from ._common import fit_settings
 
 __all__ = ("DEFAULT_LOCAL_MODEL", "LocalModelClient", "resolve_local_model")
 
@@ -91,24 +93,34 @@ class LocalModelClient(ModelClient):
 
     provider = "local"
 
-    def __init__(self, *, model: str = DEFAULT_LOCAL_MODEL, capabilities: Capabilities, n_ctx: int = DEFAULT_CONTEXT):
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_LOCAL_MODEL,
+        profile: ModelProfile | None = None,
+        n_ctx: int = DEFAULT_CONTEXT,
+    ):
         _require_llama_cpp()
         if n_ctx < 16:
             raise InvalidConfiguration(f"n_ctx must be at least 16 tokens, got {n_ctx}")
         self.model = model
         self.path = resolve_local_model(model)
-        self.capabilities = capabilities
+        self._profile = profile or PROVIDERS[self.provider].profile
         self.n_ctx = n_ctx
 
     @property
     def model_name(self) -> str:
         return self.model
 
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile
+
     def __repr__(self) -> str:
         return f"LocalModelClient(model={self.model!r}, path={str(self.path)!r})"
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        check_settings(self.provider, self.capabilities, settings)
+        settings = fit_settings(self.provider, self.model, self._profile, settings)
         unknown = sorted(set(settings.extra) - SAMPLER_EXTRA)
         if unknown:
             raise BadRequestError(

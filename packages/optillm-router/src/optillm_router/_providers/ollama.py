@@ -11,15 +11,17 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProtocolError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
 )
 
 from .._sse import iter_ndjson_lines
-from ._common import HttpModelClient, json_object, map_finish
+from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
 __all__ = ("OllamaClient",)
 
@@ -31,7 +33,12 @@ _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 
 
 class OllamaClient(HttpModelClient):
-    """``POST {base_url}/api/chat`` with ``stream`` false (JSON) or true (NDJSON)."""
+    """``POST {base_url}/api/chat`` with ``stream`` false (JSON) or true (NDJSON).
+
+    A thinking model's ``message.thinking`` comes back as the thinking.
+    """
+
+    max_tokens_fields = frozenset({"num_predict"})
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -39,8 +46,9 @@ class OllamaClient(HttpModelClient):
             headers["Authorization"] = f"Bearer {api_key}"
         return headers
 
-    def build_body(self, prompt: Prompt, settings: GenerationSettings, *, stream: bool) -> dict[str, Any]:
-        self.check(settings)
+    def build_body(
+        self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if settings.temperature is not None:
             options["temperature"] = settings.temperature
@@ -54,7 +62,7 @@ class OllamaClient(HttpModelClient):
             options["stop"] = list(settings.stop)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in prompt.effective_messages()],
+            "messages": [{"role": m.role, "content": m.content} for m in wire_messages(prompt, profile)],
             "stream": stream,
         }
         for key, value in settings.extra.items():
@@ -64,26 +72,31 @@ class OllamaClient(HttpModelClient):
         return body
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        payload = await self.post_json(CHAT_PATH, self.build_body(prompt, settings, stream=False))
+        payload = await self.post_json(CHAT_PATH, prompt, settings)
         self._raise_embedded_error(payload)
         message = payload.get("message")
         if not isinstance(message, dict) or not payload.get("done"):
             raise ProtocolError(f"{self.provider} answered without a finished message", provider=self.provider)
+        thinking = _thinking(message)
         return Completion(
             texts=(message.get("content") or "",),
+            thinking=(thinking,) if thinking else (),
             usage=_usage(payload),
             finish_reasons=(map_finish(_FINISH, payload.get("done_reason") or "stop"),),
             model=payload.get("model") or self.model,
         )
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        body = self.build_body(prompt, settings, stream=True)
         final: dict[str, Any] | None = None
-        async with self.post_stream(CHAT_PATH, body, iter_ndjson_lines) as items:
+        async with self.post_stream(CHAT_PATH, prompt, settings, iter_ndjson_lines) as items:
             async for line in items:
                 payload = json_object(self.provider, line)
                 self._raise_embedded_error(payload)
-                text = (payload.get("message") or {}).get("content")
+                message = payload.get("message") or {}
+                thought = _thinking(message)
+                if thought:
+                    yield ReasoningDelta(delta=thought)
+                text = message.get("content")
                 if text:
                     yield OutputTextDelta(delta=text)
                 if payload.get("done"):
@@ -100,6 +113,11 @@ class OllamaClient(HttpModelClient):
     def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
         if payload.get("error"):
             raise self.error(500, {}, json.dumps(payload).encode())
+
+
+def _thinking(message: dict[str, Any]) -> str:
+    value = message.get("thinking")
+    return value if isinstance(value, str) else ""
 
 
 def _usage(payload: dict[str, Any]) -> TokenUsage:

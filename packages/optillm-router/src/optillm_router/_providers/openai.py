@@ -11,21 +11,25 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    ModelProfile,
     OutputTextDelta,
     Prompt,
     ProtocolError,
+    ReasoningDelta,
     ResponseEvent,
     TokenUsage,
 )
 
+from .._failures import FewerChoices
 from .._sse import iter_sse
-from ._common import HttpModelClient, json_object, map_finish
+from ._common import HttpModelClient, json_object, map_finish, wire_messages
 
 __all__ = ("OpenAIClient", "OpenAICompatibleClient")
 
 CHAT_PATH = "/chat/completions"
-GROQ_ZERO_TEMPERATURE = 1e-8
-"""Groq turns temperature 0 into 1e-8 itself; sending it explicitly keeps the request honest."""
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Where OpenAI-compatible servers put thinking: ``reasoning_content`` (DeepSeek, vLLM, llama.cpp),
+``reasoning`` (OpenRouter, newer vLLM)."""
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -41,10 +45,12 @@ _FINISH: dict[str, FinishReason] = {
 class OpenAICompatibleClient(HttpModelClient):
     """``POST {base_url}/chat/completions``: JSON for :meth:`request`, SSE for :meth:`request_stream`.
 
-    ``max_tokens`` goes out as ``max_tokens_field`` (OpenAI itself wants ``max_completion_tokens``).
+    The output limit goes out as the profile's ``max_tokens_field`` (``max_completion_tokens`` for
+    OpenAI itself). Thinking in ``reasoning_content`` or ``reasoning`` comes back as the
+    completion's thinking and as :class:`~optillm_core.ReasoningDelta` events.
     """
 
-    max_tokens_field = "max_tokens"
+    max_tokens_fields = frozenset({"max_tokens", "max_completion_tokens"})
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -52,23 +58,19 @@ class OpenAICompatibleClient(HttpModelClient):
             headers["Authorization"] = f"Bearer {api_key}"
         return headers
 
-    def wire_temperature(self, temperature: float) -> float:
-        if self.provider == "groq" and temperature == 0:
-            return GROQ_ZERO_TEMPERATURE
-        return temperature
-
-    def build_body(self, prompt: Prompt, settings: GenerationSettings, *, stream: bool) -> dict[str, Any]:
-        self.check(settings)
+    def build_body(
+        self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in prompt.effective_messages()],
+            "messages": [{"role": m.role, "content": m.content} for m in wire_messages(prompt, profile)],
         }
         if settings.temperature is not None:
-            body["temperature"] = self.wire_temperature(settings.temperature)
+            body["temperature"] = settings.temperature
         if settings.top_p is not None:
             body["top_p"] = settings.top_p
         if settings.max_tokens is not None:
-            body[self.max_tokens_field] = settings.max_tokens
+            body[profile.max_tokens_field] = settings.max_tokens
         if settings.n > 1:
             body["n"] = settings.n
         if settings.stop:
@@ -82,12 +84,13 @@ class OpenAICompatibleClient(HttpModelClient):
         return body
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        payload = await self.post_json(CHAT_PATH, self.build_body(prompt, settings, stream=False))
+        payload = await self.post_json(CHAT_PATH, prompt, settings)
         self._raise_embedded_error(payload)
         choices = payload.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ProtocolError(f"{self.provider} answered without choices: {_short(payload)}", provider=self.provider)
         texts: list[str] = [""] * len(choices)
+        thinking: list[str] = [""] * len(choices)
         finish: list[FinishReason | None] = [None] * len(choices)
         for position, choice in enumerate(choices):
             index = choice.get("index", position)
@@ -95,22 +98,24 @@ class OpenAICompatibleClient(HttpModelClient):
                 index = position
             message = choice.get("message") or {}
             texts[index] = message.get("content") or ""
+            thinking[index] = _reasoning(message)
             finish[index] = map_finish(_FINISH, choice.get("finish_reason"))
-        self._check_choice_count(len(texts), settings.n)
-        return Completion(
+        completion = Completion(
             texts=tuple(texts),
+            thinking=tuple(thinking) if any(thinking) else (),
             usage=_usage(payload.get("usage")),
             finish_reasons=tuple(finish),
             model=payload.get("model") or self.model,
         )
+        self._check_choice_count(completion, settings.n)
+        return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
-        body = self.build_body(prompt, settings, stream=True)
         finish: list[FinishReason | None] = [None] * settings.n
         usage: TokenUsage | None = None
         model: str | None = None
         done = False
-        async with self.post_stream(CHAT_PATH, body, iter_sse) as items:
+        async with self.post_stream(CHAT_PATH, prompt, settings, iter_sse) as items:
             async for event in items:
                 if event.data == "[DONE]":
                     done = True
@@ -126,7 +131,11 @@ class OpenAICompatibleClient(HttpModelClient):
                         raise ProtocolError(f"{self.provider} sent choice index {index!r}", provider=self.provider)
                     while index >= len(finish):
                         finish.append(None)
-                    text = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    thought = _reasoning(delta)
+                    if thought:
+                        yield ReasoningDelta(delta=thought, index=index)
+                    text = delta.get("content")
                     if text:
                         yield OutputTextDelta(delta=text, index=index)
                     if choice.get("finish_reason"):
@@ -144,19 +153,27 @@ class OpenAICompatibleClient(HttpModelClient):
         status = code if isinstance(code, int) and 400 <= code <= 599 else 500
         raise self.error(status, {}, json.dumps(payload).encode())
 
-    def _check_choice_count(self, got: int, wanted: int) -> None:
+    def _check_choice_count(self, completion: Completion, wanted: int) -> None:
+        got = len(completion.texts)
         if got < wanted:
-            raise ProtocolError(
+            raise FewerChoices(
                 f"{self.provider} returned {got} choice(s) for n={wanted}: it ignores n; "
                 "declare the provider without native n so that choices are fanned out",
                 provider=self.provider,
+                completion=completion,
             )
 
 
 class OpenAIClient(OpenAICompatibleClient):
-    """OpenAI itself, whose newer models accept only ``max_completion_tokens``."""
+    """OpenAI itself (its profile sends ``max_completion_tokens``, which its reasoning models require)."""
 
-    max_tokens_field = "max_completion_tokens"
+
+def _reasoning(message: dict[str, Any]) -> str:
+    for field in REASONING_FIELDS:
+        value = message.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def _usage(raw: object) -> TokenUsage:

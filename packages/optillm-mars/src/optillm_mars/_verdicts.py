@@ -1,0 +1,215 @@
+"""Reading a verifier's reply: its verdict, score, issues and suggestions, as models really write them.
+
+The verdict is the first verdict word of the reply's verdict statement ("Verdict: Correct – no
+step fails" is a pass, "VERDICT: CORRECT (missing case trivial)" too), so explanations after it
+never overturn it. A verdict statement is a ``VERDICT:`` line (markdown, LaTeX and case aside),
+a line holding only a verdict ("**INCORRECT**", ``\\boxed{\\text{CORRECT}}``), or a sentence such
+as "my verdict is CORRECT". Weaker headers (``Result:``, ``Assessment:`` …) count only where no
+such statement exists, and a copy of the requested format ("CORRECT, INCORRECT or INCOMPLETE")
+states nothing. A reply with no statement at all is read whole, where any negative word wins,
+since prose that mentions a flaw must never pass. Thinking is never read.
+"""
+
+from __future__ import annotations as _annotations
+
+import re
+from dataclasses import dataclass
+
+from optillm_core import split_thinking
+
+from ._types import Verdict
+
+__all__ = ("ParsedVerdict", "classify", "leading_verdict", "parse_verdict")
+
+
+@dataclass(frozen=True)
+class ParsedVerdict:
+    verdict: Verdict
+    score: float
+    issues: tuple[str, ...]
+    suggestions: tuple[str, ...]
+
+
+_MARKDOWN = re.compile(r"[*_`#>]+")
+_LATEX = re.compile(r"\\(?:boxed|text|textbf|mathrm|mathbf)\s*\{|[{}$]")
+# In issue and suggestion text only emphasis goes: "x_1 > 0" must reach the author intact.
+_EMPHASIS = re.compile(r"\*\*|__|`")
+_FIELD = re.compile(r"^\s*([a-z][a-z ]{1,30}?)\s*(?:[:：=—–-]\s*(.*)|)$", re.IGNORECASE)
+_STRONG_VERDICT_FIELDS = frozenset({"verdict", "final verdict", "overall verdict", "my verdict", "verdict line"})
+_WEAK_VERDICT_FIELDS = frozenset(
+    {"result", "status", "assessment", "conclusion", "evaluation", "judgement", "judgment", "overall"}
+) | {"final assessment", "overall assessment", "final judgement", "final judgment", "decision"}
+_SCORE_FIELDS = frozenset({"score", "confidence", "rating", "confidence score"})
+_ISSUE_FIELDS = frozenset({"issues", "issue", "problems", "errors", "mistakes", "issues found"})
+_SUGGESTION_FIELDS = frozenset({"suggestions", "suggestion", "fixes", "recommendations", "improvements"})
+_VERDICT_SENTENCE = re.compile(r"\bverdict\s*(?:is|would be|:)\s*:?\s*(\S.*)$", re.IGNORECASE)
+
+_NEGATED_CORRECT = re.compile(
+    r"\b(?:not|isn't|is not|wasn't|aren't|never|hardly)\s+(?:\w+\s+){0,2}?(?:correct|right|valid)\b"
+)
+_NEGATIVE_WORDS = (
+    r"incorrect|wrong|false|invalid|erroneous|flawed|fail(?:s|ed|ing|ure)?|rejected?|incomplete|partial(?:ly)?"
+    r"|unfinished|insufficient|missing|errors?|mistakes?|issues?|gaps?|problems?"
+)
+# "no step fails", "nothing is missing", "without errors": a denied flaw is not a flaw.
+_DENIED_NEGATIVE = re.compile(
+    rf"\b(?:no|not|nothing|never|without|none of)\s+(?:\w+\s+){{0,2}}?(?:{_NEGATIVE_WORDS})\b"
+)
+_INCORRECT = re.compile(r"\b(?:incorrect|wrong|false|invalid|erroneous|flawed|fail(?:s|ed|ing)?|rejected?)\b")
+_INCOMPLETE = re.compile(r"\b(?:incomplete|partial(?:ly)?|unfinished|insufficient|missing)\b")
+_CORRECT = re.compile(r"\b(?:correct|valid|pass(?:es|ed)?|right|accepted?|verified)\b")
+_KEYWORD = r"(?:in)?correct|incomplete"
+# The requested format copied back: "CORRECT, INCORRECT or INCOMPLETE", "correct / incorrect".
+_ECHO = rf"\b(?:{_KEYWORD})\s*(?:,|/|\||\bor\b)\s*(?:{_KEYWORD})\b"
+_TEMPLATE_ECHO = re.compile(_ECHO, re.IGNORECASE)
+_LEADING_ECHO = re.compile(rf"^\W*{_ECHO}", re.IGNORECASE)
+_BARE_VERDICT = re.compile(
+    r"^(?:(?:final|my|overall)\s+)?(?:verdict\s+)?(?:incorrect|correct|incomplete|wrong|not\s+correct|partially\s+correct)$"
+)
+
+_NUMBER = re.compile(r"([0-9]*\.?[0-9]+)\s*(%|/\s*([0-9]*\.?[0-9]+)|out of\s*([0-9]*\.?[0-9]+))?", re.IGNORECASE)
+_NONE_ITEMS = frozenset({"none", "n/a", "na", "no issues", "nothing", "no issues found", "-", "none found"})
+_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*(.*)$")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
+
+# With several verdict statements of equal standing, the most severe one stands.
+_SEVERITY = (Verdict.INCORRECT, Verdict.INCOMPLETE, Verdict.CORRECT)
+_DEFAULT_SCORES = {Verdict.CORRECT: 1.0, Verdict.INCOMPLETE: 0.5, Verdict.INCORRECT: 0.0, Verdict.UNCLEAR: 0.0}
+
+
+def parse_verdict(text: str) -> ParsedVerdict:
+    """Read a verifier's reply: verdict, score, issues and suggestions (see the module for the rules).
+
+    Only text outside ``<think>`` tags is read. A reply that states nothing is ``UNCLEAR``; only
+    ``CORRECT`` passes. Scores may be ``0.8``, ``8/10``, ``8 out of 10`` or ``80%``.
+    """
+    _, visible = split_thinking(text)
+    fields = _fields(visible)
+    statements = fields.get("verdict") or fields.get("weak verdict") or []
+    stated = {v for v in map(leading_verdict, statements) if v is not None}
+    verdict = next((v for v in _SEVERITY if v in stated), None)
+    if verdict is None:
+        verdict = classify(_plain("\n".join(line for line in visible.splitlines() if not _TEMPLATE_ECHO.search(line))))
+    verdict = verdict or Verdict.UNCLEAR
+    score = _score(fields.get("score", []))
+    return ParsedVerdict(
+        verdict=verdict,
+        score=_DEFAULT_SCORES[verdict] if score is None else score,
+        issues=_items(fields.get("issues", [])),
+        suggestions=_items(fields.get("suggestions", [])),
+    )
+
+
+def leading_verdict(statement: str) -> Verdict | None:
+    """The verdict a statement opens with: its first verdict word, a denial such as "not correct" included."""
+    if _LEADING_ECHO.search(_plain(statement)):
+        return None
+    text = _normalised(statement)
+    found = [(m.start(), v) for v, pattern in _PATTERNS for m in [pattern.search(text)] if m is not None]
+    return min(found, key=lambda item: item[0])[1] if found else None
+
+
+def classify(phrase: str) -> Verdict | None:
+    """The verdict free prose states: any negative reading wins, so "not correct" is never a pass."""
+    text = _normalised(phrase)
+    for verdict, pattern in _PATTERNS:
+        if pattern.search(text):
+            return verdict
+    return None
+
+
+_PATTERNS = ((Verdict.INCORRECT, _INCORRECT), (Verdict.INCOMPLETE, _INCOMPLETE), (Verdict.CORRECT, _CORRECT))
+
+
+def _normalised(phrase: str) -> str:
+    text = _NEGATED_CORRECT.sub(" incorrect ", _plain(phrase).lower())
+    return _DENIED_NEGATIVE.sub(" ", text)
+
+
+def _plain(text: str) -> str:
+    return _LATEX.sub(" ", _MARKDOWN.sub(" ", text))
+
+
+def _section(name: str) -> str | None:
+    if name in _STRONG_VERDICT_FIELDS:
+        return "verdict"
+    if name in _WEAK_VERDICT_FIELDS:
+        return "weak verdict"
+    if name in _SCORE_FIELDS:
+        return "score"
+    if name in _ISSUE_FIELDS:
+        return "issues"
+    if name in _SUGGESTION_FIELDS:
+        return "suggestions"
+    return None
+
+
+def _fields(text: str) -> dict[str, list[str]]:
+    """Lines under each known header, plus verdict statements found anywhere.
+
+    A header's own value is the first line of its section; a verdict is its header's value, or the
+    first line under an empty header, and what follows explains it.
+    """
+    fields: dict[str, list[str]] = {}
+    current: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        plain = _plain(raw).strip()
+        match = _FIELD.match(plain)
+        section = _section(" ".join(match.group(1).lower().split())) if match else None
+        if match and section is not None:
+            current = section
+            fields.setdefault(section, [])
+            value = _header_value(raw, section) or (match.group(2) or "").strip()
+            if value:
+                fields[section].append(value)
+        elif (statement := _statement(line, plain)) is not None:
+            fields.setdefault("verdict", []).append(statement)
+        elif current is not None and line and (current not in ("verdict", "weak verdict") or not fields[current]):
+            fields[current].append(line)
+    return fields
+
+
+def _header_value(raw: str, section: str) -> str | None:
+    """An issue or suggestion on its header's own line, with only emphasis taken off (math stays)."""
+    if section not in ("issues", "suggestions"):
+        return None
+    match = _FIELD.match(_EMPHASIS.sub("", raw))
+    return (match.group(2) or "").strip() if match else None
+
+
+def _statement(line: str, plain: str) -> str | None:
+    """The verdict a line states outside a header: a line holding only a verdict, or "my verdict is …"."""
+    if _BULLET.match(line):
+        return None  # a bullet is an item of a list, not the reply's verdict
+    if _BARE_VERDICT.match(" ".join(re.sub(r"[^\w\s]", " ", plain).lower().split())):
+        return plain
+    sentence = _VERDICT_SENTENCE.search(plain)
+    return sentence.group(1) if sentence else None
+
+
+def _score(lines: list[str]) -> float | None:
+    for line in lines:
+        match = _NUMBER.search(line)
+        if match is None:
+            continue
+        value = float(match.group(1))
+        denominator = match.group(3) or match.group(4)
+        if match.group(2) == "%":
+            value /= 100
+        elif denominator and float(denominator) > 0:
+            value /= float(denominator)
+        elif value > 1:
+            value /= 10 if value <= 10 else 100
+        return min(1.0, max(0.0, value))
+    return None
+
+
+def _items(lines: list[str]) -> tuple[str, ...]:
+    items = []
+    for line in lines:
+        match = _ITEM.match(line)
+        item = _EMPHASIS.sub("", match.group(1) if match else line).strip().rstrip(".").strip()
+        if item and item.lower() not in _NONE_ITEMS:
+            items.append(item)
+    return tuple(items)

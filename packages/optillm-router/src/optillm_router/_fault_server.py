@@ -1,0 +1,801 @@
+"""Fake providers on 127.0.0.1 that speak every wire format and fail the way real providers do.
+
+:class:`FakeProviderServer` answers one wire format (OpenAI chat completions, Anthropic messages,
+Gemini generateContent, Ollama ``/api/chat``), plain or streamed as the request asks, and injects
+the faults of a :class:`FaultPlan`. Exported from :mod:`optillm_router.testing`.
+"""
+
+from __future__ import annotations as _annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Protocol, Self, get_args
+
+import anyio
+import anyio.lowlevel
+from aiohttp import web
+
+from optillm_core import InvalidConfiguration
+
+from ._config import ProviderSpec
+
+__all__ = (
+    "PERMANENT_FAULTS",
+    "RECOVERABLE_STREAM_FAULTS",
+    "TRANSIENT_FAULTS",
+    "FakeProviderServer",
+    "FaultKind",
+    "FaultPlan",
+    "HttpWireFormat",
+    "ServedRequest",
+)
+
+FaultKind = Literal[
+    "429", "500", "502", "503", "529", "malformed", "truncated", "cut", "reset", "hang",
+    "400", "401", "403", "404", "413", "422",
+]  # fmt: skip
+"""A fault one request gets:
+
+- ``"429"``: rate limited, with ``retry-after`` (seconds; ``retry-after-ms`` for OpenAI, a
+  ``RetryInfo`` in the body for Gemini) set to :attr:`FaultPlan.retry_after`;
+- ``"500"``, ``"503"``, ``"529"`` (overloaded), and the permanent ``"400"``, ``"401"``, ``"403"``,
+  ``"404"``, ``"413"``, ``"422"``: that status with the provider's own error body;
+- ``"502"``: an HTML page from a gateway in front of the provider, as proxies answer;
+- ``"malformed"``: status 200 and a body (or a first stream frame) that is not JSON;
+- ``"truncated"``: the body ends halfway (with an honest length), or the stream ends cleanly
+  before any answer text and without its final frame;
+- ``"cut"``: the connection drops in the middle of the answer: a JSON body shorter than its
+  ``Content-Length``, or a stream after half of its text. A streamed answer cut this way has
+  already delivered text, which no router can take back: it is not retried;
+- ``"reset"``: the connection is reset before any answer;
+- ``"hang"``: no answer for :attr:`FaultPlan.hang_seconds` (or until the client gives up).
+"""
+
+TRANSIENT_FAULTS: tuple[FaultKind, ...] = (
+    "429", "500", "502", "503", "529", "malformed", "truncated", "cut", "reset", "hang",
+)  # fmt: skip
+"""Faults that go away when the request is sent again."""
+RECOVERABLE_STREAM_FAULTS: tuple[FaultKind, ...] = tuple(k for k in TRANSIENT_FAULTS if k != "cut")
+"""The transient faults that strike a stream before its first piece of text (all but ``"cut"``)."""
+PERMANENT_FAULTS: tuple[FaultKind, ...] = ("400", "401", "403", "404", "413", "422")
+"""Faults of the request itself: sending it again gives the same answer."""
+
+HttpWireFormat = Literal["openai", "anthropic", "gemini", "ollama"]
+
+_KINDS = frozenset(get_args(FaultKind))
+_WIRES: tuple[HttpWireFormat, ...] = get_args(HttpWireFormat)
+_PROVIDER = {"openai": "custom", "anthropic": "anthropic", "gemini": "gemini", "ollama": "ollama"}
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Which requests fail, and how.
+
+    ``script`` maps a request's number (0 for the first the server received) to its fault (or
+    ``None`` for none); every other request fails with probability ``rate``, with a kind drawn
+    from ``kinds``. The draw depends only on ``seed``, the request's body and how many identical
+    bodies the server saw before it, never on arrival order, so concurrent runs are reproducible.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[FaultKind, ...] = TRANSIENT_FAULTS
+    seed: int = 0
+    script: Mapping[int, FaultKind | None] = field(default_factory=dict)
+    retry_after: float = 0.2
+    """Seconds a 429 asks the client to wait."""
+    hang_seconds: float = 3600.0
+    """How long a ``"hang"`` holds the request before answering normally (the client gives up first)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise InvalidConfiguration(f"FaultPlan.rate must be between 0 and 1, got {self.rate}")
+        if not self.kinds:
+            raise InvalidConfiguration("FaultPlan.kinds is empty; give at least one fault kind")
+        unknown = sorted({*self.kinds, *(k for k in self.script.values() if k is not None)} - _KINDS)
+        if unknown:
+            raise InvalidConfiguration(f"unknown fault kinds {unknown}; known: {sorted(_KINDS)}")
+        if self.retry_after < 0 or self.hang_seconds < 0:
+            raise InvalidConfiguration("FaultPlan.retry_after and hang_seconds must not be negative")
+
+    @classmethod
+    def sequence(cls, *faults: FaultKind | None, **options: Any) -> FaultPlan:
+        """The first requests get ``faults`` in order (``None``: no fault); later ones none."""
+        return cls(script=dict(enumerate(faults)), **options)
+
+    def decide(self, number: int, key: str, occurrence: int) -> FaultKind | None:
+        """The fault of request ``number`` whose body is ``key``, seen ``occurrence`` times before."""
+        if number in self.script:
+            return self.script[number]
+        if self.rate <= 0.0:
+            return None
+        digest = hashlib.blake2b(f"{self.seed}\0{occurrence}\0{key}".encode(), digest_size=16).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 >= self.rate:
+            return None
+        return self.kinds[int.from_bytes(digest[8:], "big") % len(self.kinds)]
+
+
+class _Reply(Protocol):
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def finish_reason(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+    finish_reason: str = "stop"
+
+
+ReplyFunction = Callable[[dict[str, Any], int], "str | _Reply | Awaitable[str | _Reply]"]
+
+
+@dataclass
+class ServedRequest:
+    """One request the server received: ``chat`` is its body in OpenAI's shape, whatever the wire format."""
+
+    number: int
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+    chat: dict[str, Any]
+    stream: bool
+    started_at: float
+    fault: FaultKind | None = None
+    status: int = 200
+    ended_at: float | None = None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages = self.chat.get("messages", [])
+        return messages if isinstance(messages, list) else []
+
+    @property
+    def user_text(self) -> str:
+        return next((str(m.get("content")) for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+def _default_reply(chat: dict[str, Any], choice: int) -> str:
+    messages = chat.get("messages") or [{}]
+    last = str(messages[-1].get("content", ""))
+    return f"Reply {choice} to: {last[:60]}. The answer is \\boxed{{42}}."
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class FakeProviderServer:
+    """A fake provider of one wire format on 127.0.0.1, on a free port, with injected faults.
+
+    ``reply(chat, choice)`` computes each answer from the request in OpenAI's shape (``messages``
+    with roles and text, ``n``, ``temperature``, ``max_tokens``, ``stream``), so one reply function
+    serves every format. ``native_n=False`` refuses ``n`` > 1 with a 400 (as llama.cpp does);
+    ``max_choices`` silently returns at most that many choices (as Gemini models that ignore
+    ``candidateCount`` do). ``latency`` counts from a request's arrival; a stream then sends one
+    word per ``token_latency``. Token counts are words.
+    """
+
+    def __init__(
+        self,
+        wire: HttpWireFormat = "openai",
+        *,
+        faults: FaultPlan | None = None,
+        reply: ReplyFunction | None = None,
+        latency: float = 0.0,
+        token_latency: float = 0.0,
+        native_n: bool = True,
+        max_choices: int | None = None,
+        model: str = "fake-model",
+        api_key: str | None = None,
+    ) -> None:
+        if wire not in _WIRES:
+            raise InvalidConfiguration(f"unknown wire format {wire!r}; known: {list(_WIRES)}")
+        self.wire: HttpWireFormat = wire
+        self.faults = faults or FaultPlan()
+        self.reply = reply or _default_reply
+        self.latency = latency
+        self.token_latency = token_latency
+        self.native_n = native_n
+        self.max_choices = max_choices
+        self.model = model
+        self.api_key = api_key
+        self.requests: list[ServedRequest] = []
+        self.faults_injected: Counter[FaultKind] = Counter()
+        self.port = 0
+        self._seen: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What a provider client takes as ``base_url``: ending in ``/v1`` for OpenAI, the root otherwise."""
+        return self.root_url + "/v1" if self.wire == "openai" else self.root_url
+
+    @property
+    def provider(self) -> str:
+        """The router's provider name for this wire format (``custom`` for OpenAI's)."""
+        return _PROVIDER[self.wire]
+
+    def spec(self, **fields: Any) -> ProviderSpec:
+        """A :class:`ProviderSpec` pointing at this server (extra ``fields`` go to the spec)."""
+        fields.setdefault("api_key", self.api_key)
+        if self.wire in ("openai", "gemini"):
+            fields.setdefault("native_n", self.native_n)
+        return ProviderSpec(self.provider, self.model, base_url=self.base_url, **fields)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        if self.wire == "openai":  # proxies list the upstream's models
+            app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/{tail:.*}", self._handle)
+        # handler_cancellation: a client that goes away (a timeout, a reset) ends the handler.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = getattr(server, "sockets", [])[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @contextmanager
+    def running_in_thread(self) -> Iterator[Self]:
+        """Serve from a background thread with its own event loop (for sync clients and subprocesses)."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                errors.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        thread = threading.Thread(target=serve, name=f"fake-{self.wire}-server", daemon=True)
+        thread.start()
+        started.wait()
+        if errors:
+            raise errors[0]
+        try:
+            yield self
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+
+    # -- one request -------------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}]}
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        stream = _streaming(self.wire, request.path, body)
+        record = ServedRequest(
+            number=len(self.requests),
+            path=request.path,
+            headers=dict(request.headers),
+            body=body,
+            chat=_as_chat(self.wire, body) if isinstance(body, dict) else {},
+            stream=stream,
+            started_at=started,
+        )
+        self.requests.append(record)
+        try:
+            # Requests that arrived together are all stamped before any of them does its work.
+            await anyio.lowlevel.checkpoint()
+            response = await self._answer(request, record, raw)
+            record.status = response.status
+            return response
+        finally:
+            record.ended_at = time.monotonic()
+
+    async def _answer(self, request: web.Request, record: ServedRequest, raw: bytes) -> web.StreamResponse:
+        if not isinstance(record.body, dict) or not record.chat.get("messages"):
+            return self._error(400, "the request body is not a chat request this server understands")
+        if self.api_key is not None and _sent_key(self.wire, request) != self.api_key:
+            return self._error(401, "invalid API key")
+        n = int(record.chat.get("n") or 1)
+        if n > 1 and not self.native_n:
+            return self._error(400, "Only one completion choice is allowed")
+        key = raw.decode("utf-8", "replace")
+        fault = self.faults.decide(record.number, key, self._seen[key])
+        self._seen[key] += 1
+        record.fault = fault
+        if fault is not None:
+            self.faults_injected[fault] += 1
+        answer_at = record.started_at + self.latency
+        if fault == "hang":
+            answer_at += self.faults.hang_seconds
+        elif fault == "reset":
+            record.status = 0
+            await _sleep_until(record.started_at + self.latency)
+            return await _reset(request)
+        elif fault is not None and fault.isdigit():
+            await _sleep_until(answer_at)
+            return self._error(int(fault), f"injected {fault}")
+        count = min(n, self.max_choices) if self.max_choices is not None else n
+        replies = [await self._reply(record.chat, choice) for choice in range(count)]
+        usage = (sum(_words(str(m.get("content", ""))) for m in record.messages), [_words(r.text) for r in replies])
+        await _sleep_until(answer_at)
+        if record.stream:
+            return await self._stream(request, record, replies, usage, fault)
+        payload = json.dumps(_RENDER[self.wire].body(self.model, replies, usage)).encode()
+        if fault == "malformed":
+            return web.Response(
+                body=payload[: len(payload) // 3] + b"<!-- not json -->", content_type="application/json"
+            )
+        if fault == "truncated":
+            return web.Response(body=payload[: len(payload) // 2], content_type="application/json")
+        if fault == "cut":
+            return await _cut_body(request, payload)
+        return web.Response(body=payload, content_type="application/json")
+
+    async def _reply(self, chat: dict[str, Any], choice: int) -> _Reply:
+        result = self.reply(chat, choice)
+        if inspect.isawaitable(result):
+            result = await result
+        return _Text(result) if isinstance(result, str) else result
+
+    async def _stream(
+        self,
+        request: web.Request,
+        record: ServedRequest,
+        replies: list[_Reply],
+        usage: tuple[int, list[int]],
+        fault: FaultKind | None,
+    ) -> web.StreamResponse:
+        render = _RENDER[self.wire]
+        preamble, content, ending = render.frames(self.model, replies, usage, record.chat)
+        response = web.StreamResponse(headers={"Content-Type": render.stream_type, "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        if fault == "malformed":
+            await response.write(render.garbage)
+            await response.write_eof()
+            return response
+        for frame in preamble:
+            await response.write(frame)
+        if fault == "truncated":
+            await response.write_eof()
+            return response
+        sent = len(content) // 2 if fault == "cut" else len(content)
+        for frame in content[:sent]:
+            if self.token_latency:
+                await anyio.sleep(self.token_latency)
+            await response.write(frame)
+        if fault == "cut":
+            return await _reset(request, response)
+        for frame in ending:
+            await response.write(frame)
+        await response.write_eof()
+        return response
+
+    def _error(self, status: int, message: str) -> web.Response:
+        if status == 502:
+            page = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+            return web.Response(status=502, text=page, content_type="text/html")
+        headers: dict[str, str] = {}
+        retry_after = self.faults.retry_after
+        if status == 429:
+            headers["retry-after"] = f"{retry_after:g}"
+            if self.wire == "openai":
+                headers["retry-after-ms"] = f"{round(retry_after * 1000)}"
+        payload = _RENDER[self.wire].error(status, message, retry_after)
+        return web.json_response(payload, status=status, headers=headers)
+
+
+# -- faults on the connection ------------------------------------------------------------------------
+
+
+async def _sleep_until(deadline: float) -> None:
+    await anyio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+async def _reset(request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:
+    """Drop the connection at once with a TCP reset; the handler is cancelled as the connection goes."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    await anyio.sleep_forever()
+    return response or web.Response()  # never reached: the handler is cancelled
+
+
+async def _cut_body(request: web.Request, payload: bytes) -> web.StreamResponse:
+    """Promise the whole body in ``Content-Length``, send half of it, then drop the connection."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(payload)
+    await response.prepare(request)
+    await response.write(payload[: len(payload) // 2])
+    return await _reset(request, response)
+
+
+# -- requests in each wire format --------------------------------------------------------------------
+
+
+def _streaming(wire: HttpWireFormat, path: str, body: Any) -> bool:
+    if wire == "gemini":
+        return path.endswith(":streamGenerateContent")
+    stream = body.get("stream") if isinstance(body, dict) else None
+    return bool(stream) if stream is not None else wire == "ollama"  # Ollama streams unless told not to
+
+
+def _sent_key(wire: HttpWireFormat, request: web.Request) -> str | None:
+    if wire == "anthropic":
+        return request.headers.get("x-api-key")
+    if wire == "gemini":
+        return request.headers.get("x-goog-api-key") or request.query.get("key")
+    auth = request.headers.get("Authorization", "")
+    return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return ""
+
+
+def _as_chat(wire: HttpWireFormat, body: dict[str, Any]) -> dict[str, Any]:
+    """A request of any wire format in OpenAI's shape."""
+    if wire in ("openai", "ollama"):
+        options = body.get("options") or {}
+        messages = [
+            {"role": m.get("role"), "content": _text_of(m.get("content"))}
+            for m in body.get("messages") or ()
+            if isinstance(m, dict)
+        ]
+        return {
+            "model": body.get("model"),
+            "messages": messages,
+            "n": body.get("n", 1),
+            "temperature": body.get("temperature", options.get("temperature")),
+            "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or options.get("num_predict"),
+            "stream": body.get("stream"),
+            "include_usage": bool((body.get("stream_options") or {}).get("include_usage")),
+        }
+    if wire == "anthropic":
+        system = _text_of(body.get("system"))
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [
+            {"role": m.get("role"), "content": _text_of(m.get("content"))}
+            for m in body.get("messages") or ()
+            if isinstance(m, dict)
+        ]
+        return {
+            "model": body.get("model"),
+            "messages": messages,
+            "n": 1,
+            "temperature": body.get("temperature"),
+            "max_tokens": body.get("max_tokens"),
+            "stream": body.get("stream"),
+        }
+    config = body.get("generationConfig") or {}
+    system = _text_of((body.get("systemInstruction") or {}).get("parts"))
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [
+        {"role": "assistant" if c.get("role") == "model" else "user", "content": _text_of(c.get("parts"))}
+        for c in body.get("contents") or ()
+        if isinstance(c, dict)
+    ]
+    return {
+        "model": None,
+        "messages": messages,
+        "n": config.get("candidateCount", 1),
+        "temperature": config.get("temperature"),
+        "max_tokens": config.get("maxOutputTokens"),
+    }
+
+
+# -- answers in each wire format ---------------------------------------------------------------------
+
+_Usage = tuple[int, list[int]]
+"""Prompt words, and the words of each reply."""
+
+
+def _pieces(text: str) -> list[str]:
+    return [word if i == 0 else " " + word for i, word in enumerate(text.split(" "))]
+
+
+def _sse(payload: Any, event: str | None = None) -> bytes:
+    named = f"event: {event}\n" if event else ""
+    return f"{named}data: {json.dumps(payload)}\n\n".encode()
+
+
+class _Render:
+    """One wire format's answers, streams and error bodies."""
+
+    stream_type = "text/event-stream"
+    garbage = b'data: {"id": "chatcmpl-x", "choices": [{"delta": \n\n'
+
+    def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
+        raise NotImplementedError
+
+    def frames(
+        self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """The frames of a stream: preamble (before any text), content, and ending."""
+        raise NotImplementedError
+
+    def error(self, status: int, message: str, retry_after: float) -> Any:
+        raise NotImplementedError
+
+
+class _OpenAI(_Render):
+    _TYPES: ClassVar[dict[int | str, str]] = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "requests",
+    }
+
+    def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": r.text},
+                    "finish_reason": r.finish_reason,
+                    "logprobs": None,
+                }
+                for i, r in enumerate(replies)
+            ],
+            "usage": _openai_usage(usage),
+        }
+
+    def frames(
+        self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return _sse({**base, "choices": choices, **extra})
+
+        preamble = [
+            chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for i in range(len(replies))
+        ]
+        content = [
+            chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
+            for i, r in enumerate(replies)
+            for piece in _pieces(r.text)
+        ]
+        ending = [chunk([{"index": i, "delta": {}, "finish_reason": r.finish_reason}]) for i, r in enumerate(replies)]
+        if chat.get("include_usage"):
+            ending.append(chunk([], usage=_openai_usage(usage)))
+        ending.append(b"data: [DONE]\n\n")
+        return preamble, content, ending
+
+    def error(self, status: int, message: str, retry_after: float) -> Any:
+        kind = self._TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        code = "rate_limit_exceeded" if status == 429 else None
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _openai_usage(usage: _Usage) -> dict[str, int]:
+    prompt, answers = usage
+    return {"prompt_tokens": prompt, "completion_tokens": sum(answers), "total_tokens": prompt + sum(answers)}
+
+
+class _Anthropic(_Render):
+    garbage = b'event: message_start\ndata: {"type": "message_start", "message": {\n\n'
+    _TYPES: ClassVar[dict[int | str, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+        529: "overloaded_error",
+    }
+    _STOP: ClassVar[dict[int | str, str]] = {"stop": "end_turn", "length": "max_tokens"}
+
+    def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
+        reply = replies[0]
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": reply.text}],
+            "stop_reason": self._STOP.get(reply.finish_reason, reply.finish_reason),
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage[0], "output_tokens": usage[1][0]},
+        }
+
+    def frames(
+        self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        reply = replies[0]
+        message: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
+        message |= {"content": [], "usage": {"input_tokens": usage[0], "output_tokens": 1}}
+        preamble = [
+            _sse({"type": "message_start", "message": message}, "message_start"),
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start",
+            ),
+            _sse({"type": "ping"}, "ping"),
+        ]
+        content = [
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
+                "content_block_delta",
+            )
+            for p in _pieces(reply.text)
+        ]
+        stop = self._STOP.get(reply.finish_reason, reply.finish_reason)
+        ending = [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse(
+                {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": usage[1][0]}},
+                "message_delta",
+            ),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+        return preamble, content, ending
+
+    def error(self, status: int, message: str, retry_after: float) -> Any:
+        kind = self._TYPES.get(status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"}
+
+
+class _Gemini(_Render):
+    garbage = b'data: {"candidates": [{"content": \n\n'
+    _STATUS: ClassVar[dict[int | str, str]] = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        429: "RESOURCE_EXHAUSTED",
+        500: "INTERNAL",
+        503: "UNAVAILABLE",
+        529: "UNAVAILABLE",
+    }
+    _STOP: ClassVar[dict[int | str, str]] = {"stop": "STOP", "length": "MAX_TOKENS"}
+
+    def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
+        candidates = [
+            {
+                "content": {"role": "model", "parts": [{"text": r.text}]},
+                "finishReason": self._STOP.get(r.finish_reason, r.finish_reason.upper()),
+                "index": i,
+            }
+            for i, r in enumerate(replies)
+        ]
+        return {"candidates": candidates, "usageMetadata": _gemini_usage(usage), "modelVersion": model}
+
+    def frames(
+        self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        content: list[bytes] = []
+        for i, reply in enumerate(replies):
+            pieces = _pieces(reply.text)
+            for j, piece in enumerate(pieces):
+                candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": i}
+                if j == len(pieces) - 1:
+                    candidate["finishReason"] = self._STOP.get(reply.finish_reason, reply.finish_reason.upper())
+                content.append(_sse({"candidates": [candidate], "modelVersion": model}))
+        ending = [_sse({"candidates": [], "usageMetadata": _gemini_usage(usage), "modelVersion": model})]
+        return [], content, ending
+
+    def error(self, status: int, message: str, retry_after: float) -> Any:
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": self._STATUS.get(status, "INVALID_ARGUMENT"),
+        }
+        if status == 429:
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
+            ]
+        return {"error": error}
+
+
+def _gemini_usage(usage: _Usage) -> dict[str, int]:
+    prompt, answers = usage
+    return {"promptTokenCount": prompt, "candidatesTokenCount": sum(answers), "totalTokenCount": prompt + sum(answers)}
+
+
+class _Ollama(_Render):
+    stream_type = "application/x-ndjson"
+    garbage = b'{"model": "fake-model", "message": {\n'
+
+    def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
+        reply = replies[0]
+        return {
+            "model": model,
+            "created_at": _now_iso(),
+            "message": {"role": "assistant", "content": reply.text},
+            **self._final(reply, usage),
+        }
+
+    def frames(
+        self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        reply = replies[0]
+
+        def line(payload: dict[str, Any]) -> bytes:
+            return json.dumps({"model": model, "created_at": _now_iso(), **payload}).encode() + b"\n"
+
+        content = [line({"message": {"role": "assistant", "content": p}, "done": False}) for p in _pieces(reply.text)]
+        ending = [line({"message": {"role": "assistant", "content": ""}, **self._final(reply, usage)})]
+        return [], content, ending
+
+    def _final(self, reply: _Reply, usage: _Usage) -> dict[str, Any]:
+        return {
+            "done": True,
+            "done_reason": reply.finish_reason,
+            "total_duration": 1_000_000,
+            "prompt_eval_count": usage[0],
+            "eval_count": usage[1][0],
+        }
+
+    def error(self, status: int, message: str, retry_after: float) -> Any:
+        return {"error": message}
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+_RENDER: dict[HttpWireFormat, _Render] = {
+    "openai": _OpenAI(),
+    "anthropic": _Anthropic(),
+    "gemini": _Gemini(),
+    "ollama": _Ollama(),
+}

@@ -1,0 +1,59 @@
+"""Anthropic and Gemini servers that answer as a real model does, over the scripted :class:`WireServer`.
+
+The behaviour (refusals in the provider's words, thinking in the model's form) comes from
+``optillm_router._fake_models``, the same functions behind ``FakeOpenAIServer(real_model=...)``.
+"""
+
+from __future__ import annotations
+
+from optillm_router._fake_models import (
+    RealModel,
+    anthropic_events,
+    anthropic_message,
+    gemini_frames,
+    gemini_response,
+    real_model,
+    refusal,
+    shown_thinking,
+)
+
+from .fakes_wire import Received, ReplyText, Scripted, ScriptFunction, json_answer, sse_answer, sse_events
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _prompt_words(body: dict[str, object]) -> int:
+    text = str(body.get("messages", "")) + str(body.get("contents", "")) + str(body.get("system", ""))
+    return _words(text)
+
+
+def plays(
+    model: str | RealModel,
+    reply: ReplyText = lambda received: "The answer is 42.",
+    thinking: str | None = None,
+) -> ScriptFunction:
+    """A script answering as ``model`` (an Anthropic or Gemini model): its 400s, its thinking, JSON or SSE."""
+    played = real_model(model)
+
+    def answer(received: Received) -> Scripted:
+        body = received.body if isinstance(received.body, dict) else {}
+        error = refusal(played, body)
+        if error is not None:
+            return json_answer(dict(error.payload), status=error.status)
+        text = reply(received)
+        thought = shown_thinking(played, body, thinking)
+        prompt, output = _prompt_words(body), _words(text) + _words(thought)
+        if played.wire == "anthropic":
+            if body.get("stream"):
+                return sse_answer(sse_events(*anthropic_events(played, text, thought, (prompt, output))))
+            return json_answer(anthropic_message(played, text, thought, (prompt, output)))
+        assert played.wire == "gemini", "OpenAI-wire models play in FakeOpenAIServer(real_model=...)"
+        n = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
+        usage = (prompt, _words(text) * n, _words(thought) * n)
+        if received.path.endswith(":streamGenerateContent"):
+            return sse_answer(sse_events(*gemini_frames(played, text, thought, usage, n)))
+        return json_answer(gemini_response(played, [text] * n, [thought] * n, usage))
+
+    return answer
