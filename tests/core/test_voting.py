@@ -31,6 +31,7 @@ from optillm_core import MAX_PHRASE_WORDS, answer_key, normalize_answer, plurali
         ("12 + 7 = 8\n\nThis is the result of the operation of 12 and 7.", "8"),
         ("\\boxed{x = 5}", "x = 5"),
         ("12 + 7 equals 19", "19"),
+        ("So the answer is simply 19.", "19"),
         ("Adding them up.\nTwelve plus seven is equal to 19.", "19"),
     ],
 )

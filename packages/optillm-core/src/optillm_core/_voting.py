@@ -22,6 +22,11 @@ _EQUALS = r"(?:=|\bequals\b|\bis\s+equal\s+to\b)"
 _RESULT = re.compile(rf"{_EQUALS}\s*\$?\s*({_NUMERAL})(?![\w])", re.IGNORECASE)
 _FINAL_RESULT = re.compile(rf"{_EQUALS}\s*\$?\s*({_NUMERAL})\s*\$?\W*$", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[,;:]\s|\.\s|\s[-–—]\s")
+# Words that lead into an answer without being part of it: "The answer is indeed 9".
+_LEAD_IN = re.compile(
+    r"^(?:(?:indeed|actually|simply|just|exactly|clearly|therefore|thus|so|then|definitely|obviously|precisely)\b[\s,]*)+",
+    re.IGNORECASE,
+)
 
 
 def answer_key(text: str) -> str | None:
@@ -30,10 +35,11 @@ def answer_key(text: str) -> str | None:
     In order: the last ``\\boxed{}``; the phrase after the last final-answer marker ("The answer
     is", "Final answer:"); the whole reply when it is one line of at most :data:`MAX_PHRASE_WORDS`
     words; on the last line, the number after its last ``=`` (or "equals"), else its only number;
-    the number after the reply's last ``=``. A phrase ending in ``= <number>`` gives that number,
-    and a long phrase its first clause (the number in it, when it holds one): "The answer is indeed
-    9, which is…" gives "9". Every key is :func:`normalize_answer`'s form, so "19", "19.0", "$19$"
-    and "12 + 7 = 19" agree. Thinking (``<think>…</think>``) is never read.
+    the number after the reply's last ``=``. A phrase ending in ``= <number>`` gives that number, a
+    long phrase its first clause (the number in it, when it holds one), and lead-in words
+    ("indeed", "simply", "therefore"…) go: "The answer is indeed 9, which is…" gives "9". Every key
+    is :func:`normalize_answer`'s form, so "19", "19.0", "$19$" and "12 + 7 = 19" agree. Thinking
+    (``<think>…</think>``) is never read.
     """
     visible = split_thinking(text)[1]
     boxed = extract_boxed(visible)
@@ -61,7 +67,7 @@ def answer_key(text: str) -> str | None:
 
 def _phrase_key(phrase: str) -> str | None:
     """A final-answer phrase cut down to its answer (see :func:`answer_key`)."""
-    phrase = phrase.strip().strip(_EMPHASIS).strip()
+    phrase = _LEAD_IN.sub("", phrase.strip().strip(_EMPHASIS).strip())
     result = _FINAL_RESULT.search(phrase)
     if result is not None:
         return _normalized(result.group(1))
