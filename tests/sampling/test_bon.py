@@ -206,3 +206,13 @@ async def test_phases_are_samples_then_ratings() -> None:
     await BestOfNOptimizer().optimize(QUERY, client, events=events.append)
     assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["samples", "ratings"]
     assert dict(BestOfNOptimizer.phases) == {"samples": "answer", "ratings": "judge"}
+
+
+async def test_the_budgets_answer_keeps_its_thinking() -> None:
+    profile = ModelProfile(thinking="reasoning_content", native_n=True)
+    samples = [Reply("\\boxed{20}", thinking="a"), Reply("\\boxed{19}", thinking="b"), Reply("19", thinking="c")]
+    client = FunctionClient(Model(samples), native_n=True, profile=profile)
+    solution = await BestOfNOptimizer().optimize(QUERY, client, budget=Budget(max_calls=1))
+    assert solution.metadata.budget_exhausted
+    assert (solution.answer, solution.thinking) == ("\\boxed{19}", "b")
+    assert solution.metadata.extras["source"] == "vote"

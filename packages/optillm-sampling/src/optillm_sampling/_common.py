@@ -47,12 +47,12 @@ def chosen_outcome(
 def record_fallback(ctx: RunContext[Any], samples: Samples, keys: Sequence[str | None], vote: Vote) -> Sample:
     """Remember the vote's sample as the answer to return if the budget runs out later; return it."""
     sample = representative(samples.samples, keys, vote.winner)
-    ctx.best = Outcome(
-        answer=apply_stop(sample.text, ctx.settings.stop),
+    ctx.record_best(
+        apply_stop(sample.text, ctx.settings.stop),
+        f"The budget ran out after sampling; this is the sample the vote picked ({vote.summary()}).",
         thinking=sample.thinking,
-        reasoning=f"The budget ran out after sampling; this is the sample the vote picked ({vote.summary()}).",
-        extras={"chosen": sample.index, "source": "vote"},
-        budget_exhausted=True,
+        chosen=sample.index,
+        source="vote",
     )
     return sample
 
