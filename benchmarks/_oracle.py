@@ -18,6 +18,10 @@ The oracle's rules (also stated in docs/benchmarks.md):
   ``score``: every ``\\boxed{}`` answer in the conversation is judged so; the score is high only when
   all are judged right.
   ``critique``: one judged line per candidate, no ``\\boxed{}``.
+  ``select`` (a request to choose the best candidate): the i-th ``\\boxed{}`` answer in the prompt is
+  candidate i; each is judged as in ``verify``; the reply names, among the candidates judged right
+  (all of them when none is), the one whose value the most candidates share, the earliest on ties,
+  ending with ``Best candidate: i``.
   ``next_turn`` and ``strategy``: fixed sensible text without numbers.
 - Randomness is a hash of (seed, question, prompt kind, prompt text, how many draws this exact prompt
   has had), so results do not depend on scheduling, and native ``n`` on or off gives the same draws.
@@ -47,7 +51,7 @@ __all__ = (
     "plurality_bound",
 )
 
-PromptKind = Literal["solve", "combine", "verify", "score", "critique", "next_turn", "strategy", "unknown"]
+PromptKind = Literal["solve", "combine", "verify", "score", "critique", "select", "next_turn", "strategy", "unknown"]
 
 _QUESTION = re.compile(r"What is (\d+) ([+\-*]) (\d+) ([+\-*]) (\d+)\?")
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
@@ -112,6 +116,7 @@ _SCORE = re.compile(r"\b(rate|score|rating)\b[^.]*\b0\b[^.]*\b(1|10)\b", re.I)
 _STRATEGY = re.compile(
     r"\b(extract|describe|summari[sz]e|identify|name)\b[^.]{0,40}\b(strateg(y|ies)|approach)\b", re.I
 )
+_SELECT = re.compile(r"\b(choose|pick|select)\b[^.]{0,60}\bbest\b[^.]{0,20}\b(candidate|response)\b", re.I)
 _CRITIQUE = re.compile(r"\bcritique\b|\bstrengths\b|\bweaknesses\b|\bcritici[sz]e\b", re.I)
 _ANSWER_REQUEST = re.compile(
     r"\b(write|give|produce|provide)\b[^.]{0,40}\b(best|final|improved|single|refined|corrected)\b[^.]{0,20}"
@@ -140,6 +145,8 @@ def classify(instruction: str, full_text: str) -> PromptKind:
         return "score"
     if _STRATEGY.search(instruction):
         return "strategy"
+    if _SELECT.search(instruction):
+        return "select"
     if _CRITIQUE.search(instruction) and not _ANSWER_REQUEST.search(instruction):
         return "critique"
     if Question.parse(full_text) is None:
@@ -231,6 +238,19 @@ class Oracle:
             lines.append(f"Candidate {index}: it concludes {value}, which {verdict}.")
         return "\n".join(lines) or "No candidate answers to critique."
 
+    def _select(self, question: Question, rng: random.Random, text: str) -> str:
+        values = [int(v) for v in _BOXED_NUMBER.findall(text)]
+        if not values:
+            return "There are no candidate answers to choose from."
+        judged_right = [i for i, value in enumerate(values) if self.judge(question, value, rng)]
+        shared = Counter(values)
+        pool = judged_right or list(range(len(values)))
+        best = max(pool, key=lambda i: (shared[values[i]], -i)) + 1
+        return (
+            f"Checking each candidate against the usual operator precedence, candidate {best} holds up best."
+            f"\n\nBest candidate: {best}"
+        )
+
     def _next_turn(self, question: Question, rng: random.Random, text: str) -> str:
         return "Can you check that result once more, step by step?"
 
@@ -248,6 +268,7 @@ _REPLIES = {
     "verify": Oracle._verify,
     "score": Oracle._score,
     "critique": Oracle._critique,
+    "select": Oracle._select,
     "next_turn": Oracle._next_turn,
     "strategy": Oracle._strategy,
 }

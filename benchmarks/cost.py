@@ -27,6 +27,7 @@ PACKAGES = (
     "optillm-moa",
     "optillm-mcts",
     "optillm-mars",
+    "optillm-sampling",
     "optillm-server",
     "optillm-cli",
 )

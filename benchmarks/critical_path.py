@@ -20,11 +20,15 @@ MAX_TOKENS = 8000
 # (oracle p, native n): an easy model in both wire modes, and a harder one that makes verifiers disagree.
 MODES = ((1.0, True), (1.0, False), (0.5, True))
 UPSTREAM = {
+    "bon": "4 calls, 0.46 s",
+    "self_consistency": "5 sequential calls, 0.56 s",
     "moa": "3 calls, 0.39 s",
     "mcts": "14 sequential calls, 1.48 s",
     "mars": "104–106 calls, ~23 round-trips, 2.37 s",
     "baseline": "1 call",
 }
+# Critical paths the strategies state (in round-trips), checked against the measured depth.
+STATED_DEPTH = {"baseline": 1, "moa": 3, "bon": 2, "self_consistency": 1, "majority_voting": 1, "genselect": 2}
 
 
 async def _runs(
@@ -135,6 +139,14 @@ async def run(options: Options) -> Section:
             ),
         ]
     )
+    stated = [
+        f"{key}: {sorted({s['depth'] for s in samples})} (stated {STATED_DEPTH[key.split('/')[0]]}) "
+        + ("✅" if {s["depth"] for s in samples} == {STATED_DEPTH[key.split("/")[0]]} else "❌")
+        for key, samples in runs.items()
+        if key.split("/")[0] in STATED_DEPTH
+    ]
+    if stated:
+        section.notes.append("Measured depth against the stated critical path: " + "; ".join(stated))
     if not runs:
         section.notes.append("No strategies are installed.")
     return section

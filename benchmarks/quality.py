@@ -43,7 +43,7 @@ PS = (0.4, 0.6, 0.8)
 SEED = 2026
 IN_FLIGHT = 64
 # Strategies that vote over this many independent samples (directly or through a consensus-copying synthesis).
-VOTERS = {"moa": 3, "mars": 3}
+VOTERS = {"moa": 3, "mars": 3, "self_consistency": 5, "majority_voting": 8}
 
 
 class OracleClient(ModelClient):

@@ -19,6 +19,9 @@ from benchmarks._oracle import (
     majority_bound,
     plurality_bound,
 )
+from benchmarks.quality import OracleClient
+from optillm_core import APPROACHES, default_registry, rating_prompt, varied_query
+from optillm_sampling import comparison_prompt, parse_choice
 
 
 def _boxed(text: str) -> int:
@@ -67,6 +70,7 @@ def test_distractors_are_four_distinct_wrong_values(question: Question) -> None:
         ("Extract the key strategy used in this solution.", "strategy"),
         ("Critique each candidate: strengths and weaknesses.", "critique"),
         ("Using the strengths and weaknesses above, write the single best response.", "combine"),
+        ("Then choose the best candidate and end with `Best candidate: N`.", "select"),
     ],
 )
 def test_classify(instruction: str, kind: str) -> None:
@@ -169,3 +173,44 @@ def test_copy_or_redraw_matches_a_simulation_of_the_rule() -> None:
         final = oracle.reply([("user", q.text + "\n\n" + "\n\n".join(candidates) + "\n\nWrite the best answer.")])
         right += _boxed(final) == q.answer
     assert right / len(questions) == pytest.approx(copy_or_redraw(3, 0.6), abs=0.03)
+
+
+def test_the_sampling_strategies_prompts_are_read_as_what_they_are() -> None:
+    question = "What is 2 + 3 * 4?"
+    candidates = ["It is \\boxed{14}.", "It is \\boxed{20}.", "So \\boxed{14}."]
+    rating = rating_prompt(question, candidates[0])
+    comparison = comparison_prompt(question, candidates)
+    assert classify(instruction_of([("user", rating)]), rating) == "score"
+    assert classify(instruction_of([("user", comparison)]), comparison) == "select"
+    for index in range(len(APPROACHES) + 1):
+        varied = varied_query(question, index)
+        assert classify(instruction_of([("user", varied)]), varied) == "solve"
+
+
+def test_select_names_a_candidate_judged_right_and_shared_most() -> None:
+    oracle = Oracle(p=1.0)  # the judge is always right
+    candidates = ["\\boxed{20}", "\\boxed{14}", "\\boxed{13}", "\\boxed{14}"]
+    reply = oracle.reply([("user", comparison_prompt("What is 2 + 3 * 4?", candidates))])
+    assert reply.endswith("Best candidate: 2")
+    assert parse_choice(reply, 4) == 2
+    wrong_only = ["\\boxed{20}", "\\boxed{13}", "\\boxed{13}"]
+    reply = oracle.reply([("user", comparison_prompt("What is 2 + 3 * 4?", wrong_only))])
+    assert reply.endswith("Best candidate: 2")  # none judged right: the most shared value, earliest
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("bon", {"solve", "score"}),
+        ("self_consistency", {"solve"}),
+        ("majority_voting", {"solve"}),
+        ("genselect", {"solve", "select"}),
+    ],
+)
+async def test_each_sampling_strategys_calls_reach_the_oracle_as_their_kinds(name: str, kinds: set[str]) -> None:
+    oracle = Oracle(p=0.6, seed=1)
+    for question in generate_questions(5, seed=1):
+        solution = await default_registry().create(name).optimize(question.text, OracleClient(oracle))
+        assert _boxed(solution.answer) in (question.answer, *question.distractors())
+    assert set(oracle.kinds) == kinds

@@ -17,6 +17,7 @@ PACKAGES = [
     "optillm_moa",
     "optillm_mcts",
     "optillm_mars",
+    "optillm_sampling",
     "optillm_server",
     "optillm_cli",
 ]

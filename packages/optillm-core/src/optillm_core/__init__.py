@@ -77,14 +77,27 @@ from ._responses import (
     ResponseEvent,
     TokenUsage,
 )
+from ._sampling import APPROACHES, Sample, Samples, sample_answers, varied_query
+from ._scoring import (
+    FunctionScorer,
+    LlmJudgeScorer,
+    Rating,
+    ScoreFunction,
+    Scorer,
+    parse_rating,
+    rating_prompt,
+)
 from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_stream
+from ._voting import MAX_PHRASE_WORDS, Vote, answer_key, plurality_vote, tie_order
 
 __version__ = _version("optillm-core")
 
 __all__ = (
+    "APPROACHES",
     "CALLER_SETTINGS_BY_ROLE",
     "ENTRY_POINT_GROUP",
     "FINAL_ONLY_EXTRA",
+    "MAX_PHRASE_WORDS",
     "AnswerDelta",
     "AnswerExtractionError",
     "AuthenticationError",
@@ -100,8 +113,10 @@ __all__ = (
     "EventHandler",
     "FinishReason",
     "FittedSettings",
+    "FunctionScorer",
     "GenerationSettings",
     "InvalidConfiguration",
+    "LlmJudgeScorer",
     "MaxTokensField",
     "Message",
     "MeteredClient",
@@ -127,6 +142,7 @@ __all__ = (
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimitError",
+    "Rating",
     "ReasoningDelta",
     "ResponseEvent",
     "Role",
@@ -135,6 +151,10 @@ __all__ = (
     "RunFailed",
     "RunStarted",
     "RunUsage",
+    "Sample",
+    "Samples",
+    "ScoreFunction",
+    "Scorer",
     "Solution",
     "ThinkingSplitter",
     "ThinkingStyle",
@@ -142,9 +162,11 @@ __all__ = (
     "TokenUsage",
     "UnsupportedPolicy",
     "UnsupportedSetting",
+    "Vote",
     "WrapperClient",
     "__version__",
     "allow_model_requests",
+    "answer_key",
     "answers_equal",
     "charge_call",
     "check_allow_model_requests",
@@ -158,12 +180,18 @@ __all__ = (
     "map_client_errors",
     "merge_completions",
     "normalize_answer",
+    "parse_rating",
+    "plurality_vote",
+    "rating_prompt",
     "redact",
     "require_answer",
     "run_time_left",
+    "sample_answers",
     "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",
     "split_thinking_stream",
     "task_group",
+    "tie_order",
+    "varied_query",
 )
