@@ -27,6 +27,7 @@ from optillm_core import (
     Budget,
     BudgetExhausted,
     ClientError,
+    MeteredClient,
     OptillmError,
     OptimizerEvent,
     default_registry,
@@ -100,8 +101,10 @@ async def test_every_run_survives_30_percent_transient_faults_on_every_wire(stra
         clock = JumpClock()
         with anyio.fail_after(LIMIT):
             async with FakeProviderServer(wire, faults=plan) as server, router_to(server, clock) as router:
-                solution = await optimizer(strategy).optimize(QUESTION, router, budget=Budget(max_calls=500))
+                caller = MeteredClient(router)  # meters the run from outside: retries reach RunUsage
+                solution = await optimizer(strategy).optimize(QUESTION, caller, budget=Budget(max_calls=500))
         faulted = sum(server.faults_injected.values())
+        assert (caller.usage.llm_calls, caller.usage.retries) == (len(server.requests), faulted), (wire, seed)
         faulted_runs += faulted > 0
         assert solution.answer, (wire, seed)
         assert not solution.metadata.budget_exhausted
