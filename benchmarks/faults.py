@@ -4,6 +4,7 @@ from __future__ import annotations as _annotations
 
 import json
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,7 +33,7 @@ TARGET_RATES = (0.1, 0.3)
 """Fault rates at which every run must succeed."""
 LATENCY = 0.02
 """Seconds the fake provider takes per request."""
-ATTEMPT_TIMEOUT = 2.0
+ATTEMPT_TIMEOUT = 1.0
 """Seconds an attempt may take (router and pass-through) before a hung request is given up."""
 SMALL: dict[str, dict[str, Any]] = {
     "mars": {"num_agents": 2, "max_iterations": 1, "verification_passes_required": 1, "aggregation_loops": 1},
@@ -157,6 +158,7 @@ def _median(values: list[float]) -> float:
 
 
 def _rows(table: Table, path: str, target: str, series: dict[float, list[Sample]]) -> None:
+    print(f"[faults] {path} / {target} done", file=sys.stderr, flush=True)
     reference = _median([s.wall_s for s in series[0.0] if s.ok] or [float("nan")])
     for rate, samples in series.items():
         succeeded = sum(s.ok for s in samples)
@@ -176,7 +178,7 @@ def _rows(table: Table, path: str, target: str, series: dict[float, list[Sample]
 
 
 async def run(options: Options) -> Section:
-    runs = 1 if options.smoke else 5
+    runs = 1 if options.smoke else 3
     rates = (0.3,) if options.smoke else RATES
     section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(

