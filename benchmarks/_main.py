@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from benchmarks import cost, critical_path, overhead, quality, real_model, scale
+from benchmarks import cost, critical_path, faults, overhead, quality, real_model, scale
 from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
 from benchmarks._procs import ROOT
@@ -21,7 +21,8 @@ __all__ = ("SECTIONS", "main", "run_sections")
 SectionRunner = Callable[[Options], Awaitable[Section]]
 
 SECTIONS: dict[str, tuple[str, SectionRunner]] = {
-    module.NAME: (module.TITLE, module.run) for module in (critical_path, overhead, scale, cost, quality, real_model)
+    module.NAME: (module.TITLE, module.run)
+    for module in (critical_path, overhead, scale, cost, quality, real_model, faults)
 }
 DOC = ROOT / "docs" / "benchmarks.md"
 

@@ -104,3 +104,16 @@ def test_every_section_has_a_results_block_in_the_docs(tmp_path: Path) -> None:
     updated = copy.read_text()
     assert "Command: `uv run python -m benchmarks quality`" in updated
     assert updated.count("<!-- results:quality -->") == 1
+
+
+async def test_faults_reports_each_path_and_rate_and_every_smoke_run_succeeds(tmp_path: Path) -> None:
+    section = await _run("faults", tmp_path)
+    table = section.tables[0]
+    rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows]
+    paths = {"router", "proxy", "proxy, streamed"}
+    assert {(row["path"], row["strategy"]) for row in rows} == {
+        (path, target) for path in paths for target in ("pass-through", "moa")
+    }
+    assert {row["fault rate"] for row in rows} == {"0%", "30%"}
+    assert all(row["succeeded"] == "1/1" for row in rows), section.notes
+    assert all(row["target"] == "100 % ✅" for row in rows)

@@ -347,8 +347,8 @@ async def test_pass_through_over_the_router_fails_at_once_on_a_permanent_fault(s
     fault = Fault(status=404, body={"error": {"message": "The model does not exist"}})
     async with FakeOpenAIServer(faults=lambda index, body: fault) as fake, over_router(fake) as url:
         response = await post(url, "fake-model", stream=stream)
-    assert response.status_code == 400
-    assert error_of(response)["code"] == "upstream_bad_request"
+    assert response.status_code == 404  # as forwarding answers it
+    assert error_of(response)["code"] == "upstream_not_found"
     assert len(fake.chat_requests) == 1
 
 

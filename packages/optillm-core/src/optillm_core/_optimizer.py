@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._budget import Budget, MeteredClient, RunUsage
 from ._client import ModelClient, collect_stream
 from ._concurrency import task_group
-from ._errors import BudgetExhausted, InvalidConfiguration, UnsupportedSetting
+from ._errors import BudgetExhausted, ClientError, InvalidConfiguration, UnsupportedSetting
 from ._events import (
     AnswerDelta,
     CallFinished,
@@ -289,20 +289,45 @@ class RunContext(Generic[ConfigT]):
         ``settings`` it is a ``final`` call under the caller's settings. A request with ``n`` > 1 is
         not streamed, nor is any call of a run whose caller passed no ``events`` to
         :meth:`Optimizer.optimize` (nobody would see the pieces, and a plain request costs less).
+
+        A stream that breaks with a retryable error after some text went out cannot be retried as
+        a stream (that text is already with the caller): the call is sent again as a plain request.
+        When its text starts with what was sent, only the rest goes out as an :class:`AnswerDelta`;
+        otherwise the new completion is returned as it is, and the caller, comparing it with the
+        pieces it received, must tell its own client that the streamed text was abandoned.
         """
         if isinstance(prompt, str):
             prompt = self.prompt(prompt)
         settings = settings or self.call_settings("final")
         if settings.n > 1 or not self._observed:
             return await self.client.complete(prompt, settings)
-        async with self.client.stream(prompt, settings) as events:
-            return await collect_stream(self._emitting_deltas(events))
+        emitted: list[str] = []
+        try:
+            async with self.client.stream(prompt, settings) as events:
+                return await collect_stream(self._emitting_deltas(events, emitted))
+        except ClientError as error:
+            if not (error.retryable and emitted):
+                raise
+            log.info("final stream broke after its first text; asking again without streaming", error=str(error))
+        completion = await self.client.complete(prompt, settings)
+        self._emit_remainder("".join(emitted), completion.text)
+        return completion
 
-    async def _emitting_deltas(self, events: AsyncIterator[ResponseEvent]) -> AsyncIterator[ResponseEvent]:
+    async def _emitting_deltas(
+        self, events: AsyncIterator[ResponseEvent], emitted: list[str]
+    ) -> AsyncIterator[ResponseEvent]:
         async for event in events:
             if isinstance(event, OutputTextDelta) and event.index == 0 and event.delta:
+                emitted.append(event.delta)
                 self.emit(AnswerDelta(delta=event.delta, optimizer=self.optimizer))
             yield event
+
+    def _emit_remainder(self, sent: str, text: str) -> None:
+        if not text.startswith(sent):
+            log.warning("the repeated final call gave a different answer than the broken stream had begun")
+            return
+        if rest := text[len(sent) :]:
+            self.emit(AnswerDelta(delta=rest, optimizer=self.optimizer))
 
 
 class Optimizer(ABC, Generic[ConfigT]):

@@ -122,6 +122,8 @@ def _client_error(exc: ClientError, message: str) -> ApiError:
         # The proxy's own upstream credentials were refused: the caller cannot fix that.
         return ApiError(502, upstream, kind="upstream_error", code="upstream_authentication_failed")
     if isinstance(exc, BadRequestError):
+        if exc.status_code == 404:  # the upstream has no such model: answered as pass-through answers it
+            return ApiError(404, upstream, code="upstream_not_found")
         return ApiError(400, upstream, code="upstream_bad_request")
     if isinstance(exc, ProviderUnavailable):
         if exc.status_code in (503, 529):

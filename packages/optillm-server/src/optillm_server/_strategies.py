@@ -13,6 +13,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from optillm_core import FinishReason, GenerationSettings, ModelClient, TokenUsage, UnsupportedPolicy, task_group
 
 from ._conversation import StrategyInput
+from ._errors import ApiError
 from ._runs import ChoiceResult, StrategyPlan, run_plan
 from ._streaming import Exchange, Work
 from ._wire import ResponseHeader, chunk, completion
@@ -123,17 +124,23 @@ async def _relay(exchange: Exchange, job: StrategyJob, note: _Note, streamed: li
 
 
 async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResult], streamed: list[str]) -> None:
-    """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE]."""
+    """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE].
+
+    When a choice's streamed text is not the start of its answer (a broken stream whose call was
+    repeated and answered differently), the client holds text that is not the answer: it gets an
+    error event and [DONE], never a ``finish_reason`` on the wrong text.
+    """
     header, usage_field = job.header, job.include_usage
+    abandoned = [i for i, result in enumerate(results) if not result.answer.startswith(streamed[i])]
+    if abandoned:
+        log.warning("streamed text differs from the strategy's answer", choices=abandoned, model=header.model)
+        await exchange.fail(_abandoned_stream_error(abandoned))
+        return
     for index, result in enumerate(results):
         if result.thinking:  # known once the run ends; reasoning clients read it from reasoning_content
             delta = {"reasoning_content": result.thinking}
             await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
-        sent = streamed[index]
-        if not result.answer.startswith(sent):
-            log.warning("streamed text differs from the strategy's answer", choice=index, model=header.model)
-            continue
-        rest = result.answer[len(sent) :]
+        rest = result.answer[len(streamed[index]) :]
         if rest:
             await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
     for index in range(len(results)):
@@ -143,6 +150,14 @@ async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResu
     if job.include_usage:
         await exchange.data(chunk(header, usage=usage))
     await exchange.done()
+
+
+def _abandoned_stream_error(choices: list[int]) -> ApiError:
+    message = (
+        f"the upstream stream broke and its call was repeated with a different answer for choice(s) {choices}; "
+        "the text streamed so far is not the answer: send the request again"
+    )
+    return ApiError(502, message, kind="upstream_error", code="upstream_stream_abandoned")
 
 
 def _total(results: list[ChoiceResult]) -> TokenUsage:
