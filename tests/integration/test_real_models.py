@@ -2,7 +2,9 @@
 
 The fake server plays each model family as models.md describes it: o3-mini refuses temperature
 and ``max_tokens`` and hides its thinking, gpt-4o-mini caps output at 16,384 tokens, a DeepSeek-R1
-distill behind llama.cpp writes ``<think>`` tags and has no native ``n``. A run must complete with
+distill behind llama.cpp writes ``<think>`` tags and has no native ``n``; Claude Opus 4.7 refuses
+sampling settings, Claude Sonnet 4 takes temperature or top_p but not both, both require
+``max_tokens`` and think in blocks, and Gemini thinks in thought parts. A run must complete with
 no 400 on the wire and no thinking in its answer or in any prompt built from another call's
 output. The model's thinking holds a tentative answer (``\\boxed{0}``), so thinking that leaked
 into a candidate, a vote or the answer would show.
@@ -10,6 +12,7 @@ into a candidate, a vote or the answer would show.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +21,8 @@ from optillm_core import GenerationSettings, default_registry
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router._fake_models import default_thinking
 from optillm_router.testing import FakeOpenAIServer
+from tests.router.fakes_real import plays
+from tests.router.fakes_wire import Received, Scripted, WireServer
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +74,39 @@ async def test_every_strategy_completes_on_every_model_family(
 
 def test_the_installed_strategies_are_the_ones_this_test_runs() -> None:
     assert {"moa", "mcts", "mars"} <= set(STRATEGIES)
+
+
+NATIVE_FAMILIES = [("anthropic", "claude-opus-4-7"), ("anthropic", "claude-sonnet-4"), ("gemini", "gemini-2.5-flash")]
+
+
+def plays_every_role_natively(received: Received) -> str:
+    """``plays_every_role`` for Anthropic and Gemini bodies: their messages are read as one text."""
+    body = received.body if isinstance(received.body, dict) else {}
+    everything = json.dumps(body.get("messages") or body.get("contents") or [])
+    return plays_every_role({"messages": [{"content": everything}]}, 0)
+
+
+@pytest.mark.parametrize(("provider", "model"), NATIVE_FAMILIES, ids=[m for _, m in NATIVE_FAMILIES])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_every_strategy_completes_on_claude_and_gemini(strategy: str, provider: str, model: str) -> None:
+    caller = GenerationSettings(temperature=0.3)
+    script = plays(model, reply=plays_every_role_natively, thinking=THINKING)
+    statuses: list[int] = []
+
+    def answering(received: Received) -> Scripted:
+        answer = script(received)
+        statuses.append(answer.status)
+        return answer
+
+    async with WireServer(answering) as server:
+        spec = ProviderSpec(provider, model, base_url=server.url, api_key="test-key")
+        async with ModelClientRouter(ProviderRoutingConfig.single(spec)) as router:
+            optimizer = default_registry().create(strategy)
+            solution = await optimizer.optimize(QUERY, router, settings=caller, system_prompt="Answer briefly.")
+    assert server.requests, "the run sent no request"
+    assert [s for s in statuses if s != 200] == [], f"{strategy} on {model}: a request was refused"
+    bodies = [r.body for r in server.requests if isinstance(r.body, dict)]
+    if model == "claude-opus-4-7":
+        assert not [b for b in bodies if {"temperature", "top_p"} & b.keys()], "sampling settings reached Opus 4.7"
+    assert THINKING not in solution.answer and "<think>" not in solution.answer
+    assert "19" in solution.answer
