@@ -7,20 +7,16 @@ the faults of a :class:`FaultPlan`. Exported from :mod:`optillm_router.testing`.
 
 from __future__ import annotations as _annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
 import socket
 import struct
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, ClassVar, Literal, Protocol, Self, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 import anyio
 import anyio.lowlevel
@@ -29,6 +25,7 @@ from aiohttp import web
 from optillm_core import InvalidConfiguration
 
 from ._config import ProviderSpec
+from ._loopback import LoopbackServer
 
 __all__ = (
     "PERMANENT_FAULTS",
@@ -177,7 +174,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class FakeProviderServer:
+class FakeProviderServer(LoopbackServer):
     """A fake provider of one wire format on 127.0.0.1, on a free port, with injected faults.
 
     ``reply(chat, choice)`` computes each answer from the request in OpenAI's shape (``messages``
@@ -187,6 +184,8 @@ class FakeProviderServer:
     ``candidateCount`` do). ``latency`` counts from a request's arrival; a stream then sends one
     word per ``token_latency``. Token counts are words.
     """
+
+    handler_cancellation = True  # a client that goes away ends the handler, as with a real server
 
     def __init__(
         self,
@@ -214,9 +213,7 @@ class FakeProviderServer:
         self.api_key = api_key
         self.requests: list[ServedRequest] = []
         self.faults_injected: Counter[FaultKind] = Counter()
-        self.port = 0
         self._seen: Counter[str] = Counter()
-        self._runner: web.AppRunner | None = None
 
     # -- addresses -------------------------------------------------------------------------------
 
@@ -243,64 +240,15 @@ class FakeProviderServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         if self.wire == "openai":  # proxies list the upstream's models
             app.router.add_get("/v1/models", self._models)
         app.router.add_post("/{tail:.*}", self._handle)
-        # handler_cancellation: a client that goes away (a timeout, a reset) ends the handler.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = getattr(server, "sockets", [])[0].getsockname()[1]
+        return app
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @contextmanager
-    def running_in_thread(self) -> Iterator[Self]:
-        """Serve from a background thread with its own event loop (for sync clients and subprocesses)."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the caller below
-                errors.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        thread = threading.Thread(target=serve, name=f"fake-{self.wire}-server", daemon=True)
-        thread.start()
-        started.wait()
-        if errors:
-            raise errors[0]
-        try:
-            yield self
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
+    def _thread_name(self) -> str:
+        return f"fake-{self.wire}-server"
 
     # -- one request -------------------------------------------------------------------------------
 

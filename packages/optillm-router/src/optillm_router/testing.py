@@ -39,16 +39,12 @@ function serves every format; ``server.spec(**fields)`` is a ``ProviderSpec`` po
 
 from __future__ import annotations as _annotations
 
-import asyncio
 import inspect
 import json
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -66,6 +62,7 @@ from ._fault_server import (
     HttpWireFormat,
     ServedRequest,
 )
+from ._loopback import LoopbackServer
 
 __all__ = (
     "PERMANENT_FAULTS",
@@ -151,7 +148,7 @@ def _default_reply(body: dict[str, Any], choice: int) -> str:
     return f"Reply {choice} to: {last[:60]}. The answer is \\boxed{{42}}."
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """A fake OpenAI-compatible chat server bound to 127.0.0.1 on a free port.
 
     Each chat request is answered ``latency`` seconds after it arrived (the reply function runs
@@ -183,8 +180,6 @@ class FakeOpenAIServer:
         self.requests: list[FakeRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
@@ -205,63 +200,14 @@ class FakeOpenAIServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1]
+        return app
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @contextmanager
-    def running_in_thread(self) -> Iterator[Self]:
-        """Serve from a background thread with its own event loop (for sync clients and subprocesses)."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the caller below
-                errors.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        thread = threading.Thread(target=serve, name="fake-openai-server", daemon=True)
-        thread.start()
-        started.wait()
-        if errors:
-            raise errors[0]
-        try:
-            yield self
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
+    def _thread_name(self) -> str:
+        return "fake-openai-server"
 
     # -- handlers --------------------------------------------------------------------------------
 
