@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from optillm_core import CALLER_SETTINGS_BY_ROLE, OptimizerInfo, PluginFailure, Solution
+from optillm_core import OptimizerInfo, PluginFailure, Solution
 
 from ._overrides import type_name
 
@@ -59,7 +59,7 @@ def _fields(info: OptimizerInfo) -> list[dict[str, Any]]:
 def _phases(info: OptimizerInfo) -> list[dict[str, Any]]:
     """Each phase, its role, and the caller's settings that reach its calls."""
     return [
-        {"phase": phase, "role": role, "caller_settings": list(CALLER_SETTINGS_BY_ROLE[role])}
+        {"phase": phase, "role": role, "caller_settings": list(info.optimizer.caller_settings_for(role))}
         for phase, role in info.phases.items()
     ]
 

@@ -76,6 +76,7 @@ from ._responses import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCallDelta,
 )
 from ._sampling import APPROACHES, Sample, Samples, sample_answers, varied_query
 from ._scoring import (
@@ -88,6 +89,7 @@ from ._scoring import (
     rating_prompt,
 )
 from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_stream
+from ._tools import ToolCall, ToolChoice, ToolDefinition
 from ._voting import MAX_PHRASE_WORDS, Vote, answer_key, plurality_vote, tie_order
 
 __version__ = _version("optillm-core")
@@ -160,6 +162,10 @@ __all__ = (
     "ThinkingStyle",
     "Timeout",
     "TokenUsage",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "ToolDefinition",
     "UnsupportedPolicy",
     "UnsupportedSetting",
     "Vote",

@@ -15,8 +15,18 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._concurrency import task_group
 from ._messages import GenerationSettings, Prompt
 from ._profiles import ModelProfile
-from ._responses import Completed, Completion, FinishReason, OutputTextDelta, ReasoningDelta, ResponseEvent, TokenUsage
+from ._responses import (
+    Completed,
+    Completion,
+    FinishReason,
+    OutputTextDelta,
+    ReasoningDelta,
+    ResponseEvent,
+    TokenUsage,
+    ToolCallDelta,
+)
 from ._thinking import separate_thinking, split_thinking_stream
+from ._tools import ToolCall
 
 __all__ = ("ModelClient", "WrapperClient", "collect_stream", "merge_completions")
 
@@ -141,11 +151,15 @@ async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Co
     """Collect a stream of events into a :class:`Completion` with ``n`` choices (more if the stream has more)."""
     pieces: list[list[str]] = [[] for _ in range(n)]
     thoughts: list[list[str]] = [[] for _ in range(n)]
+    calls = _ToolCallAssembly()
     completed: Completed | None = None
     try:
         async for event in events:
             if isinstance(event, Completed):
                 completed = event
+                continue
+            if isinstance(event, ToolCallDelta):
+                calls.add(event)
                 continue
             target = pieces if isinstance(event, OutputTextDelta) else thoughts
             while event.index >= len(target):
@@ -155,15 +169,51 @@ async def collect_stream(events: AsyncIterator[ResponseEvent], n: int = 1) -> Co
         await _aclose(events)
     texts = tuple("".join(p) for p in pieces)
     thinking = tuple("".join(t).strip() for t in thoughts) if any(thoughts) else ()
+    tool_calls = calls.result(len(texts))
     if completed is None:
-        return Completion(texts=texts, thinking=thinking)
+        return Completion(texts=texts, thinking=thinking, tool_calls=tool_calls)
     return Completion(
         texts=texts,
         thinking=thinking,
+        tool_calls=tool_calls,
         usage=completed.usage or TokenUsage(),
         finish_reasons=completed.finish_reasons,
         model=completed.model,
     )
+
+
+class _ToolCallAssembly:
+    """Tool calls put together from their pieces, per choice and position."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[int, int], list[str]] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        part = self._parts.setdefault((delta.index, delta.call), ["", "", ""])
+        if delta.id:
+            part[0] = delta.id
+        if delta.name:
+            part[1] = part[1] or delta.name
+        part[2] += delta.arguments
+
+    def result(self, choices: int) -> tuple[tuple[ToolCall, ...], ...]:
+        if not self._parts:
+            return ()
+        per_choice: list[list[ToolCall]] = [[] for _ in range(max(choices, 1 + max(i for i, _ in self._parts)))]
+        for (index, call), (call_id, name, arguments) in sorted(self._parts.items()):
+            per_choice[index].append(
+                ToolCall(id=call_id or f"call_{index}_{call}", name=name, arguments=arguments or "{}")
+            )
+        return tuple(tuple(c) for c in per_choice)
+
+
+def _calls_per_choice(parts: Sequence[Completion]) -> tuple[tuple[ToolCall, ...], ...]:
+    """Each part's choices' tool calls, in order; empty when no part called a tool."""
+    if not any(p.tool_calls for p in parts):
+        return ()
+    return tuple(p.calls_of(i) for p in parts for i in range(len(p.texts)))
 
 
 def merge_completions(parts: Sequence[Completion]) -> Completion:
@@ -173,6 +223,7 @@ def merge_completions(parts: Sequence[Completion]) -> Completion:
     return Completion(
         texts=tuple(p.text for p in parts),
         thinking=thinking if any(thinking) else (),
+        tool_calls=_calls_per_choice(parts),
         usage=usage,
         finish_reasons=tuple(p.finish_reason() for p in parts),
         model=next((p.model for p in parts if p.model), None),
@@ -219,6 +270,7 @@ async def _chunked_complete(
     return Completion(
         texts=tuple(text for p in parts for text in p.texts),
         thinking=thinking if any(thinking) else (),
+        tool_calls=_calls_per_choice(parts),
         usage=sum((p.usage for p in parts), TokenUsage()),
         finish_reasons=tuple(p.finish_reason(i) for p in parts for i in range(len(p.texts))),
         model=next((p.model for p in parts if p.model), None),
@@ -240,7 +292,7 @@ async def _fan_out_stream(
             events = client.request_stream(prompt, _single(settings, index))
             try:
                 async for event in events:
-                    if isinstance(event, OutputTextDelta | ReasoningDelta):
+                    if isinstance(event, OutputTextDelta | ReasoningDelta | ToolCallDelta):
                         await out.send(event.model_copy(update={"index": index}))
                     else:
                         usages.append(event.usage or TokenUsage())

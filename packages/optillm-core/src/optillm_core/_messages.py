@@ -5,7 +5,9 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._tools import ToolCall, ToolChoice, ToolDefinition
 
 __all__ = ("GenerationSettings", "Message", "Prompt", "Role")
 
@@ -13,12 +15,26 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 class Message(BaseModel):
-    """One chat message."""
+    """One chat message.
+
+    An assistant message may carry the tool calls the model made (``content`` may then be empty);
+    a ``tool`` message carries one call's result and the id of that call.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Self:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"only assistant messages carry tool calls, not {self.role} messages")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message needs the tool_call_id of the call it answers, and only it has one")
+        return self
 
     @classmethod
     def system(cls, content: str) -> Self:
@@ -29,8 +45,13 @@ class Message(BaseModel):
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str) -> Self:
-        return cls(role="assistant", content=content)
+    def assistant(cls, content: str, *, tool_calls: tuple[ToolCall, ...] = ()) -> Self:
+        return cls(role="assistant", content=content, tool_calls=tool_calls)
+
+    @classmethod
+    def tool_result(cls, content: str, *, tool_call_id: str) -> Self:
+        """The result of the tool call ``tool_call_id``, sent back to the model."""
+        return cls(role="tool", content=content, tool_call_id=tool_call_id)
 
 
 class Prompt(BaseModel):
@@ -67,7 +88,8 @@ class GenerationSettings(BaseModel):
     """Sampling settings of one model call. ``None`` means the provider's default.
 
     ``extra`` carries provider-specific request fields (for example ``top_k``); providers send
-    them as they are.
+    them as they are. ``tools`` are the functions the model may call and ``tool_choice`` whether
+    it must; providers translate both to their wire format.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -78,6 +100,8 @@ class GenerationSettings(BaseModel):
     n: int = Field(default=1, ge=1)
     stop: tuple[str, ...] | None = None
     seed: int | None = None
+    tools: tuple[ToolDefinition, ...] | None = None
+    tool_choice: ToolChoice | None = None
     extra: Mapping[str, Any] = Field(default_factory=dict)
 
     @field_validator("stop", mode="before")
@@ -87,6 +111,19 @@ class GenerationSettings(BaseModel):
             return (value,)
         if isinstance(value, list):
             return tuple(value)
+        return value
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice_from_mode(cls, value: object) -> object:
+        return {"mode": value} if isinstance(value, str) else value
+
+    @field_validator("tools", mode="after")
+    @classmethod
+    def _tool_names_unique(cls, value: tuple[ToolDefinition, ...] | None) -> tuple[ToolDefinition, ...] | None:
+        names = [tool.name for tool in value or ()]
+        if len(names) != len(set(names)):
+            raise ValueError(f"tool names must be unique: {sorted(n for n in set(names) if names.count(n) > 1)}")
         return value
 
     def with_(self, **changes: Any) -> Self:

@@ -32,6 +32,7 @@ from ._events import (
 from ._messages import GenerationSettings, Prompt
 from ._profiles import ModelProfile
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
+from ._tools import ToolCall
 
 __all__ = (
     "CALLER_SETTINGS_BY_ROLE",
@@ -62,9 +63,11 @@ FINAL_ONLY_EXTRA = frozenset({"response_format"})
 CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
     "answer": ("max_tokens", "temperature", "top_p", "seed"),
     "judge": ("max_tokens",),
-    "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format"),
+    "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format", "tools", "tool_choice"),
 }
 """Which of the caller's settings reach a call of each role (:meth:`RunContext.call_settings`)."""
+
+_TOOL_SETTINGS = frozenset({"tools", "tool_choice"})
 
 log = structlog.get_logger("optillm")
 
@@ -129,6 +132,7 @@ class Outcome(BaseModel):
     answer: str
     reasoning: str = ""
     thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     iterations: int = 1
     extras: dict[str, Any] = Field(default_factory=dict)
     budget_exhausted: bool = False
@@ -151,6 +155,8 @@ class Solution(BaseModel):
 
     ``answer`` never contains the model's thinking; ``thinking`` holds the thinking behind the
     final answer where the model showed it, and ``reasoning`` the strategy's account of the run.
+    ``tool_calls`` are the calls the final answer made to the caller's tools (only strategies with
+    :attr:`Optimizer.answers_with_tools` return any).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -159,6 +165,7 @@ class Solution(BaseModel):
     answer: str
     reasoning: str
     thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     usage: TokenUsage
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     metadata: OptimizerMetadata
@@ -247,7 +254,8 @@ class RunContext(Generic[ConfigT]):
           ``answer`` and ``final`` calls, except the settings named in ``pinned`` (those the
           strategy's config set explicitly: :meth:`OptimizerConfig.pinned`); ``judge`` calls keep
           their own. A seed becomes ``seed + seed_offset``, so that parallel answers differ.
-        - The caller's ``stop`` and ``response_format`` reach ``final`` calls only.
+        - The caller's ``stop``, ``response_format``, ``tools`` and ``tool_choice`` reach ``final``
+          calls only.
         - Finally the model's profile leaves out what the model refuses (a temperature on a
           reasoning model) and clips the output limit to its cap.
         """
@@ -270,6 +278,8 @@ class RunContext(Generic[ConfigT]):
             n=n,
             stop=caller.stop if final else None,
             seed=seed,
+            tools=caller.tools if final else None,
+            tool_choice=caller.tool_choice if final else None,
             extra=extra,
         )
         return self.profile.fit(settings).settings
@@ -342,9 +352,24 @@ class Optimizer(ABC, Generic[ConfigT]):
     config_type: ClassVar[type[OptimizerConfig]] = OptimizerConfig
     phases: ClassVar[Mapping[str, CallRole]] = {}
     """Each phase of the strategy and the role of its calls, which says which caller settings reach it."""
+    answers_with_tools: ClassVar[bool] = False
+    """Whether the answer is one ``final`` call made with the caller's tools, returned with its tool calls.
+
+    A strategy that sets it returns ``Outcome(tool_calls=...)`` from that call. Runs of any other
+    strategy refuse caller settings with ``tools`` (:class:`InvalidConfiguration`, before any call)
+    rather than answer with the caller's tool calls lost.
+    """
 
     def __init__(self, config: ConfigT | None = None) -> None:
         self.config: ConfigT = config if config is not None else cast(ConfigT, self.config_type())
+
+    @classmethod
+    def caller_settings_for(cls, role: CallRole) -> tuple[str, ...]:
+        """The caller's settings reaching calls of ``role`` (tools only where the strategy answers with them)."""
+        names = CALLER_SETTINGS_BY_ROLE[role]
+        if cls.answers_with_tools:
+            return names
+        return tuple(name for name in names if name not in _TOOL_SETTINGS)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None = None) -> Self:
@@ -381,6 +406,11 @@ class Optimizer(ABC, Generic[ConfigT]):
         """
         if not query.strip():
             raise InvalidConfiguration("the query is empty: pass the question or task to optimize")
+        if settings is not None and settings.tools and not self.answers_with_tools:
+            raise InvalidConfiguration(
+                f"the {self.name} strategy cannot pass tools to the model: its answer is not one model call "
+                "that could return tool calls; send the request without tools, or without a strategy"
+            )
         settings, dropped = _caller_settings(settings or GenerationSettings(), client, unsupported)
         channel = events if isinstance(events, EventChannel) else EventChannel()
         handler = None if isinstance(events, EventChannel) else events
@@ -443,6 +473,7 @@ class Optimizer(ABC, Generic[ConfigT]):
             answer=outcome.answer,
             reasoning=outcome.reasoning,
             thinking=outcome.thinking,
+            tool_calls=outcome.tool_calls,
             usage=usage.tokens,
             metadata=OptimizerMetadata(
                 optimizer_name=self.name,
@@ -473,7 +504,7 @@ def _caller_settings(
     refused = profile.unsupported(settings)
     if not refused:
         return settings, ()
-    if policy == "error":
+    if policy == "error" or "tools" in refused:  # dropped tools would lose the caller's tool calls
         raise UnsupportedSetting(refused, client.model_name)
     log.info("leaving out settings the model refuses", settings=list(refused), model=client.model_name)
     fitted = profile.fit(settings).settings  # drops what is refused; a too-long stop list keeps its first entries

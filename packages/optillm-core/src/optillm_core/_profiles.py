@@ -61,6 +61,7 @@ class ModelProfile(BaseModel):
     logprobs: bool = Field(default=True, description="accepts logprobs")
     system_messages: bool = Field(default=True, description="accepts system messages")
     max_stop: int | None = Field(default=None, ge=0, description="most stop sequences accepted (None: no limit)")
+    tools: bool = Field(default=True, description="accepts tool definitions and returns tool calls")
     thinking: ThinkingStyle = "none"
 
     @property
@@ -94,6 +95,8 @@ class ModelProfile(BaseModel):
             refused.append("stop")
         if settings.extra.get("logprobs") and not self.logprobs:
             refused.append("logprobs")
+        if settings.tools and not self.tools:
+            refused.append("tools")
         return tuple(refused)
 
     def accepts_temperature(self, temperature: float) -> bool:
@@ -127,6 +130,8 @@ class ModelProfile(BaseModel):
         if "logprobs" in refused:
             changes["extra"] = {k: v for k, v in settings.extra.items() if k not in ("logprobs", "top_logprobs")}
             del changes["logprobs"]
+        if "tools" in refused:
+            changes["tool_choice"] = None
         return FittedSettings(settings=settings.with_(**changes), dropped=refused)
 
     def strictest(self, others: Iterable[ModelProfile]) -> ModelProfile:
@@ -194,6 +199,7 @@ def _strictest_pair(a: ModelProfile, b: ModelProfile) -> ModelProfile:
             "logprobs": a.logprobs and b.logprobs,
             "system_messages": a.system_messages and b.system_messages,
             "max_stop": None if max_stop is None else int(max_stop),
+            "tools": a.tools and b.tools,
             "thinking": a.thinking if a.thinking == b.thinking else "tags",
         }
     )

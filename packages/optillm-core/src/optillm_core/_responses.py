@@ -6,6 +6,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, computed_field
 
+from ._tools import ToolCall
+
 __all__ = (
     "Completed",
     "Completion",
@@ -14,6 +16,7 @@ __all__ = (
     "ReasoningDelta",
     "ResponseEvent",
     "TokenUsage",
+    "ToolCallDelta",
 )
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
@@ -77,6 +80,23 @@ class ReasoningDelta(BaseModel):
     index: NonNegativeInt = 0
 
 
+class ToolCallDelta(BaseModel):
+    """A piece of tool call ``call`` (its position in the choice) of choice ``index``.
+
+    The first piece of a call carries its ``id`` and ``name``; every piece may carry a fragment of
+    its ``arguments`` JSON text. Providers that send whole calls send one piece per call.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+    index: NonNegativeInt = 0
+    call: NonNegativeInt = 0
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 class Completed(BaseModel):
     """The last event of a stream: usage of the whole call and the finish reason of each choice."""
 
@@ -88,20 +108,22 @@ class Completed(BaseModel):
     model: str | None = None
 
 
-ResponseEvent = Annotated[OutputTextDelta | ReasoningDelta | Completed, Field(discriminator="type")]
+ResponseEvent = Annotated[OutputTextDelta | ReasoningDelta | ToolCallDelta | Completed, Field(discriminator="type")]
 
 
 class Completion(BaseModel):
     """A finished call: one text per choice, usage and finish reasons.
 
     ``texts`` hold the answers without thinking; ``thinking`` holds each choice's thinking (empty
-    when the model showed none), wherever the model put it.
+    when the model showed none), wherever the model put it; ``tool_calls`` each choice's tool calls
+    (empty when no choice called a tool).
     """
 
     model_config = ConfigDict(frozen=True)
 
     texts: tuple[str, ...]
     thinking: tuple[str, ...] = ()
+    tool_calls: tuple[tuple[ToolCall, ...], ...] = ()
     usage: TokenUsage = Field(default_factory=TokenUsage)
     finish_reasons: tuple[FinishReason | None, ...] = ()
     model: str | None = None
@@ -115,6 +137,15 @@ class Completion(BaseModel):
     def reasoning(self) -> str:
         """The first choice's thinking ("" when there is none)."""
         return self.thinking[0] if self.thinking else ""
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The first choice's tool calls (empty when it called none)."""
+        return self.tool_calls[0] if self.tool_calls else ()
+
+    def calls_of(self, index: int) -> tuple[ToolCall, ...]:
+        """The tool calls of choice ``index``."""
+        return self.tool_calls[index] if index < len(self.tool_calls) else ()
 
     def finish_reason(self, index: int = 0) -> FinishReason | None:
         return self.finish_reasons[index] if index < len(self.finish_reasons) else None

@@ -36,7 +36,9 @@ from ._responses import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCallDelta,
 )
+from ._tools import ToolCall
 
 __all__ = (
     "FaultyClient",
@@ -64,13 +66,22 @@ class Reply:
     ``thinking`` is sent the way the client's profile says the model returns it: in ``<think>``
     tags before the text (``tags``, and ``none`` for a double with no profile), as
     :class:`~optillm_core.ReasoningDelta` events (``reasoning_content``, ``anthropic_blocks``,
-    ``gemini_thoughts``), or not at all (``hidden``).
+    ``gemini_thoughts``), or not at all (``hidden``). ``tool_calls`` are streamed after the text,
+    each as an id-and-name piece followed by its arguments in two pieces, as OpenAI streams them;
+    the finish reason becomes ``tool_calls`` unless another one is given.
     """
 
     text: str
-    finish_reason: FinishReason = "stop"
+    finish_reason: FinishReason | None = None
     usage: TokenUsage | None = None
     thinking: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def finish(self) -> FinishReason:
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
 
 
 @dataclass
@@ -193,7 +204,7 @@ class _RecordingClient(ModelClient):
                 )
             yield Completed(
                 usage=usage,
-                finish_reasons=tuple(r.finish_reason for r in replies),
+                finish_reasons=tuple(r.finish for r in replies),
                 model=self._model_name,
             )
         finally:
@@ -213,7 +224,13 @@ def _reply_events(reply: Reply, index: int, style: str) -> list[ResponseEvent]:
             text = f"<think>\n{reply.thinking}\n</think>\n\n{text}"
         elif style != "hidden":
             events.extend(ReasoningDelta(delta=piece, index=index) for piece in _chunks(reply.thinking))
-    events.extend(OutputTextDelta(delta=piece, index=index) for piece in _chunks(text))
+    if text or not reply.tool_calls:
+        events.extend(OutputTextDelta(delta=piece, index=index) for piece in _chunks(text))
+    for position, call in enumerate(reply.tool_calls):
+        half = len(call.arguments) // 2
+        events.append(ToolCallDelta(index=index, call=position, id=call.id, name=call.name))
+        events.append(ToolCallDelta(index=index, call=position, arguments=call.arguments[:half]))
+        events.append(ToolCallDelta(index=index, call=position, arguments=call.arguments[half:]))
     return events
 
 

@@ -20,6 +20,7 @@ import structlog
 from optillm_core import (
     BadRequestError,
     ClientError,
+    Completed,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
@@ -384,6 +385,8 @@ async def _stream_with_client(
             delta = {field: event.delta}
             await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
             return
+        if not isinstance(event, Completed):
+            return  # tool calls: this path refuses requests with tools (reject_tools above)
         usage = event.usage or TokenUsage()
         for index in range(request.n):
             reason = (event.finish_reasons[index] if index < len(event.finish_reasons) else None) or "stop"
