@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from benchmarks import cost, critical_path, faults, overhead, quality, real_model, scale
+from benchmarks import cost, critical_path, faults, overhead, quality, real_model, scale, startup
 from benchmarks._logs import quiet_logs
 from benchmarks._options import Options
 from benchmarks._procs import ROOT
@@ -22,7 +22,7 @@ SectionRunner = Callable[[Options], Awaitable[Section]]
 
 SECTIONS: dict[str, tuple[str, SectionRunner]] = {
     module.NAME: (module.TITLE, module.run)
-    for module in (critical_path, overhead, scale, cost, quality, real_model, faults)
+    for module in (critical_path, overhead, scale, cost, quality, real_model, faults, startup)
 }
 DOC = ROOT / "docs" / "benchmarks.md"
 

@@ -117,3 +117,13 @@ async def test_faults_reports_each_path_and_rate_and_every_smoke_run_succeeds(tm
     assert {row["fault rate"] for row in rows} == {"0%", "30%"}
     assert all(row["succeeded"] == "1/1" for row in rows), section.notes
     assert all(row["target"] == "100 % ✅" for row in rows)
+
+
+async def test_startup_times_imports_and_help_against_pydantic(tmp_path: Path) -> None:
+    section = await _run("startup", tmp_path)
+    [table] = section.tables
+    rows = {row[0]: dict(zip(table.headers, row, strict=True)) for row in table.rows}
+    assert rows["import pydantic (the unit)"]["× import pydantic"] == 1
+    assert str(rows["import optillm_core"]["target"]).startswith("≤ 3 ")
+    assert all(isinstance(row["best (ms)"], float) and row["best (ms)"] > 0 for row in rows.values())
+    assert rows["optillm --help"]["heavy modules loaded"] == "none"

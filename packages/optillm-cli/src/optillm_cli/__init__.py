@@ -3,6 +3,6 @@
 from __future__ import annotations as _annotations
 
 from ._app import build_parser, main, run_cli
-from ._errors import ExitCode
+from ._codes import ExitCode
 
 __all__ = ("ExitCode", "build_parser", "main", "run_cli")

@@ -3,21 +3,26 @@
 from __future__ import annotations as _annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from importlib.metadata import version
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-import structlog
+from ._codes import LOCAL_MAX_TOKENS, PROVIDER_NAMES, ExitCode, UsageError
+from ._state import RunState
 
-from ._commands import LOCAL_MAX_TOKENS, ClientFactory, RunState, run_command, serve_command, strategies_command
-from ._errors import ExitCode, UsageError, classify, error_line
-from ._providers import PROVIDER_NAMES, build_client
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from optillm_core import ModelClient
+
+    from ._commands import ClientFactory
+    from ._providers import ProviderChoice
+
+# Everything heavy (optillm-core, the router's catalogue, structlog, importlib.metadata) is imported
+# once the command line is parsed, so that ``optillm --help`` and a usage error stay quick.
 
 __all__ = ("build_parser", "main", "run_cli")
 
@@ -45,6 +50,12 @@ def _number(kind: Callable[[str], Any], *, minimum: float, exclusive: bool = Fal
     return parse
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # not at import: --help does not need it
+
+    return Path(text)
+
+
 def _port(text: str) -> int:
     value: int = _number(int, minimum=1)(text)
     if value > 65535:
@@ -68,7 +79,7 @@ def _provider_options(parser: argparse.ArgumentParser) -> None:
         "--api-key", help="the provider's API key (default: its environment variable, e.g. OPENAI_API_KEY)"
     )
     group.add_argument(
-        "--config", type=Path, metavar="FILE", help="a router config file (TOML or YAML) instead of the flags above"
+        "--config", type=_path, metavar="FILE", help="a router config file (TOML or YAML) instead of the flags above"
     )
 
 
@@ -129,9 +140,24 @@ def _run_parser(commands: Any) -> None:
     out.add_argument("--events", action="store_true", help="write the run's events as JSON lines on stderr")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, read from the distribution's metadata only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest, default=argparse.SUPPRESS, nargs=0, help="show program's version number and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"optillm {version('optillm-cli')}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optillm", description="Run optillm's inference-time optimization strategies.")
-    parser.add_argument("--version", action="version", version=f"optillm {version('optillm-cli')}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     _run_parser(commands)
@@ -189,6 +215,10 @@ def _drop_tracebacks(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
 @contextmanager
 def _logging(verbosity: int, quiet_level: int) -> Iterator[None]:
     """Route structlog to stderr (``quiet_level`` and up without -v), never with a traceback; restored afterwards."""
+    import logging
+
+    import structlog
+
     level = {0: quiet_level, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     previous = structlog.get_config()
     structlog.configure(
@@ -207,7 +237,20 @@ def _logging(verbosity: int, quiet_level: int) -> Iterator[None]:
         structlog.configure(**previous)
 
 
+_WARNING, _ERROR = 30, 40
+"""``logging.WARNING`` and ``logging.ERROR``, without importing logging before a command needs it."""
+
+
+def _build_client(choice: ProviderChoice, env: Mapping[str, str]) -> ModelClient:
+    """The default client factory: :func:`optillm_cli._providers.build_client`, imported when a command runs."""
+    from ._providers import build_client
+
+    return build_client(choice, env)
+
+
 def _dispatch(args: argparse.Namespace, env: Mapping[str, str], state: RunState, factory: ClientFactory) -> int:
+    from ._commands import run_command, serve_command, strategies_command
+
     if args.command == "run":
         return run_command(args, env=env, state=state, client_factory=factory)
     if args.command == "strategies":
@@ -229,22 +272,27 @@ def run_cli(
     argv: Sequence[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    client_factory: ClientFactory = build_client,
+    client_factory: ClientFactory | None = None,
 ) -> int:
-    """Run ``optillm`` with ``argv`` and return its exit status; ``client_factory`` builds the model client."""
+    """Run ``optillm`` with ``argv`` and return its exit status.
+
+    ``client_factory`` builds the model client (default: a router over the chosen provider).
+    """
     env = os.environ if env is None else env
     state = RunState()
     secrets: list[str | None] = []
     try:
         args = build_parser().parse_args(argv)
         secrets = [getattr(args, "api_key", None), getattr(args, "require_key", None)]
-        with _logging(args.verbose, logging.WARNING if args.command == "serve" else logging.ERROR):
-            return _dispatch(args, env, state, client_factory)
+        with _logging(args.verbose, _WARNING if args.command == "serve" else _ERROR):
+            return _dispatch(args, env, state, client_factory or _build_client)
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else ExitCode.OK
     except KeyboardInterrupt:
         return _interrupted(state, sys.stderr)
     except Exception as exc:
+        from ._errors import classify, error_line
+
         state.finish()
         code, text = classify(exc)
         sys.stderr.write(error_line(text, [*secrets, *state.secrets]))

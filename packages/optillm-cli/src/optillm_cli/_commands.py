@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
@@ -21,18 +21,18 @@ from optillm_core import (
     ModelClient,
     Optimizer,
     OptimizerError,
-    RunUsage,
     Solution,
     Timeout,
     UnsupportedPolicy,
     default_registry,
 )
 
-from ._errors import ExitCode, UsageError
+from ._codes import LOCAL_MAX_TOKENS, ExitCode, UsageError
 from ._output import solution_json, strategies_json, strategies_text, to_json
 from ._overrides import parse_overrides
 from ._progress import EventLines, Progress, is_terminal
 from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve, routing_config
+from ._state import RunState
 
 if TYPE_CHECKING:
     from optillm_server import Upstream
@@ -41,28 +41,8 @@ __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serv
 
 ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
 
-LOCAL_MAX_TOKENS = 128
-"""Default ``max_tokens`` per call on the embedded model, so a CPU-only run ends in seconds, not minutes."""
-
 # Time a run gets past ``--timeout`` to return its best answer before it is stopped outright.
 TIMEOUT_GRACE_SECONDS = 5.0
-
-
-@dataclass
-class RunState:
-    """What a run has spent so far, readable after Ctrl-C interrupts it, and the keys no message may show."""
-
-    meter: MeteredClient | None = None
-    sink: EventLines | Progress | None = None
-    secrets: list[str | None] = field(default_factory=list)
-
-    @property
-    def usage(self) -> RunUsage:
-        return self.meter.usage if self.meter is not None else RunUsage()
-
-    def finish(self) -> None:
-        if self.sink is not None:
-            self.sink.finish()
 
 
 def _provider_options(args: argparse.Namespace) -> ProviderOptions:

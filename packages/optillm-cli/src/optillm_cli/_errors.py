@@ -3,7 +3,6 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Iterable
-from enum import IntEnum
 
 from optillm_core import (
     AuthenticationError,
@@ -22,33 +21,9 @@ from optillm_core import (
     redact,
 )
 
+from ._codes import ExitCode, UsageError
+
 __all__ = ("ExitCode", "UsageError", "classify", "error_line")
-
-
-class ExitCode(IntEnum):
-    """The documented exit statuses of ``optillm`` (docs/cli.md lists them)."""
-
-    OK = 0
-    INTERNAL = 1
-    USAGE = 2
-    CONFIG = 3
-    AUTH = 4
-    UNAVAILABLE = 5
-    BUDGET = 6
-    STRATEGY = 7
-    REJECTED = 8
-    INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A command line the CLI cannot act on: a bad flag value, a missing or empty argument."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 _LABELS: dict[ExitCode, str] = {

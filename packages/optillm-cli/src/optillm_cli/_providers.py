@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from optillm_core import InvalidConfiguration, ModelClient
 from optillm_router import PROVIDERS  # the catalogue: light, the router's HTTP stack is not imported
 
-from ._errors import UsageError
+from ._codes import PROVIDER_NAMES, UsageError
 
 if TYPE_CHECKING:
     from optillm_router import ProviderRoutingConfig
@@ -27,8 +27,6 @@ __all__ = (
     "routing_config",
 )
 
-PROVIDER_NAMES = tuple(sorted(PROVIDERS))
-"""optillm-router's provider names, from its catalogue."""
 
 DEFAULT_MODELS: Mapping[str, str] = {
     name: info.default_model for name, info in PROVIDERS.items() if info.default_model is not None

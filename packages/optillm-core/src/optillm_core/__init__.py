@@ -2,7 +2,7 @@
 
 from __future__ import annotations as _annotations
 
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._budget import Budget, MeteredClient, RunUsage, charge_call, run_time_left
 from ._client import ModelClient, WrapperClient, collect_stream, merge_completions
@@ -92,7 +92,23 @@ from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_strea
 from ._tools import ToolCall, ToolChoice, ToolDefinition
 from ._voting import MAX_PHRASE_WORDS, Vote, answer_key, plurality_vote, tie_order
 
-__version__ = _version("optillm-core")
+if _TYPE_CHECKING:
+    __version__: str
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed distribution's metadata when first asked for.
+
+    importlib.metadata costs more to import than the rest of the package, and few callers ask.
+    """
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value = version("optillm-core")
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = (
     "APPROACHES",

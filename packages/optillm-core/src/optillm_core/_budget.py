@@ -29,7 +29,7 @@ __all__ = ("Budget", "MeteredClient", "RunUsage", "charge_call", "run_time_left"
 class Budget(BaseModel):
     """Optional limits of one run: LLM calls, tokens (prompt + completion) and wall-clock seconds."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     max_calls: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)

@@ -6,11 +6,11 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import cache
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._concurrency import task_group
 from ._messages import GenerationSettings, Prompt
@@ -28,10 +28,21 @@ from ._responses import (
 from ._thinking import separate_thinking, split_thinking_stream
 from ._tools import ToolCall
 
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
 __all__ = ("ModelClient", "WrapperClient", "collect_stream", "merge_completions")
 
-_DEFAULT_SETTINGS = GenerationSettings()
-_DEFAULT_PROFILE = ModelProfile()
+
+@cache
+def _default_settings() -> GenerationSettings:
+    return GenerationSettings()
+
+
+@cache
+def _default_profile() -> ModelProfile:
+    """The permissive profile, built on first use (a model built at import costs every importer)."""
+    return ModelProfile()
 
 
 class ModelClient(ABC):
@@ -58,7 +69,7 @@ class ModelClient(ABC):
     @property
     def profile(self) -> ModelProfile:
         """What the model behind this client accepts; the permissive default when nobody knows."""
-        return _DEFAULT_PROFILE
+        return _default_profile()
 
     @abstractmethod
     def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
@@ -73,7 +84,7 @@ class ModelClient(ABC):
 
     async def complete(self, prompt: Prompt, settings: GenerationSettings | None = None) -> Completion:
         """Run a request to completion, fanning ``n`` > 1 out concurrently when it is not native."""
-        settings = settings or _DEFAULT_SETTINGS
+        settings = settings or _default_settings()
         if settings.n > 1 and not self.supports_native_n:
             return await _fan_out_complete(self, prompt, settings)
         max_n = self.profile.max_n
@@ -89,7 +100,7 @@ class ModelClient(ABC):
 
         Leaving the block early closes the underlying connection.
         """
-        settings = settings or _DEFAULT_SETTINGS
+        settings = settings or _default_settings()
         expect_close = self.profile.thinking == "tags"
         if settings.n > 1 and not self.supports_native_n:
             async with _fan_out_stream(self, prompt, settings) as events:

@@ -28,7 +28,7 @@ DEFAULT_EVENT_BUFFER = 10_000
 class OptimizerEvent(BaseModel):
     """Base of every event; strategies subclass it for their own phases (``kind`` names the class)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     optimizer: str = ""
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))

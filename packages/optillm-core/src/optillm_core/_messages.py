@@ -21,7 +21,7 @@ class Message(BaseModel):
     a ``tool`` message carries one call's result and the id of that call.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     role: Role
     content: str
@@ -61,7 +61,7 @@ class Prompt(BaseModel):
     ``messages`` (the Rust crate's ``base_instructions_override``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     messages: tuple[Message, ...]
     system: str | None = None
@@ -92,7 +92,7 @@ class GenerationSettings(BaseModel):
     it must; providers translate both to their wire format.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     temperature: float | None = Field(default=None, ge=0.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
 
 import anyio
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._budget import Budget, MeteredClient, RunUsage
@@ -29,6 +28,7 @@ from ._events import (
     RunFailed,
     RunStarted,
 )
+from ._log import log
 from ._messages import GenerationSettings, Prompt
 from ._profiles import ModelProfile
 from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
@@ -69,8 +69,6 @@ CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
 
 _TOOL_SETTINGS = frozenset({"tools", "tool_choice"})
 
-log = structlog.get_logger("optillm")
-
 # How long a finished run waits for an async event handler to take its last events.
 EVENT_DRAIN_GRACE_SECONDS = 1.0
 
@@ -93,7 +91,7 @@ class OptimizerConfig(BaseModel):
     Validation errors come out as :class:`InvalidConfiguration` naming the field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, defer_build=True)
 
     max_concurrency: int = Field(default=16, ge=1, description="model calls one run may have in flight")
 
@@ -127,7 +125,7 @@ class OptimizerConfig(BaseModel):
 class Outcome(BaseModel):
     """What a strategy's :meth:`Optimizer.run` returns; :meth:`Optimizer.optimize` adds the accounting."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     answer: str
     reasoning: str = ""
@@ -139,7 +137,7 @@ class Outcome(BaseModel):
 
 
 class OptimizerMetadata(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     optimizer_name: str
     iterations: int
@@ -159,7 +157,7 @@ class Solution(BaseModel):
     :attr:`Optimizer.answers_with_tools` return any).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str = Field(default_factory=lambda: f"solution-{uuid.uuid4()}")
     answer: str

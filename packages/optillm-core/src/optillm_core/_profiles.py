@@ -37,7 +37,7 @@ class ModelProfile(BaseModel):
     adjusted by its provider's defaults.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(default="default", description="which profile this is, for logs and errors")
     temperature: bool = Field(default=True, description="accepts a temperature other than its default")
@@ -145,7 +145,7 @@ class ModelProfile(BaseModel):
 class FittedSettings(BaseModel):
     """Settings fitted to a profile, and the names of the settings that had to change."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     settings: GenerationSettings
     dropped: tuple[str, ...]

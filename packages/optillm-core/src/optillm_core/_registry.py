@@ -4,19 +4,18 @@ from __future__ import annotations as _annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidConfiguration, OptimizerError
+from ._log import log
 from ._optimizer import CallRole, Optimizer
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ("ENTRY_POINT_GROUP", "OptimizerInfo", "OptimizerRegistry", "PluginFailure", "default_registry")
 
 ENTRY_POINT_GROUP = "optillm.optimizers"
-
-log = structlog.get_logger("optillm")
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,12 @@ class OptimizerRegistry:
         if self._loaded is not None:
             return self._loaded
         loaded: dict[str, OptimizerInfo] = {}
-        points = self.source if self.source is not None else entry_points(group=ENTRY_POINT_GROUP)
+        if self.source is not None:
+            points = self.source
+        else:
+            from importlib.metadata import entry_points  # not at import: it costs more than the rest of core
+
+            points = entry_points(group=ENTRY_POINT_GROUP)
         for point in points:
             package = point.dist.name if point.dist is not None else "unknown"
             if point.name in loaded:

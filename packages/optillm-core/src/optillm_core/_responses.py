@@ -25,7 +25,7 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"
 class TokenUsage(BaseModel):
     """Tokens of one call or of many (``+`` adds them up)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     input_tokens: NonNegativeInt = 0
     output_tokens: NonNegativeInt = 0
@@ -59,7 +59,7 @@ class TokenUsage(BaseModel):
 class OutputTextDelta(BaseModel):
     """A piece of generated text for choice ``index``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["output_text_delta"] = "output_text_delta"
     delta: str
@@ -73,7 +73,7 @@ class ReasoningDelta(BaseModel):
     :meth:`~optillm_core.ModelClient.stream` also moves ``<think>…</think>`` text here.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["reasoning_delta"] = "reasoning_delta"
     delta: str
@@ -87,7 +87,7 @@ class ToolCallDelta(BaseModel):
     its ``arguments`` JSON text. Providers that send whole calls send one piece per call.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["tool_call_delta"] = "tool_call_delta"
     index: NonNegativeInt = 0
@@ -100,7 +100,7 @@ class ToolCallDelta(BaseModel):
 class Completed(BaseModel):
     """The last event of a stream: usage of the whole call and the finish reason of each choice."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["completed"] = "completed"
     usage: TokenUsage | None = None
@@ -119,7 +119,7 @@ class Completion(BaseModel):
     (empty when no choice called a tool).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     texts: tuple[str, ...]
     thinking: tuple[str, ...] = ()

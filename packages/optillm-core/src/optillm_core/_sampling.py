@@ -6,17 +6,15 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from ._concurrency import gather_settled
 from ._errors import BudgetExhausted, ClientError, InvalidConfiguration, NoSolutions
+from ._log import log
 from ._messages import Prompt
 from ._optimizer import FINAL_ONLY_EXTRA, RunContext
 from ._responses import Completion
 
 __all__ = ("APPROACHES", "Sample", "Samples", "sample_answers", "varied_query")
 
-log = structlog.get_logger("optillm")
 
 APPROACHES: tuple[str | None, ...] = (
     None,

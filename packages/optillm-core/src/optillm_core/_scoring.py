@@ -42,7 +42,7 @@ class Rating(BaseModel):
     ``usage`` and ``llm_calls`` say what the rating cost; ``detail`` is the judge's reply or a note.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     value: float = Field(allow_inf_nan=False)
     parsed: bool = True

@@ -20,7 +20,7 @@ __all__ = ("ToolCall", "ToolChoice", "ToolDefinition")
 class ToolDefinition(BaseModel):
     """A function the model may call: its name, what it does, and a JSON Schema of its arguments."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
@@ -35,7 +35,7 @@ class ToolChoice(BaseModel):
     ``tool`` (call the tool named ``name``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     mode: Literal["auto", "none", "required", "tool"] = "auto"
     name: str | None = None
@@ -55,7 +55,7 @@ class ToolChoice(BaseModel):
 class ToolCall(BaseModel):
     """One call the model made: the provider's id for it, the tool's name and the arguments as JSON text."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     name: str

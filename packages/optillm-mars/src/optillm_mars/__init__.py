@@ -2,7 +2,7 @@
 
 from __future__ import annotations as _annotations
 
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._config import MarsConfig
 from ._coordinator import MarsCoordinator, MarsOptimizer
@@ -26,7 +26,20 @@ from ._events import (
 from ._types import GenerationPhase, MarsSolution, SelectionMethod, Strategy, Verdict, VerificationResult
 from ._verdicts import ParsedVerdict, parse_verdict
 
-__version__ = _version("optillm-mars")
+if _TYPE_CHECKING:
+    __version__: str
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the distribution's metadata when first asked for (importlib.metadata is heavy)."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value = version("optillm-mars")
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = (
     "AggregationStarted",

@@ -5,8 +5,6 @@ from __future__ import annotations as _annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-import structlog
-
 from optillm_core import (
     CallRole,
     ClientError,
@@ -21,13 +19,13 @@ from optillm_core import (
 from ._account import account
 from ._config import MarsConfig
 from ._events import Error, MarsEvent
+from ._log import log
 from ._prompts import solver_system
 from ._types import MarsSolution, SelectionMethod
 from ._workspace import Workspace
 
 __all__ = ("MarsRun", "settled")
 
-log = structlog.get_logger("optillm")
 
 T = TypeVar("T")
 

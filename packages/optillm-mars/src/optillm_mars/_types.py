@@ -53,7 +53,7 @@ class VerificationResult(BaseModel):
     ``error`` is set when the verification call itself failed; such a result never passes.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     solution_id: str
     revision: int
@@ -87,7 +87,7 @@ class VerificationResult(BaseModel):
 class Strategy(BaseModel):
     """The approach behind one agent's solution, as the strategy network shares it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     agent_id: int
@@ -109,7 +109,7 @@ class MarsSolution(BaseModel):
     starts again from zero.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     agent_id: int

@@ -5,16 +5,14 @@ from __future__ import annotations as _annotations
 import re
 from dataclasses import dataclass
 
-import structlog
-
 from optillm_core import Message, Prompt, RunContext, split_thinking
 
 from ._config import MctsConfig
+from ._log import log
 from ._prompts import EVALUATE
 
 __all__ = ("NEUTRAL_SCORE", "Score", "evaluate", "parse_score")
 
-log = structlog.get_logger("optillm")
 
 NEUTRAL_SCORE = 0.5
 

@@ -13,16 +13,13 @@ from __future__ import annotations as _annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import structlog
-
 from optillm_core import ClientError, Completion, GenerationSettings, NoSolutions, Prompt, RunContext, gather
 
 from ._config import MoaConfig
+from ._log import log
 from ._prompts import candidate_query
 
 __all__ = ("Candidates", "generate_candidates")
-
-log = structlog.get_logger("optillm")
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,13 @@ from __future__ import annotations as _annotations
 
 from dataclasses import dataclass
 
-import structlog
-
 from optillm_core import ClientError, RunContext
 
 from ._config import MoaConfig
+from ._log import log
 from ._prompts import critique_prompt
 
 __all__ = ("Critique", "critique_candidates")
-
-log = structlog.get_logger("optillm")
 
 
 @dataclass(frozen=True)

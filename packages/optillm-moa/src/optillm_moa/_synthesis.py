@@ -5,18 +5,15 @@ from __future__ import annotations as _annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
 from optillm_core import RunContext
 
 from ._candidates import Candidates
 from ._config import MoaConfig
 from ._critique import Critique
+from ._log import log
 from ._prompts import synthesis_prompt
 
 __all__ = ("Synthesis", "synthesize")
-
-log = structlog.get_logger("optillm")
 
 
 @dataclass(frozen=True)

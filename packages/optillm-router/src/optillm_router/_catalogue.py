@@ -12,7 +12,7 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from optillm_core import ModelProfile
 
@@ -42,8 +42,11 @@ class ProviderInfo:
     profile: ModelProfile
 
 
-def _profile(name: str, **fields: object) -> ModelProfile:
-    return ModelProfile.model_validate({"name": name, **fields})
+def _profile(name: str, **fields: Any) -> ModelProfile:
+    """A provider's profile from literal values, built without validation: validating would build
+    pydantic's schema (and scan the installed plugins) while the module is imported.
+    tests/router/test_profiles_catalogue.py checks that each one validates to itself."""
+    return ModelProfile.model_construct(name=name, **fields)
 
 
 _INFOS = (

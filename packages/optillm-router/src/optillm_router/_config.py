@@ -91,7 +91,7 @@ _VALIDATING: ContextVar[bool] = ContextVar("optillm_router_validating", default=
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def _validate_or_raise(self, fields: dict[str, Any]) -> None:
         """Validate; outside another model's validation, errors become one InvalidConfiguration."""

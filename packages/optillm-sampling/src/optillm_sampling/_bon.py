@@ -5,7 +5,6 @@ from __future__ import annotations as _annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import structlog
 from pydantic import Field
 
 from optillm_core import (
@@ -28,10 +27,9 @@ from optillm_core import (
 )
 
 from ._common import chosen_outcome, record_fallback, samples_extras
+from ._log import log
 
 __all__ = ("BestOfNConfig", "BestOfNOptimizer")
-
-log = structlog.get_logger("optillm")
 
 
 class BestOfNConfig(OptimizerConfig):

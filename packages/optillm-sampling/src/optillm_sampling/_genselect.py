@@ -5,7 +5,6 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import structlog
 from pydantic import Field
 
 from optillm_core import (
@@ -23,10 +22,9 @@ from optillm_core import (
 
 from ._common import chosen_outcome, record_fallback, samples_extras
 from ._comparison import comparison_prompt, parse_choice
+from ._log import log
 
 __all__ = ("GenSelectConfig", "GenSelectOptimizer")
-
-log = structlog.get_logger("optillm")
 
 
 class GenSelectConfig(OptimizerConfig):
