@@ -69,13 +69,14 @@ class FakeMars(FunctionClient):
         if unknown:
             raise ValueError(f"unknown phases {unknown}")
         self.handlers: Mapping[str, Answer | Handler] = {**defaults, **handlers}
-        self.latency = latency
+        # Not ``self.latency``: FunctionClient's own attribute of that name would replace it with 0.
+        self.answer_latency = latency
         super().__init__(self._answer, profile=profile)
 
     async def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Answer:
-        if self.latency:
+        if self.answer_latency:
             # Inside the recorded span, so each request's interval covers its whole simulated round-trip.
-            await anyio.sleep(self.latency)
+            await anyio.sleep(self.answer_latency)
         handler = self.handlers[phase_of(prompt)]
         if isinstance(handler, str | Reply | BaseException):
             return handler

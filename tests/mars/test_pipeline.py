@@ -248,11 +248,13 @@ async def test_caller_system_prompt_and_thinking_tags() -> None:
 
 
 async def test_concurrency_limit_bounds_calls_in_flight() -> None:
-    limited = FakeMars()
+    # A little latency, so that calls started together are in flight together (with none, a call
+    # can end before the next one starts, whatever the concurrency).
+    limited = FakeMars(latency=0.01)
     await MarsOptimizer(MarsConfig(max_concurrency=2)).optimize(QUERY, limited, settings=DEFAULT)
     assert limited.max_in_flight == 2
 
-    free = FakeMars()
+    free = FakeMars(latency=0.01)
     await MarsOptimizer().optimize(QUERY, free, settings=DEFAULT)
     assert free.max_in_flight == 18  # the whole verification round at once
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,12 @@ class RunUsage:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@cache
+def _no_budget() -> Budget:
+    """The empty budget, built once (frozen, so every unlimited run can share it)."""
+    return Budget()
 
 
 _ACTIVE_RUNS: ContextVar[tuple[MeteredClient, ...]] = ContextVar("optillm_active_runs", default=())
@@ -103,10 +110,11 @@ class MeteredClient(WrapperClient):
         on_call: Callable[[RunUsage], None] | None = None,
     ) -> None:
         super().__init__(wrapped)
-        self.budget = budget or Budget()
+        self.budget = budget or _no_budget()
         self.usage = RunUsage()
         self._on_call = on_call
-        self._limiter = anyio.CapacityLimiter(max_concurrency or math.inf)
+        # No limiter at all without a limit: an outer meter (the CLI's) then costs a few additions per call.
+        self._limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self._deadline = (
             anyio.current_time() + self.budget.max_seconds if self.budget.max_seconds is not None else math.inf
         )
@@ -151,28 +159,46 @@ class MeteredClient(WrapperClient):
         A free slot is taken without yielding to the event loop (``CapacityLimiter``'s ``async with``
         always yields once, a loop iteration per call); only a call that must wait awaits.
         """
+        limiter = self._limiter
+        if limiter is None:
+            yield
+            return
         try:
-            self._limiter.acquire_nowait()
+            limiter.acquire_nowait()
         except anyio.WouldBlock:
-            await self._limiter.acquire()
+            await limiter.acquire()
         try:
             yield
         finally:
-            self._limiter.release()
+            limiter.release()
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        async with self._slot():
+        # The slot is taken and given back here rather than through ``_slot``: a generator-based
+        # context manager per call costs more CPU than the rest of the metering together.
+        limiter = self._limiter
+        if limiter is not None:
+            try:
+                limiter.acquire_nowait()
+            except anyio.WouldBlock:
+                await limiter.acquire()
+        try:
             self._reserve_call()
             active = _ACTIVE_RUNS.set(_ACTIVE_RUNS.get() + self._as_run)
             try:
-                with self._time_limit():
+                if self._deadline == math.inf:
                     completion = await self.wrapped.request(prompt, settings)
+                else:
+                    with anyio.fail_after(self.remaining_seconds()):
+                        completion = await self.wrapped.request(prompt, settings)
             except TimeoutError as exc:
                 if self.remaining_seconds() <= 0:
                     raise self._time_exhausted() from exc
                 raise
             finally:
                 _ACTIVE_RUNS.reset(active)
+        finally:
+            if limiter is not None:
+                limiter.release()
         self._settle(completion.usage)
         return completion
 

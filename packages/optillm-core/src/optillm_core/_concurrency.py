@@ -49,17 +49,22 @@ async def task_group() -> AsyncIterator[TaskGroup]:
 async def gather(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
     """Await every thunk concurrently and return their results in order.
 
-    The first failure cancels the others and is raised as it is.
+    The first failure cancels the others and is raised as it is. The first thunk runs in the
+    calling task and only the others get tasks of their own (each task costs more CPU than a model
+    call's bookkeeping); a single thunk is simply awaited, with no task group at all.
     """
     calls = list(thunks)
+    if len(calls) <= 1:
+        return [await call() for call in calls]
     slots: dict[int, T] = {}
 
     async def run(index: int, thunk: Callable[[], Awaitable[T]]) -> None:
         slots[index] = await thunk()
 
     async with task_group() as tg:
-        for index, thunk in enumerate(calls):
-            tg.start_soon(run, index, thunk)
+        for index in range(1, len(calls)):
+            tg.start_soon(run, index, calls[index])
+        slots[0] = await calls[0]()
     return [slots[i] for i in range(len(calls))]
 
 

@@ -17,6 +17,7 @@ __all__ = (
 )
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 # "Final answer:", "**Answer:**", "The answer is", "the final answer is:": the word "answer" on its own
@@ -39,14 +40,19 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 
 
-def _closing_braces(text: str) -> dict[int, int]:
-    """The index of the brace closing each ``{`` that is closed, in one pass."""
+def _closing_braces(text: str, start: int = 0) -> dict[int, int]:
+    """The index of the brace closing each ``{`` from ``start`` on that is closed, in one pass over the braces.
+
+    Braces before ``start`` cannot close one after it, so a scan from the first ``\\boxed{`` on
+    pairs those the same way as a scan of the whole text.
+    """
     closes: dict[int, int] = {}
     opened: list[int] = []
-    for index, char in enumerate(text):
-        if char == "{":
+    for match in _BRACE.finditer(text, start):
+        index = match.start()
+        if text[index] == "{":
             opened.append(index)
-        elif char == "}" and opened:
+        elif opened:
             closes[opened.pop()] = index
     return closes
 
@@ -56,7 +62,7 @@ def extract_boxed(text: str) -> str | None:
     matches = list(_BOXED.finditer(text))
     if not matches:
         return None
-    closes = _closing_braces(text)
+    closes = _closing_braces(text, matches[0].start())
     for match in reversed(matches):
         open_index = match.end() - 1
         close = closes.get(open_index)

@@ -3,6 +3,7 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -76,12 +77,19 @@ class Prompt(BaseModel):
         if self.system is None:
             return self.messages
         rest = tuple(m for m in self.messages if m.role != "system")
-        return (Message.system(self.system), *rest)
+        return (_system_message(self.system), *rest)
 
     def system_text(self) -> str | None:
         """All system instructions joined, for providers that take them outside the messages."""
         parts = [m.content for m in self.effective_messages() if m.role == "system"]
         return "\n\n".join(parts) if parts else None
+
+
+@lru_cache(maxsize=64)
+def _system_message(content: str) -> Message:
+    """The system message of a prompt's override, shared (messages are frozen): a strategy sends the same
+    few system prompts with every call, and each call would otherwise build and validate it again."""
+    return Message.system(content)
 
 
 class GenerationSettings(BaseModel):

@@ -224,7 +224,8 @@ class RunContext(Generic[ConfigT]):
         self._channel.send(event)
 
     def phase(self, name: str) -> None:
-        self.emit(PhaseStarted(phase=name))
+        if self._observed:  # nobody would see it: not even built
+            self.emit(PhaseStarted(phase=name))
 
     def record_best(self, answer: str, reasoning: str = "", *, thinking: str = "", **extras: Any) -> None:
         """Remember the best answer so far (and its thinking), returned if the run's budget runs out before the end."""
@@ -280,7 +281,7 @@ class RunContext(Generic[ConfigT]):
             tool_choice=caller.tool_choice if final else None,
             extra=extra,
         )
-        return self.profile.fit(settings).settings
+        return self.profile._fitted(settings)[0]
 
     async def generate(self, prompt: Prompt | str, settings: GenerationSettings | None = None) -> Completion:
         """One call through the metered client (an ``answer`` call under the caller's settings by default)."""
@@ -453,17 +454,20 @@ class Optimizer(ABC, Generic[ConfigT]):
             observed=observed,
         )
         started = anyio.current_time()
-        ctx.emit(RunStarted(query=query))
+        if observed:  # a run nobody observes builds none of its events
+            ctx.emit(RunStarted(query=query))
         try:
             outcome = await self.run(ctx)
         except BudgetExhausted as exc:
             if ctx.best is None:
-                ctx.emit(RunFailed(error=str(exc), error_type=type(exc).__name__))
+                if observed:
+                    ctx.emit(RunFailed(error=str(exc), error_type=type(exc).__name__))
                 raise
             log.info("budget exhausted, returning best so far", optimizer=self.name, reason=str(exc))
             outcome = ctx.best.model_copy(update={"extras": {**ctx.best.extras, "budget": str(exc)}})
         except Exception as exc:
-            ctx.emit(RunFailed(error=str(exc), error_type=type(exc).__name__))
+            if observed:
+                ctx.emit(RunFailed(error=str(exc), error_type=type(exc).__name__))
             raise
         duration_ms = round((anyio.current_time() - started) * 1000)
         usage = metered.usage
@@ -482,15 +486,16 @@ class Optimizer(ABC, Generic[ConfigT]):
                 extras=outcome.extras,
             ),
         )
-        ctx.emit(
-            RunCompleted(
-                answer=solution.answer,
-                llm_calls=usage.llm_calls,
-                total_tokens=usage.total_tokens,
-                duration_ms=duration_ms,
-                budget_exhausted=outcome.budget_exhausted,
+        if observed:
+            ctx.emit(
+                RunCompleted(
+                    answer=solution.answer,
+                    llm_calls=usage.llm_calls,
+                    total_tokens=usage.total_tokens,
+                    duration_ms=duration_ms,
+                    budget_exhausted=outcome.budget_exhausted,
+                )
             )
-        )
         return solution
 
 

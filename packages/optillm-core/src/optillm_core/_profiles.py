@@ -111,6 +111,12 @@ class ModelProfile(BaseModel):
         below ``temperature_min`` is raised to it (not listed: the provider does the same itself);
         stop sequences beyond the model's limit keep the first ones. ``dropped`` names what changed.
         """
+        fitted, dropped = self._fitted(settings)
+        return FittedSettings(settings=fitted, dropped=dropped)
+
+    def _fitted(self, settings: GenerationSettings) -> tuple[GenerationSettings, tuple[str, ...]]:
+        """:meth:`fit`'s settings and the names of those that changed, without a :class:`FittedSettings`
+        (a strategy fits every call: the model object costs more than the check)."""
         refused = self.unsupported(settings)
         limit = self.output_limit(settings.max_tokens)
         floor = self.temperature_min
@@ -121,7 +127,7 @@ class ModelProfile(BaseModel):
             and "temperature" not in refused
         )
         if not refused and limit == settings.max_tokens and not raise_temperature:
-            return FittedSettings(settings=settings, dropped=())
+            return settings, ()
         changes: dict[str, object] = {"max_tokens": limit}
         if raise_temperature:  # the same sampling, written the way the provider wants it: not a change
             changes["temperature"] = floor
@@ -132,7 +138,7 @@ class ModelProfile(BaseModel):
             del changes["logprobs"]
         if "tools" in refused:
             changes["tool_choice"] = None
-        return FittedSettings(settings=settings.with_(**changes), dropped=refused)
+        return settings.with_(**changes), refused
 
     def strictest(self, others: Iterable[ModelProfile]) -> ModelProfile:
         """A profile that every one of these models accepts a request under (for a router over several)."""

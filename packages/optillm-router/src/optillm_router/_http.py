@@ -13,10 +13,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal
 
 import aiohttp
 import httpx
@@ -242,20 +242,38 @@ def error_from_response(
 # -- transport failures -----------------------------------------------------------------------------
 
 
-@contextmanager
-def transport_errors(provider: str, *, secrets: tuple[str | None, ...] = ()) -> Iterator[None]:
+def transport_errors(provider: str, *, secrets: tuple[str | None, ...] = ()) -> _TransportErrors:
     """Map httpx/aiohttp transport failures and malformed JSON inside the block to the error tree.
 
     The mapping is :data:`optillm_router._failures.TRANSPORT_FAILURES`: timeouts become
     :class:`ProviderTimeout`; refused, reset or dropped connections :class:`ProviderUnavailable`;
     a body cut short or not JSON :class:`ProtocolError`.
     """
-    try:
-        yield
-    except OptillmError:
-        raise
-    except (json.JSONDecodeError, httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        error = client_error(exc, provider, secrets=secrets)
-        if error is None:  # every class caught above has a row in the table
-            raise
+    return _TransportErrors(provider, secrets)
+
+
+_TRANSPORT_FAILURES = (json.JSONDecodeError, httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+class _TransportErrors:
+    """:func:`transport_errors`'s context manager: a plain class, entered twice per request, where a
+    generator-based one would cost a generator and its frame every time."""
+
+    __slots__ = ("_provider", "_secrets")
+
+    def __init__(self, provider: str, secrets: tuple[str | None, ...]) -> None:
+        self._provider = provider
+        self._secrets = secrets
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, OptillmError) or not isinstance(exc, _TRANSPORT_FAILURES):
+            return False
+        error = client_error(exc, self._provider, secrets=self._secrets)
+        if error is None:  # every class above has a row in the table
+            return False
         raise error from exc
