@@ -15,7 +15,7 @@ __all__ = ("run",)
 
 NAME = "critical-path"
 TITLE = "1. Critical path"
-TARGET_RATIO = 1.10
+TARGET_RATIO = 1.05
 MAX_TOKENS = 8000
 # (oracle p, native n): an easy model in both wire modes, and a harder one that makes verifiers disagree.
 MODES = ((1.0, True), (1.0, False), (0.5, True))

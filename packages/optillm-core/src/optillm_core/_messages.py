@@ -135,8 +135,12 @@ class GenerationSettings(BaseModel):
         return value
 
     def with_(self, **changes: Any) -> Self:
-        """A validated copy with some settings changed."""
-        return type(self).model_validate({**self.model_dump(), **changes})
+        """A validated copy with some settings changed.
+
+        The fields are passed on as they are, not dumped first: the unchanged ones are valid already
+        (tools stay the same objects, not dicts validated again), so only the changes are checked anew.
+        """
+        return type(self).model_validate({**self.__dict__, **changes})
 
     def merged(self, overrides: GenerationSettings | None) -> GenerationSettings:
         """These settings with every field that ``overrides`` sets explicitly taking precedence."""
