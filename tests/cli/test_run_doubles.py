@@ -178,6 +178,13 @@ def test_help_exits_zero(cli: CliRunner) -> None:
     assert "--budget-calls" in result.out
 
 
+def test_version_is_read_when_asked_for(cli: CliRunner) -> None:
+    result = cli("--version")
+    assert result.code == ExitCode.OK
+    assert result.out == "optillm 0.1.0\n"
+    assert result.err == ""
+
+
 def test_events_are_json_lines_on_stderr(cli: CliRunner) -> None:
     result = cli("run", "fanout", "q?", "--events", "--base-url", "http://127.0.0.1:9/v1", client_factory=Factory())
     assert result.code == ExitCode.OK

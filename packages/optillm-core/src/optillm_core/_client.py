@@ -6,13 +6,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from functools import cache
+from functools import cache, partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import anyio
 
-from ._concurrency import task_group
+from ._concurrency import gather, task_group
 from ._messages import GenerationSettings, Prompt
 from ._profiles import ModelProfile
 from ._responses import (
@@ -249,15 +249,10 @@ def _single(settings: GenerationSettings, index: int) -> GenerationSettings:
 
 
 async def _fan_out_complete(client: ModelClient, prompt: Prompt, settings: GenerationSettings) -> Completion:
-    results: list[Completion | None] = [None] * settings.n
+    async def one(index: int) -> Completion:
+        return separate_thinking(await client.request(prompt, _single(settings, index)))
 
-    async def one(index: int) -> None:
-        results[index] = separate_thinking(await client.request(prompt, _single(settings, index)))
-
-    async with task_group() as tg:
-        for index in range(settings.n):
-            tg.start_soon(one, index)
-    return merge_completions([r for r in results if r is not None])
+    return merge_completions(await gather(partial(one, index) for index in range(settings.n)))
 
 
 async def _chunked_complete(
@@ -265,18 +260,14 @@ async def _chunked_complete(
 ) -> Completion:
     """A native ``n`` above the model's limit: concurrent requests of at most ``max_n`` choices each."""
     sizes = [min(max_n, settings.n - start) for start in range(0, settings.n, max_n)]
-    results: list[Completion | None] = [None] * len(sizes)
 
-    async def one(index: int) -> None:
+    async def one(index: int) -> Completion:
         chunk = settings.with_(n=sizes[index])
         if settings.seed is not None:
             chunk = chunk.with_(seed=settings.seed + index * max_n)
-        results[index] = separate_thinking(await client.request(prompt, chunk))
+        return separate_thinking(await client.request(prompt, chunk))
 
-    async with task_group() as tg:
-        for index in range(len(sizes)):
-            tg.start_soon(one, index)
-    parts = [r for r in results if r is not None]
+    parts = await gather(partial(one, index) for index in range(len(sizes)))
     thinking = tuple(t for p in parts for t in (p.thinking or ("",) * len(p.texts)))
     return Completion(
         texts=tuple(text for p in parts for text in p.texts),

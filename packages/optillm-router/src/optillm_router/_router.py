@@ -179,6 +179,8 @@ class ModelClientRouter(ModelClient):
         """What every enabled provider's model accepts (the strictest of their profiles), so that a
         request fitted to it can go to any of them."""
         first, *rest = self._routes
+        if not rest:  # read on every call: no generator for the usual single provider
+            return first.profile
         return first.profile.strictest(route.profile for route in rest)
 
     @property
