@@ -1,7 +1,7 @@
-"""The optillm benchmarks: speed against the critical path, overhead, scale, cost and answer quality.
+"""The optillm benchmarks: speed against the critical path, overhead, scale, cost, answer quality and start-up.
 
 Run ``uv run python -m benchmarks all`` (or one section: ``critical-path``, ``overhead``, ``scale``,
-``cost``, ``quality``, ``real-model``; ``--smoke`` for tiny sizes). Results go to
+``cost``, ``quality``, ``real-model``, ``faults``, ``startup``; ``--smoke`` for tiny sizes). Results go to
 ``benchmarks/results/`` as markdown and JSON, and ``--write-docs`` copies the tables into
 ``docs/benchmarks.md``. The entry point is :func:`benchmarks._main.main`.
 """
