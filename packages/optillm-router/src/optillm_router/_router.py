@@ -55,7 +55,7 @@ from ._failures import could_not_connect
 from ._http import HttpPool
 from ._limits import TokenEstimate, estimate_tokens
 from ._providers import create_provider_client
-from ._retry import UNREACHED_RETRIES, beyond_cap, retry_delay, should_retry
+from ._retry import beyond_cap, retry_allowed, retry_delay, should_retry
 from ._route import Route
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals
@@ -452,14 +452,15 @@ class _Retry:
         index = self.plan.index(route)
         self.tries[index] += 1
         self.failures[route] = error
-        if not should_retry(error):
+        cap = route.max_retry_after
+        unreached = not route.reached and could_not_connect(error)
+        if not retry_allowed(
+            error, self.tries[index] - 1, max_retries=router._max_retries, max_retry_after=cap, unreached=unreached
+        ):
             self.out[index] = True
-        elif beyond_cap(error.retry_after, route.max_retry_after):
-            self.out[index] = True
-            if error.status_code is not None:  # the provider's own answer: say when it takes requests again
+            if should_retry(error) and beyond_cap(error.retry_after, cap) and error.status_code is not None:
+                # the provider's own answer: say when it takes requests again
                 self.failures[route] = error = route.paused_error(error.retry_after or 0.0, error)
-        elif self.tries[index] > self._allowed(route, error):
-            self.out[index] = True
         now = router._clock.now()
         if not self.out[index] and not route.health.cooling(now):
             choice: Route | None = route
@@ -478,13 +479,6 @@ class _Retry:
             await router._clock.sleep(delay)
         self.number += 1
         return choice, self.number
-
-    def _allowed(self, route: Route, error: ClientError) -> int:
-        """Retries this request may make on ``route``: fewer while it has never answered and refuses connections."""
-        limit = self.router._max_retries
-        if not route.reached and could_not_connect(error):
-            return min(limit, UNREACHED_RETRIES)
-        return limit
 
     def _soonest(self, now: float) -> tuple[Route | None, float]:
         """The route to try next and how long until it takes calls: the first ready in plan order,
