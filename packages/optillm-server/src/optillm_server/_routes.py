@@ -17,7 +17,7 @@ from optillm_router import AnyioClock, Clock
 from . import _strategies
 from ._conversation import strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
-from ._passthrough import Forwarding, Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, outgoing_body, serve_with_client
 from ._runs import plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
@@ -43,6 +43,8 @@ class ServerState:
     pool: httpx.AsyncClient | None = None
     clock: Clock = field(default_factory=AnyioClock)
     drop_unsupported: UnsupportedPolicy = "drop"
+    reach: Reach = field(default_factory=Reach)
+    """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
@@ -50,7 +52,9 @@ class ServerState:
         return self.pool
 
     def forwarding(self, upstream: Upstream) -> Forwarding:
-        return Forwarding(self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock)
+        return Forwarding(
+            self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock, reach=self.reach
+        )
 
 
 def _state(request: Request) -> ServerState:

@@ -123,7 +123,10 @@ class GeminiClient(HttpModelClient):
         return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        """The events of ``streamGenerateContent``; a stream that never sends some of the ``candidateCount``
+        candidates (models that ignore it) ends with :class:`~optillm_router.FewerChoices` naming them."""
         finish: list[FinishReason | None] = [None] * settings.n
+        seen: set[int] = set()
         usage = TokenUsage()
         model: str | None = None
         path = self._path("streamGenerateContent") + "?alt=sse"
@@ -137,6 +140,7 @@ class GeminiClient(HttpModelClient):
                     usage = _usage(payload["usageMetadata"])
                 for position, candidate in enumerate(payload.get("candidates") or ()):
                     index = _index(candidate, position, len(finish))
+                    seen.add(index)
                     thought = _text(candidate, thought=True)
                     if thought:
                         yield ReasoningDelta(delta=thought, index=index)
@@ -145,9 +149,17 @@ class GeminiClient(HttpModelClient):
                         yield OutputTextDelta(delta=text, index=index)
                     if candidate.get("finishReason"):
                         finish[index] = map_finish(_FINISH, candidate["finishReason"])
-        if None in finish:
+        missing = tuple(index for index in range(settings.n) if index not in seen)
+        if any(finish[index] is None for index in seen) or len(missing) == settings.n:
             raise ProtocolError(
                 f"{self.provider} stream ended before every candidate had a finishReason", provider=self.provider
+            )
+        if missing:
+            raise FewerChoices(
+                f"{self.provider} streamed {len(seen)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+                completion=Completion(texts=(), usage=usage, finish_reasons=tuple(finish), model=model or self.model),
+                missing=missing,
             )
         yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
 

@@ -112,6 +112,7 @@ class OpenAICompatibleClient(HttpModelClient):
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         finish: list[FinishReason | None] = [None] * settings.n
+        seen: set[int] = set()
         usage: TokenUsage | None = None
         model: str | None = None
         done = False
@@ -131,6 +132,7 @@ class OpenAICompatibleClient(HttpModelClient):
                         raise ProtocolError(f"{self.provider} sent choice index {index!r}", provider=self.provider)
                     while index >= len(finish):
                         finish.append(None)
+                    seen.add(index)
                     delta = choice.get("delta") or {}
                     thought = _reasoning(delta)
                     if thought:
@@ -142,6 +144,14 @@ class OpenAICompatibleClient(HttpModelClient):
                         finish[index] = map_finish(_FINISH, choice["finish_reason"])
         if not done:
             raise ProtocolError(f"{self.provider} stream ended before data: [DONE]", provider=self.provider)
+        missing = tuple(index for index in range(settings.n) if index not in seen) if seen else ()
+        if missing:
+            raise FewerChoices(
+                f"{self.provider} streamed {len(seen)} choice(s) for n={settings.n}: it ignores n",
+                provider=self.provider,
+                completion=Completion(texts=(), usage=usage or TokenUsage(), finish_reasons=tuple(finish), model=model),
+                missing=missing,
+            )
         yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
 
     def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
