@@ -44,6 +44,8 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
     charge_call,
     redact,
     run_time_left,
@@ -209,12 +211,8 @@ class ModelClientRouter(ModelClient):
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         if settings.n > 1 and not self._native_n:
             completion = await self.request(prompt, settings)
-            for index, text in enumerate(completion.texts):
-                thought = completion.thinking[index] if index < len(completion.thinking) else ""
-                if thought:
-                    yield ReasoningDelta(delta=thought, index=index)
-                yield OutputTextDelta(delta=text, index=index)
-            yield Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model)
+            for event in _events_of(completion):
+                yield event
             return
         plan = self._plan(prompt, settings)
         route, retry = plan[0], None
@@ -290,9 +288,11 @@ class ModelClientRouter(ModelClient):
         rest = await self.complete(prompt, settings.with_(n=missing))  # fanned out: native n is off now
         finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
         thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
+        calls = _padded_calls(partial, got) + _padded_calls(rest, missing)
         return Completion(
             texts=partial.texts + rest.texts,
             thinking=thinking if any(thinking) else (),
+            tool_calls=calls if any(calls) else (),
             usage=partial.usage + rest.usage,
             finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
             model=partial.model or rest.model,
@@ -397,6 +397,28 @@ def _unique_names(labels: list[str]) -> list[str]:
 
 def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
     return items[:length] + ("",) * (length - len(items))
+
+
+def _events_of(completion: Completion) -> list[ResponseEvent]:
+    """A finished completion as a stream: each choice's thinking, text and tool calls, then ``Completed``."""
+    events: list[ResponseEvent] = []
+    for index, text in enumerate(completion.texts):
+        thought = completion.thinking[index] if index < len(completion.thinking) else ""
+        if thought:
+            events.append(ReasoningDelta(delta=thought, index=index))
+        calls = completion.calls_of(index)
+        if text or not calls:
+            events.append(OutputTextDelta(delta=text, index=index))
+        events += (
+            ToolCallDelta(index=index, call=position, id=call.id, name=call.name, arguments=call.arguments)
+            for position, call in enumerate(calls)
+        )
+    events.append(Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model))
+    return events
+
+
+def _padded_calls(completion: Completion, length: int) -> tuple[tuple[ToolCall, ...], ...]:
+    return tuple(completion.calls_of(i) for i in range(length))
 
 
 async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
