@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from optillm_core import (
+    BadRequestError,
     Completed,
     Completion,
     FinishReason,
@@ -75,7 +76,7 @@ class OllamaClient(HttpModelClient):
         else:
             body["messages"] = [{"role": m.role, "content": m.content} for m in turns]
         body["stream"] = stream
-        tools = _offered(settings)
+        tools = self._offered(settings)
         if tools:
             body["tools"] = openai_tools(tools)
         for key, value in settings.extra.items():
@@ -83,6 +84,22 @@ class OllamaClient(HttpModelClient):
         if options:
             body["options"] = options
         return body
+
+    def _offered(self, settings: GenerationSettings) -> tuple[ToolDefinition, ...]:
+        """The tools sent, Ollama having no tool choice: none for ``none``, the named one alone for a tool."""
+        tools, choice = settings.tools or (), settings.tool_choice
+        if choice is None or choice.mode in ("auto", "required"):
+            return tools
+        if choice.mode == "none":
+            return ()
+        named = tuple(tool for tool in tools if tool.name == choice.name)
+        if tools and not named:
+            raise BadRequestError(
+                f"the tool choice names {choice.name!r}, which is not among the tools offered "
+                f"({', '.join(t.name for t in tools)})",
+                provider=self.provider,
+            )
+        return named
 
     def _message(self, message: Message, answered: ToolCall | None) -> dict[str, Any]:
         wire: dict[str, Any] = {"role": message.role, "content": message.content}
@@ -144,16 +161,6 @@ class OllamaClient(HttpModelClient):
     def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
         if payload.get("error"):
             raise self.error(500, {}, json.dumps(payload).encode())
-
-
-def _offered(settings: GenerationSettings) -> tuple[ToolDefinition, ...]:
-    """The tools sent, Ollama having no tool choice: none for ``none``, the named one alone for a tool."""
-    tools, choice = settings.tools or (), settings.tool_choice
-    if choice is None or choice.mode in ("auto", "required"):
-        return tools
-    if choice.mode == "none":
-        return ()
-    return tuple(tool for tool in tools if tool.name == choice.name)
 
 
 def _calls(raw: object, before: int = 0) -> tuple[ToolCall, ...]:
