@@ -66,8 +66,11 @@ def estimate_tokens(prompt: Prompt, settings: GenerationSettings) -> TokenEstima
     offered (names, descriptions and argument schemas, as the JSON the provider reads).
     """
     messages = prompt.effective_messages()
-    chars = sum(len(m.content) for m in messages)
-    chars += sum(len(c.name) + len(c.arguments) for m in messages if m.tool_calls for c in m.tool_calls)
+    chars = 0
+    for m in messages:  # one pass: this runs before every call of a limited or cost-ordered provider
+        chars += len(m.content)
+        if m.tool_calls:
+            chars += sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
     if settings.tools:
         chars += sum(_tool_chars(tool) for tool in settings.tools)
     prompt_tokens = -(-chars // CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)

@@ -21,11 +21,20 @@ __all__ = (
     "answered_calls",
     "arguments_object",
     "arguments_text",
+    "has_tool_turns",
     "openai_tool_choice",
     "openai_tools",
     "synthetic_id",
     "whole_call_deltas",
 )
+
+
+def has_tool_turns(messages: Iterable[Message]) -> bool:
+    """Whether any message carries tool calls or a tool result (most prompts have none: the fast path)."""
+    for message in messages:  # noqa: SIM110 - a plain loop: no generator on every request
+        if message.tool_calls or message.tool_call_id is not None:
+            return True
+    return False
 
 
 def openai_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from optillm_core import (
 
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
-from ._tools import arguments_object, arguments_text, synthetic_id
+from ._tools import arguments_object, arguments_text, has_tool_turns, synthetic_id
 
 __all__ = ("ANTHROPIC_VERSION", "AnthropicClient")
 
@@ -81,7 +81,14 @@ class AnthropicClient(HttpModelClient):
         body: dict[str, Any] = {"model": self.model}
         if settings.max_tokens is not None:
             body["max_tokens"] = settings.max_tokens
-        body["messages"] = self._messages(turns)
+        if has_tool_turns(turns):
+            body["messages"] = self._messages(turns)
+        else:
+            body["messages"] = [
+                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+                for m in turns
+                if m.role != "system"
+            ]
         system = "\n\n".join(m.content for m in turns if m.role == "system")
         if system:
             body["system"] = system

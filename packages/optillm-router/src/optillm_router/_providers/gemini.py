@@ -29,7 +29,14 @@ from optillm_core import (
 from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
-from ._tools import answered_calls, arguments_object, arguments_text, synthetic_id, whole_call_deltas
+from ._tools import (
+    answered_calls,
+    arguments_object,
+    arguments_text,
+    has_tool_turns,
+    synthetic_id,
+    whole_call_deltas,
+)
 
 __all__ = ("SCHEMA_FIELDS", "GeminiClient", "gemini_schema")
 
@@ -88,7 +95,7 @@ class GeminiClient(HttpModelClient):
         self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
     ) -> dict[str, Any]:
         turns = wire_messages(prompt, profile)
-        if any(m.tool_calls or m.tool_call_id is not None for m in turns):
+        if has_tool_turns(turns):
             contents = self._contents(turns)
         else:
             contents = [

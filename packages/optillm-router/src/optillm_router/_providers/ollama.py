@@ -26,7 +26,15 @@ from optillm_core import (
 
 from .._sse import iter_ndjson_lines
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
-from ._tools import answered_calls, arguments_object, arguments_text, openai_tools, synthetic_id, whole_call_deltas
+from ._tools import (
+    answered_calls,
+    arguments_object,
+    arguments_text,
+    has_tool_turns,
+    openai_tools,
+    synthetic_id,
+    whole_call_deltas,
+)
 
 __all__ = ("OllamaClient",)
 
@@ -71,14 +79,15 @@ class OllamaClient(HttpModelClient):
             options["stop"] = list(settings.stop)
         turns = wire_messages(prompt, profile)
         body: dict[str, Any] = {"model": self.model}
-        if any(m.tool_calls or m.tool_call_id is not None for m in turns):
+        if has_tool_turns(turns):
             body["messages"] = [self._message(m, answered) for m, answered in answered_calls(turns)]
         else:
             body["messages"] = [{"role": m.role, "content": m.content} for m in turns]
         body["stream"] = stream
-        tools = self._offered(settings)
-        if tools:
-            body["tools"] = openai_tools(tools)
+        if settings.tools:
+            tools = self._offered(settings)
+            if tools:
+                body["tools"] = openai_tools(tools)
         for key, value in settings.extra.items():
             (body if key in TOP_LEVEL_EXTRA else options)[key] = value
         if options:

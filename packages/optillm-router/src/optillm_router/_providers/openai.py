@@ -25,7 +25,7 @@ from optillm_core import (
 from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
-from ._tools import ToolCallPieces, arguments_text, openai_tool_choice, openai_tools, synthetic_id
+from ._tools import ToolCallPieces, arguments_text, has_tool_turns, openai_tool_choice, openai_tools, synthetic_id
 
 __all__ = ("OpenAIClient", "OpenAICompatibleClient")
 
@@ -67,13 +67,12 @@ class OpenAICompatibleClient(HttpModelClient):
     def build_body(
         self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [
-                _message(m) if m.tool_calls or m.tool_call_id is not None else {"role": m.role, "content": m.content}
-                for m in wire_messages(prompt, profile)
-            ],
-        }
+        body: dict[str, Any] = {"model": self.model}
+        turns = wire_messages(prompt, profile)
+        if has_tool_turns(turns):
+            body["messages"] = [_message(m) for m in turns]
+        else:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in turns]
         if settings.tools:
             body["tools"] = openai_tools(settings.tools)
             if settings.tool_choice is not None:
@@ -191,7 +190,9 @@ class OpenAIClient(OpenAICompatibleClient):
 
 
 def _message(message: Message) -> dict[str, Any]:
-    """An assistant message with tool calls (``content`` null when empty), or a tool result."""
+    """A message: with its tool calls (``content`` null when empty), or a tool result with its call's id."""
+    if not message.tool_calls and message.tool_call_id is None:
+        return {"role": message.role, "content": message.content}
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     return {
