@@ -518,3 +518,30 @@ async def test_a_model_without_tools_refuses_them_and_the_client_learns_it(
             await client.request(ASK, GenerationSettings(tools=TOOLS))
         assert len(server.requests) == 1  # refused before sending from now on
         assert (await client.request(ASK, GenerationSettings())).text  # without tools it still answers
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_every_fake_hands_its_reply_function_the_tools_and_tool_turns_in_openais_shape(
+    wire: HttpWireFormat,
+) -> None:
+    settings = GenerationSettings(tools=TOOLS, tool_choice=ToolChoice.tool("get_weather"))
+    async with FakeProviderServer(wire) as server, client_of(server) as client:
+        await client.request(HISTORY, settings)
+    chat = server.requests[0].chat
+    offered = ["get_weather"] if wire == "ollama" else ["get_weather", "get_time"]  # Ollama: the named tool alone
+    assert [t["function"]["name"] for t in chat["tools"]] == offered
+    assert chat.get("tool_choice") == (
+        None if wire == "ollama" else {"type": "function", "function": {"name": "get_weather"}}
+    )
+    messages = chat["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "tool", "user"]
+    assistant = messages[2]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in assistant["tool_calls"]] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Rome"}),
+    ]
+    ids = [c["id"] for c in assistant["tool_calls"]]
+    results = messages[3:5]
+    assert [m["content"] for m in results] == ["18 C, sunny", '{"temp": 21, "sky": "clear"}']
+    if wire in ("openai", "anthropic", "gemini"):  # Gemini's are made up, and matched to the calls in order
+        assert [m["tool_call_id"] for m in results] == ids

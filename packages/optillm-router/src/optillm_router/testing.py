@@ -35,6 +35,17 @@ its first text (a stream cut mid-answer has delivered text and cannot be retried
 draws depend on its seed and each request's body, not on arrival order, so concurrent runs
 are reproducible. ``reply(chat, choice)`` gets every request in OpenAI's shape, so one reply
 function serves every format; ``server.spec(**fields)`` is a ``ProviderSpec`` pointing at it.
+
+Tools: a reply may call tools, ``FakeReply(text, tool_calls=(ToolCall(...),))`` (only tools the
+request offers, none under ``tool_choice`` ``none``), and ``tool_caller(when=..., arguments=...)``
+is a reply function that uses tools as a chat model does. Every fake checks tools and tool turns as
+its provider does and answers 400 in its words (a ``tool_choice`` naming no offered tool, a tool
+result answering no call, a call left unanswered, tools sent to a model without them:
+``tools=False``, or ``real_model="o1-mini"``), and streams tool calls as its provider does::
+
+    async with FakeProviderServer("anthropic", reply=tool_caller(when="weather")) as server:
+        ...  # a request offering tools and asking about the weather gets a tool_use block
+    server.requests[0].chat["tools"], server.requests[1].chat["messages"][-1]  # the tool result
 """
 
 from __future__ import annotations as _annotations
