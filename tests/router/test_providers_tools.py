@@ -31,6 +31,8 @@ from optillm_router import HttpPool, create_provider_client, model_profile
 from optillm_router._providers.gemini import gemini_schema
 from optillm_router.testing import FakeProviderServer, FakeReply, HttpWireFormat
 
+from .fakes_wire import WireServer, json_answer, ndjson_answer, ndjson_lines, sse_answer, sse_events
+
 pytestmark = pytest.mark.anyio
 
 WIRES: tuple[HttpWireFormat, ...] = ("openai", "anthropic", "gemini", "ollama")
@@ -545,3 +547,53 @@ async def test_every_fake_hands_its_reply_function_the_tools_and_tool_turns_in_o
     assert [m["content"] for m in results] == ["18 C, sunny", '{"temp": 21, "sky": "clear"}']
     if wire in ("openai", "anthropic", "gemini"):  # Gemini's are made up, and matched to the calls in order
         assert [m["tool_call_id"] for m in results] == ids
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_and_ollama_ids_are_used_when_sent(stream: bool) -> None:
+    gemini_part = {"functionCall": {"id": "fc-1", "name": "get_weather", "args": {"city": "Paris"}}}
+    gemini = {
+        "candidates": [{"content": {"role": "model", "parts": [gemini_part]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4},
+    }
+    ollama_call = {"id": "call_x1", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    ollama = {
+        "message": {"role": "assistant", "content": "", "tool_calls": [ollama_call]},
+        "done": True,
+        "done_reason": "stop",
+    }
+    for provider, answer in (
+        ("gemini", sse_answer(sse_events(gemini)) if stream else json_answer(gemini)),
+        ("ollama", ndjson_answer(ndjson_lines(ollama)) if stream else json_answer(ollama)),
+    ):
+        async with WireServer([answer]) as server, HttpPool() as http:
+            client = create_provider_client(provider, model="m", api_key="k", base_url=server.url, http=http)
+            settings = GenerationSettings(tools=TOOLS)
+            if stream:
+                completion = await collect_stream(client.request_stream(ASK, settings))
+            else:
+                completion = await client.request(ASK, settings)
+        expected_id = "fc-1" if provider == "gemini" else "call_x1"
+        assert completion.calls == (ToolCall(id=expected_id, name="get_weather", arguments='{"city": "Paris"}'),)
+        assert completion.finish_reasons == ("tool_calls",)
+
+
+async def test_openai_servers_that_send_whole_calls_or_repeat_ids_are_read_as_pieces() -> None:
+    whole = {"id": "call_w", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    frames = [
+        {"choices": [{"index": 0, "delta": {"tool_calls": [dict(whole)]}}]},  # no index
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"id": "call_v", "function": {"name": "get_weather"}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"id": "call_v", "function": {"arguments": '{"city"'}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"function": {"arguments": ': "Oslo"}'}}]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    async with WireServer([sse_answer([*sse_events(*frames), b"data: [DONE]\n\n"])]) as server, HttpPool() as http:
+        client = create_provider_client("vllm", model="m", api_key=None, base_url=server.url + "/v1", http=http)
+        events = await events_of(client, ASK, GenerationSettings(tools=TOOLS))
+    pieces = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert [(p.call, p.id, p.name, p.arguments) for p in pieces] == [
+        (0, "call_w", "get_time", "{}"),
+        (1, "call_v", "get_weather", ""),
+        (1, None, None, '{"city"'),
+        (1, None, None, ': "Oslo"}'),
+    ]
