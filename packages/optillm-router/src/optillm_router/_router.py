@@ -44,6 +44,8 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
     charge_call,
     redact,
     run_time_left,
@@ -292,9 +294,11 @@ class ModelClientRouter(ModelClient):
         rest = await self._missing_choices(route, prompt, settings, missing, got)
         finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
         thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
+        calls = _padded_calls(partial, got) + _padded_calls(rest, missing)
         return Completion(
             texts=partial.texts + rest.texts,
             thinking=thinking if any(thinking) else (),
+            tool_calls=calls if any(calls) else (),
             usage=partial.usage + rest.usage,
             finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
             model=partial.model or rest.model,
@@ -324,6 +328,8 @@ class ModelClientRouter(ModelClient):
                 yield ReasoningDelta(delta=thought, index=index)
             if rest.texts[position]:
                 yield OutputTextDelta(delta=rest.texts[position], index=index)
+            for number, call in enumerate(rest.calls_of(position)):
+                yield ToolCallDelta(index=index, call=number, id=call.id, name=call.name, arguments=call.arguments)
             finish[index] = rest.finish_reason(position)
         yield Completed(
             usage=partial.usage + rest.usage, finish_reasons=tuple(finish), model=partial.model or rest.model
@@ -449,20 +455,30 @@ def _unique_names(labels: list[str]) -> list[str]:
     return names
 
 
+def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
+    return items[:length] + ("",) * (length - len(items))
+
+
 def _events_of(completion: Completion) -> list[ResponseEvent]:
-    """A completion as the events of a stream that delivered it all at once."""
+    """A finished completion as a stream: each choice's thinking, text and tool calls, then ``Completed``."""
     events: list[ResponseEvent] = []
     for index, text in enumerate(completion.texts):
         thought = completion.thinking[index] if index < len(completion.thinking) else ""
         if thought:
             events.append(ReasoningDelta(delta=thought, index=index))
-        events.append(OutputTextDelta(delta=text, index=index))
+        calls = completion.calls_of(index)
+        if text or not calls:
+            events.append(OutputTextDelta(delta=text, index=index))
+        events += (
+            ToolCallDelta(index=index, call=position, id=call.id, name=call.name, arguments=call.arguments)
+            for position, call in enumerate(calls)
+        )
     events.append(Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model))
     return events
 
 
-def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
-    return items[:length] + ("",) * (length - len(items))
+def _padded_calls(completion: Completion, length: int) -> tuple[tuple[ToolCall, ...], ...]:
+    return tuple(completion.calls_of(i) for i in range(length))
 
 
 async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
