@@ -77,7 +77,7 @@ from ._responses import (
     ResponseEvent,
     TokenUsage,
 )
-from ._sampling import APPROACHES, Sample, Samples, sample_answers, varied_query
+from ._sampling import APPROACHES, Sample, Samples, sample_answers, sample_requests, varied_query
 from ._scoring import (
     FunctionScorer,
     LlmJudgeScorer,
@@ -187,6 +187,7 @@ __all__ = (
     "require_answer",
     "run_time_left",
     "sample_answers",
+    "sample_requests",
     "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",
