@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from optillm_core import (
     GenerationSettings,
+    ModelClient,
     Optimizer,
     OptimizerConfig,
     OptimizerRegistry,
@@ -66,9 +67,18 @@ class DraftThenFinal(Optimizer[OptimizerConfig]):
         return Outcome(answer=final.text)
 
 
+class BadPlan(ShoutStrategy):
+    """A plugin whose planning hook has a bug."""
+
+    name: ClassVar[str] = "bad_plan"
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int | None:
+        raise ZeroDivisionError("a bug in the plugin")
+
+
 def registry() -> OptimizerRegistry:
     strategies = OptimizerRegistry(source=[])
-    for strategy in (Greedy, DraftThenFinal, EchoStrategy, ShoutStrategy):
+    for strategy in (Greedy, DraftThenFinal, EchoStrategy, ShoutStrategy, BadPlan):
         strategies.register(strategy)
     return strategies
 
@@ -329,6 +339,13 @@ async def test_a_pipeline_over_the_budget_names_each_stage() -> None:
     assert client.requests == []
 
 
+async def test_a_strategy_whose_planning_fails_is_served_unchecked() -> None:
+    app = create_app(client=FunctionClient(replying), model="m", registry=registry())
+    async with serving(app) as url:
+        response = await post(url, {"model": "bad_plan-m", "messages": QUESTION})
+    assert response.status_code == 200, response.text
+
+
 async def test_a_prompt_too_long_for_the_token_budget_is_refused_before_any_call() -> None:
     client = FunctionClient(replying)
     limits = ServerLimits(max_request_tokens=50_000)
@@ -417,7 +434,7 @@ async def test_the_time_budget_cuts_a_hanging_call_and_answers_with_the_best_so_
         return replying(prompt, settings)
 
     client = FunctionClient(slow_after_the_first)
-    limits = ServerLimits(max_request_seconds=0.3)
+    limits = ServerLimits(max_request_seconds=0.5)
     async with serving(create_app(client=client, model="m", registry=registry(), limits=limits)) as url:
         response = await post(url, {"model": "greedy-m", "messages": QUESTION})
     payload = response.json()
@@ -464,7 +481,7 @@ class _StallingFinal(FunctionClient):
 
 async def test_a_budget_that_runs_out_mid_stream_ends_the_stream_with_an_error_not_the_wrong_text() -> None:
     client = _StallingFinal(replying)
-    limits = ServerLimits(max_request_seconds=0.3)
+    limits = ServerLimits(max_request_seconds=0.5)
     async with serving(create_app(client=client, model="m", registry=registry(), limits=limits)) as url:
         response = await post(url, {"model": "draft_final-m", "messages": QUESTION, "stream": True})
     events = data_events(response)

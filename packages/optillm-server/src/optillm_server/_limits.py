@@ -19,6 +19,7 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,8 @@ __all__ = (
     "exhausted_limit",
     "request_budget",
 )
+
+log = structlog.get_logger("optillm")
 
 MIB = 1024 * 1024
 
@@ -231,7 +234,7 @@ def check_plan(
     """
     for optimizer in optimizers:
         _check_ceilings(limits, optimizer, several=len(optimizers) > 1)
-    runs = [(o.name, o.planned_calls(client, settings)) for o in optimizers]
+    runs = [(o.name, _planned(o, client, settings)) for o in optimizers]
     known = [calls for _, calls in runs if calls is not None]
     if not known:
         return None
@@ -255,6 +258,15 @@ def check_plan(
             code="request_budget_exceeded",
         )
     return total
+
+
+def _planned(optimizer: Optimizer[Any], client: ModelClient, settings: GenerationSettings) -> int | None:
+    """The strategy's planned calls; a hook that fails counts as unknown, so a plugin's bug never blocks a request."""
+    try:
+        return optimizer.planned_calls(client, settings)
+    except Exception as exc:
+        log.warning("planned_calls failed; the plan is not checked", strategy=optimizer.name, error=repr(exc))
+        return None
 
 
 def _check_ceilings(limits: ServerLimits, optimizer: Optimizer[Any], *, several: bool) -> None:
