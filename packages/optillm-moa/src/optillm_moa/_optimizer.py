@@ -5,9 +5,9 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from optillm_core import CallRole, Optimizer, Outcome, RunContext
+from optillm_core import CallRole, GenerationSettings, ModelClient, Optimizer, Outcome, RunContext
 
-from ._candidates import Candidates, generate_candidates
+from ._candidates import Candidates, candidate_requests, generate_candidates
 from ._config import MoaConfig
 from ._critique import Critique, critique_candidates
 from ._events import CandidatesReady, CritiqueReady, SynthesisReady
@@ -23,6 +23,10 @@ class MoaOptimizer(Optimizer[MoaConfig]):
     description: ClassVar[str] = "Mixture of Agents: diverse candidates, one critique, one synthesis."
     config_type: ClassVar[type[MoaConfig]] = MoaConfig
     phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "critique": "judge", "synthesis": "final"}
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The candidates' requests, one critique and one synthesis; refilling empty candidates adds more."""
+        return candidate_requests(self.planning_context(client, settings)) + 2
 
     async def run(self, ctx: RunContext[MoaConfig]) -> Outcome:
         ctx.phase("candidates")

@@ -3,6 +3,7 @@
 from __future__ import annotations as _annotations
 
 from ._app import create_app, serve
+from ._limits import DEFAULT_CONFIG_CEILINGS, ServerLimits
 from ._passthrough import Upstream
 
-__all__ = ("Upstream", "create_app", "serve")
+__all__ = ("DEFAULT_CONFIG_CEILINGS", "ServerLimits", "Upstream", "create_app", "serve")

@@ -24,6 +24,7 @@ from optillm_router import AnyioClock, Clock
 
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
 from ._http import HttpPool, http_timeout
+from ._limits import BodyLimit, ServerLimits
 from ._passthrough import Upstream
 from ._routes import ServerState, chat_completions, health, list_models
 
@@ -49,6 +50,7 @@ def create_app(
     close_client: bool = False,
     clock: Clock | None = None,
     drop_unsupported: UnsupportedPolicy = "drop",
+    limits: ServerLimits | None = None,
 ) -> Starlette:
     """An OpenAI-compatible proxy that runs installed strategies on ``client``.
 
@@ -63,7 +65,11 @@ def create_app(
     its connections live). ``clock`` is what pass-through retries wait on (tests pass a virtual one).
     ``drop_unsupported`` is the default policy for request settings the model refuses (``drop``: left
     out; ``error``: a 400 naming them); a request may choose with ``optillm_drop_unsupported``.
+    ``limits`` bound what one request may ask for and spend (:class:`ServerLimits`: body size,
+    ``n``, strategies per request, messages, config ceilings, and each strategy request's budget
+    of upstream calls, tokens and seconds); the defaults apply without it.
     """
+    limits = limits if limits is not None else ServerLimits()
     state = ServerState(
         client=client,
         model=model,
@@ -75,6 +81,7 @@ def create_app(
         keepalive_seconds=keepalive_seconds,
         clock=clock or AnyioClock(),
         drop_unsupported=drop_unsupported,
+        limits=limits,
     )
 
     @asynccontextmanager
@@ -94,6 +101,7 @@ def create_app(
         middleware=[
             Middleware(_CatchAll, scrub=state.scrub),
             Middleware(_RequireKey, key=_Secret(require_key)),
+            Middleware(BodyLimit, max_bytes=limits.max_body_bytes),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
         lifespan=lifespan,

@@ -17,6 +17,7 @@ from optillm_router import AnyioClock, Clock
 from . import _strategies
 from ._conversation import strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
+from ._limits import ServerLimits, check_plan, check_request, request_budget
 from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, outgoing_body, serve_with_client
 from ._runs import plan_strategies
 from ._selection import Selection, select
@@ -45,6 +46,7 @@ class ServerState:
     drop_unsupported: UnsupportedPolicy = "drop"
     reach: Reach = field(default_factory=Reach)
     """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
@@ -75,19 +77,32 @@ async def chat_completions(request: Request) -> Response:
     chat = ChatRequest.parse(body)
     chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
     chat.reject_structured_output()
+    check_request(
+        state.limits,
+        n=chat.n,
+        strategies=selection.strategies,
+        messages=len(chat.messages),
+        strategy_param="optillm_approach" if approach else "model",
+    )
     client = state.client_for_model(selection.model)
     settings = chat.settings()
     policy = chat.optillm_drop_unsupported or state.drop_unsupported
     _refuse_unsupported(client, settings, policy)
+    plan = plan_strategies(selection, state.registry, chat.optillm_config, chat.n)
+    question = strategy_input(chat.messages)
+    check_plan(
+        state.limits, plan.optimizers, mode=plan.mode, n=plan.n, client=client, settings=settings, query=question.query
+    )
     job = _strategies.StrategyJob(
-        plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
-        question=strategy_input(chat.messages),
+        plan=plan,
+        question=question,
         settings=settings,
         client=client,
         header=ResponseHeader(model=chat.model),
         include_usage=chat.include_usage,
         keepalive_seconds=state.keepalive_seconds,
         unsupported=policy,
+        budget=request_budget(state.limits),
     )
     work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
     return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from optillm_core import (
     AnswerDelta,
+    BudgetExhausted,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
@@ -48,9 +49,12 @@ class RunSink(Protocol):
 
 @dataclass(frozen=True)
 class ChoiceResult:
+    """One choice's answer; ``budget_exhausted`` when it is the best so far of a run the budget cut short."""
+
     answer: str
     usage: TokenUsage
     thinking: str = ""
+    budget_exhausted: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,21 +143,32 @@ async def _pipeline(
     sink: RunSink | None,
     unsupported: UnsupportedPolicy,
 ) -> ChoiceResult:
-    """Each stage answers the original question, given the previous stage's answer as a draft."""
+    """Each stage answers the original question, given the previous stage's answer as a draft.
+
+    When the budget runs out (``client`` carries the request's), the pipeline ends with the best
+    answer so far: the stage's own best, or the previous stage's answer when the stage had none.
+    """
     usage = TokenUsage()
     answer = thinking = ""
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
-        solution = await optimizer.optimize(
-            query,
-            client,
-            system_prompt=question.system_prompt,
-            settings=settings,
-            events=_forwarder(sink, index, final=position == len(stages) - 1),
-            unsupported=unsupported,
-        )
+        try:
+            solution = await optimizer.optimize(
+                query,
+                client,
+                system_prompt=question.system_prompt,
+                settings=settings,
+                events=_forwarder(sink, index, final=position == len(stages) - 1),
+                unsupported=unsupported,
+            )
+        except BudgetExhausted:
+            if position == 0:
+                raise
+            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True)
         usage = usage + solution.usage
         answer, thinking = solution.answer, solution.thinking
+        if solution.metadata.budget_exhausted:
+            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True)
     return ChoiceResult(answer=answer, usage=usage, thinking=thinking)
 
 

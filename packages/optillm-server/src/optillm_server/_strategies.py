@@ -10,10 +10,20 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
-from optillm_core import FinishReason, GenerationSettings, ModelClient, TokenUsage, UnsupportedPolicy, task_group
+from optillm_core import (
+    Budget,
+    FinishReason,
+    GenerationSettings,
+    MeteredClient,
+    ModelClient,
+    TokenUsage,
+    UnsupportedPolicy,
+    task_group,
+)
 
 from ._conversation import StrategyInput
 from ._errors import ApiError
+from ._limits import BUDGET_HEADER, budget_cut_stream_error, budget_report, exhausted_limit
 from ._runs import ChoiceResult, StrategyPlan, run_plan
 from ._streaming import Exchange, Work
 from ._wire import ResponseHeader, chunk, completion
@@ -35,15 +45,26 @@ class StrategyJob:
     include_usage: bool = False
     keepalive_seconds: float = 15.0
     unsupported: UnsupportedPolicy = "drop"
+    budget: Budget | None = None
+    """The request's budget, shared by all its choices and stages (one meter around ``client``)."""
+
+    def meter(self) -> MeteredClient:
+        """The request's meter: every call of every choice and stage goes through it, under the budget."""
+        return MeteredClient(self.client, budget=self.budget)
 
 
 def answer(job: StrategyJob) -> Work:
     async def work(exchange: Exchange) -> None:
-        results = await run_plan(job.plan, job.question, job.settings, job.client, unsupported=job.unsupported)
-        usage = _total(results)
-        _log_done(job, usage)
+        meter = job.meter()
+        results = await run_plan(job.plan, job.question, job.settings, meter, unsupported=job.unsupported)
+        usage = meter.usage.tokens
+        _log_done(job, usage, meter)
         choices: list[tuple[str, FinishReason | None]] = [(r.answer, "stop") for r in results]
-        await exchange.json(200, completion(job.header, choices, usage, [r.thinking for r in results]))
+        payload = completion(job.header, choices, usage, [r.thinking for r in results])
+        exhausted = [i for i, r in enumerate(results) if r.budget_exhausted]
+        payload["optillm"] = budget_report(meter, exhausted)
+        headers = {BUDGET_HEADER: exhausted_limit(meter)} if exhausted else None
+        await exchange.json(200, payload, headers)
 
     return work
 
@@ -84,10 +105,11 @@ def stream(job: StrategyJob) -> Work:
             await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
         send, receive = anyio.create_memory_object_stream[_Note | _Done](math.inf)
         streamed = [""] * job.plan.choices
+        meter = job.meter()
 
         async def produce() -> None:
             sink = _StreamSink(send)
-            results = await run_plan(job.plan, job.question, job.settings, job.client, sink, job.unsupported)
+            results = await run_plan(job.plan, job.question, job.settings, meter, sink, job.unsupported)
             send.send_nowait(_Done(results))
 
         async def tick() -> None:
@@ -107,7 +129,7 @@ def stream(job: StrategyJob) -> Work:
                         break
                     await _relay(exchange, job, item, streamed)
         if done is not None:
-            await _finish(exchange, job, done.results, streamed)
+            await _finish(exchange, job, done.results, streamed, meter)
 
     return work
 
@@ -123,18 +145,24 @@ async def _relay(exchange: Exchange, job: StrategyJob, note: _Note, streamed: li
         await exchange.comment("keep-alive")
 
 
-async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResult], streamed: list[str]) -> None:
+async def _finish(
+    exchange: Exchange, job: StrategyJob, results: list[ChoiceResult], streamed: list[str], meter: MeteredClient
+) -> None:
     """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE].
 
-    When a choice's streamed text is not the start of its answer (a broken stream whose call was
-    repeated and answered differently), the client holds text that is not the answer: it gets an
-    error event and [DONE], never a ``finish_reason`` on the wrong text.
+    When a choice's streamed text is not the start of its answer, the client holds text that is not
+    the answer: it gets an error event and [DONE], never a ``finish_reason`` on the wrong text. That
+    happens when the final call's stream broke and its repeat answered differently, when the
+    strategy answered with something else after streaming (MoA's synthesis cut off at its token
+    limit, MARS's synthesis failing mid-stream), or when the budget ran out mid-stream.
     """
     header, usage_field = job.header, job.include_usage
     abandoned = [i for i, result in enumerate(results) if not result.answer.startswith(streamed[i])]
     if abandoned:
         log.warning("streamed text differs from the strategy's answer", choices=abandoned, model=header.model)
-        await exchange.fail(_abandoned_stream_error(abandoned))
+        cut = [i for i in abandoned if results[i].budget_exhausted]
+        error = budget_cut_stream_error(exhausted_limit(meter), cut) if cut else _abandoned_stream_error(abandoned)
+        await exchange.fail(error)
         return
     for index, result in enumerate(results):
         if result.thinking:  # known once the run ends; reasoning clients read it from reasoning_content
@@ -143,33 +171,36 @@ async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResu
         rest = result.answer[len(streamed[index]) :]
         if rest:
             await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
+    exhausted = [i for i, r in enumerate(results) if r.budget_exhausted]
     for index in range(len(results)):
-        await exchange.data(chunk(header, index=index, finish_reason="stop", with_usage_field=usage_field))
-    usage = _total(results)
-    _log_done(job, usage)
+        payload = chunk(header, index=index, finish_reason="stop", with_usage_field=usage_field)
+        payload["optillm"] = budget_report(meter, [index] if index in exhausted else [])
+        await exchange.data(payload)
+    usage = meter.usage.tokens
+    _log_done(job, usage, meter)
     if job.include_usage:
-        await exchange.data(chunk(header, usage=usage))
+        payload = chunk(header, usage=usage)
+        payload["optillm"] = budget_report(meter, exhausted)
+        await exchange.data(payload)
     await exchange.done()
 
 
 def _abandoned_stream_error(choices: list[int]) -> ApiError:
     message = (
-        f"the upstream stream broke and its call was repeated with a different answer for choice(s) {choices}; "
-        "the text streamed so far is not the answer: send the request again"
+        f"the strategy's answer for choice(s) {choices} is not the text it streamed (its final call was cut off, "
+        "failed, or was repeated with a different answer): the text streamed so far is not the answer; send the "
+        "request again, or without stream"
     )
     return ApiError(502, message, kind="upstream_error", code="upstream_stream_abandoned")
 
 
-def _total(results: list[ChoiceResult]) -> TokenUsage:
-    return sum((r.usage for r in results), TokenUsage())
-
-
-def _log_done(job: StrategyJob, usage: TokenUsage) -> None:
+def _log_done(job: StrategyJob, usage: TokenUsage, meter: MeteredClient) -> None:
     log.info(
         "strategy request answered",
         model=job.header.model,
         strategies=[o.name for o in job.plan.optimizers],
         choices=job.plan.choices,
+        llm_calls=meter.usage.llm_calls,
         prompt_tokens=usage.input_tokens,
         completion_tokens=usage.output_tokens,
     )
