@@ -48,6 +48,8 @@ class MarsOptimizer(Optimizer[MarsConfig]):
         "improvement": "answer",
         "synthesis": "final",
     }
+    # With the caller's tools the answer is always the synthesis call as it is (see _synthesis.py).
+    answers_with_tools: ClassVar[bool] = True
 
     async def run(self, ctx: RunContext[MarsConfig]) -> Outcome:
         run = MarsRun(ctx)
