@@ -18,6 +18,7 @@ from optillm_core import (
     PhaseStarted,
     RunStarted,
     TokenUsage,
+    ToolCall,
     UnsupportedPolicy,
     task_group,
 )
@@ -25,6 +26,7 @@ from optillm_core import (
 from ._conversation import StrategyInput
 from ._errors import ApiError
 from ._selection import Selection
+from ._tools import stage_settings
 
 __all__ = ("ChoiceResult", "RunSink", "StrategyPlan", "plan_strategies", "run_plan")
 
@@ -51,6 +53,7 @@ class ChoiceResult:
     answer: str
     usage: TokenUsage
     thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,22 +142,28 @@ async def _pipeline(
     sink: RunSink | None,
     unsupported: UnsupportedPolicy,
 ) -> ChoiceResult:
-    """Each stage answers the original question, given the previous stage's answer as a draft."""
+    """Each stage answers the original question, given the previous stage's answer as a draft.
+
+    Only the last stage's answer is returned, so only it gets the request's tools (see
+    :func:`~optillm_server._tools.stage_settings`); earlier stages write their drafts in text.
+    """
     usage = TokenUsage()
     answer = thinking = ""
+    calls: tuple[ToolCall, ...] = ()
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
+        last = position == len(stages) - 1
         solution = await optimizer.optimize(
             query,
             client,
             system_prompt=question.system_prompt,
-            settings=settings,
-            events=_forwarder(sink, index, final=position == len(stages) - 1),
+            settings=stage_settings(optimizer, settings, last=last),
+            events=_forwarder(sink, index, final=last),
             unsupported=unsupported,
         )
         usage = usage + solution.usage
-        answer, thinking = solution.answer, solution.thinking
-    return ChoiceResult(answer=answer, usage=usage, thinking=thinking)
+        answer, thinking, calls = solution.answer, solution.thinking, solution.tool_calls
+    return ChoiceResult(answer=answer, usage=usage, thinking=thinking, tool_calls=calls)
 
 
 def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:

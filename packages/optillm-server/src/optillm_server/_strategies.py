@@ -16,6 +16,7 @@ from ._conversation import StrategyInput
 from ._errors import ApiError
 from ._runs import ChoiceResult, StrategyPlan, run_plan
 from ._streaming import Exchange, Work
+from ._tools import tool_call_chunks
 from ._wire import ResponseHeader, chunk, completion
 
 __all__ = ("StrategyJob", "answer", "stream")
@@ -43,7 +44,8 @@ def answer(job: StrategyJob) -> Work:
         usage = _total(results)
         _log_done(job, usage)
         choices: list[tuple[str, FinishReason | None]] = [(r.answer, "stop") for r in results]
-        await exchange.json(200, completion(job.header, choices, usage, [r.thinking for r in results]))
+        thinking, calls = [r.thinking for r in results], [r.tool_calls for r in results]
+        await exchange.json(200, completion(job.header, choices, usage, thinking, calls))
 
     return work
 
@@ -126,6 +128,9 @@ async def _relay(exchange: Exchange, job: StrategyJob, note: _Note, streamed: li
 async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResult], streamed: list[str]) -> None:
     """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE].
 
+    A choice's tool calls are known once its run ends: each goes out whole, in one
+    ``delta.tool_calls`` chunk after the text, and the choice finishes with ``tool_calls``.
+
     When a choice's streamed text is not the start of its answer (a broken stream whose call was
     repeated and answered differently), the client holds text that is not the answer: it gets an
     error event and [DONE], never a ``finish_reason`` on the wrong text.
@@ -143,8 +148,11 @@ async def _finish(exchange: Exchange, job: StrategyJob, results: list[ChoiceResu
         rest = result.answer[len(streamed[index]) :]
         if rest:
             await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
-    for index in range(len(results)):
-        await exchange.data(chunk(header, index=index, finish_reason="stop", with_usage_field=usage_field))
+        for delta in tool_call_chunks(result.tool_calls):
+            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
+    for index, result in enumerate(results):
+        reason = "tool_calls" if result.tool_calls else "stop"
+        await exchange.data(chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field))
     usage = _total(results)
     _log_done(job, usage)
     if job.include_usage:
