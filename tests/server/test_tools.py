@@ -275,6 +275,51 @@ async def test_a_streamed_moa_request_sends_the_tool_call_after_the_run_and_fini
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_n_strategy_runs_each_answer_with_their_own_tool_calls(stream: bool) -> None:
+    ids = itertools.count(1)
+
+    def numbered_calls(prompt: Prompt, settings: GenerationSettings) -> Reply | str:
+        if settings.tools:
+            return Reply("", tool_calls=(CALL.model_copy(update={"id": f"call_{next(ids)}"}),))
+        return "It depends on the weather."
+
+    async with strategy_proxy(FunctionClient(numbered_calls)) as sdk:
+        if stream:
+            chunks = [
+                c
+                async for c in await sdk.chat.completions.create(
+                    model="moa-m", messages=USER, tools=TOOLS, n=2, stream=True
+                )
+            ]
+            calls = {index: [c["id"] for c in made] for index, made in assembled(chunks).items()}
+            reasons = finish_reasons(chunks)
+        else:
+            response = await sdk.chat.completions.create(model="moa-m", messages=USER, tools=TOOLS, n=2)
+            calls = {c.index: [t.id for t in c.message.tool_calls or []] for c in response.choices}
+            reasons = {c.index: c.finish_reason for c in response.choices}
+    assert reasons == {0: "tool_calls", 1: "tool_calls"}
+    assert sorted(calls.values()) == [["call_1"], ["call_2"]]
+
+
+async def test_a_mars_request_answers_with_its_synthesis_tool_call() -> None:
+    client = FunctionClient(weather_model)
+    async with strategy_proxy(client) as sdk:
+        response = await sdk.chat.completions.create(
+            model="mars-m",
+            messages=USER,
+            tools=TOOLS,
+            max_tokens=1000,
+            extra_body={"optillm_config": {"num_agents": 2}},
+        )
+    (choice,) = response.choices
+    assert (choice.finish_reason, choice.message.content) == ("tool_calls", None)
+    assert [t.id for t in choice.message.tool_calls or []] == ["call_w1"]
+    (synthesis,) = with_tools(client.requests)
+    assert synthesis is client.requests[-1]
+    assert len(client.requests) > 3
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_an_agent_loop_through_moa_calls_the_tool_then_answers_from_its_result(stream: bool) -> None:
     client = FunctionClient(weather_model)
     async with strategy_proxy(client) as sdk:
