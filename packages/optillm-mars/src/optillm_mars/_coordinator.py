@@ -57,6 +57,8 @@ class MarsOptimizer(Optimizer[MarsConfig]):
         "improvement": "answer",
         "synthesis": "final",
     }
+    # With the caller's tools the answer is always the synthesis call as it is (see _synthesis.py).
+    answers_with_tools: ClassVar[bool] = True
 
     def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
         """Exploration, aggregation, the strategy network and the first verification round, in the mode the run uses.

@@ -20,7 +20,6 @@ import structlog
 from optillm_core import (
     BadRequestError,
     ClientError,
-    Completed,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
@@ -33,6 +32,7 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCallDelta,
     check_allow_model_requests,
     error_for_status,
 )
@@ -54,6 +54,7 @@ from ._conversation import client_prompt
 from ._errors import ApiError, Scrubber, api_error_for
 from ._sse import EventKind, EventSplitter, event_kind
 from ._streaming import Exchange
+from ._tools import ToolCallPieces, choice_finish_reason
 from ._wire import ChatRequest, ResponseHeader, chunk, completion
 
 __all__ = (
@@ -404,14 +405,19 @@ def _transport_errors() -> Iterator[None]:
 async def serve_with_client(
     exchange: Exchange, client: ModelClient, request: ChatRequest, header: ResponseHeader
 ) -> None:
-    """Pass-through without an upstream server: the conversation goes turn by turn through ``client``."""
-    request.reject_tools("this server has no OpenAI-compatible upstream to pass them to")
+    """Pass-through without an upstream server: the conversation goes turn by turn through ``client``.
+
+    Tools, tool calls and tool results go to the model as they are, and its tool calls come back
+    in ``message.tool_calls`` (or ``delta.tool_calls`` pieces when streamed), choice by choice.
+    """
+    request.reject_logprobs("this server has no OpenAI-compatible upstream to pass them to")
     prompt = client_prompt(request.messages)
     settings = request.settings().with_(n=request.n)
     if not request.stream:
         result = await client.complete(prompt, settings)
         choices = [(text, result.finish_reason(i)) for i, text in enumerate(result.texts)]
-        await exchange.json(200, completion(header, choices, result.usage, list(result.thinking)))
+        calls = [result.calls_of(i) for i in range(len(result.texts))]
+        await exchange.json(200, completion(header, choices, result.usage, list(result.thinking), calls))
         return
     await _stream_with_client(exchange, client, prompt, settings, request, header)
 
@@ -426,6 +432,7 @@ async def _stream_with_client(
 ) -> None:
     usage_field = request.include_usage
     usage = TokenUsage()
+    pieces = ToolCallPieces()
 
     async def relay(event: ResponseEvent) -> None:
         nonlocal usage
@@ -435,11 +442,15 @@ async def _stream_with_client(
             delta = {field: event.delta}
             await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
             return
-        if not isinstance(event, Completed):
-            return  # tool calls: this path refuses requests with tools (reject_tools above)
+        if isinstance(event, ToolCallDelta):
+            piece = pieces.delta(event)
+            if piece is not None:
+                await exchange.data(chunk(header, index=event.index, delta=piece, with_usage_field=usage_field))
+            return
         usage = event.usage or TokenUsage()
         for index in range(request.n):
-            reason = (event.finish_reasons[index] if index < len(event.finish_reasons) else None) or "stop"
+            given = event.finish_reasons[index] if index < len(event.finish_reasons) else None
+            reason = choice_finish_reason(given, pieces.called(index))
             await exchange.data(chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field))
 
     async with client.stream(prompt, settings) as events:

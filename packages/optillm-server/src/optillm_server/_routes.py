@@ -22,6 +22,7 @@ from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, ou
 from ._runs import plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
+from ._tools import check_strategies_answer_with_tools
 from ._wire import ChatRequest, ResponseHeader, parse_body
 
 __all__ = ("ServerState", "chat_completions", "health", "list_models")
@@ -75,7 +76,7 @@ async def chat_completions(request: Request) -> Response:
     if selection.pass_through:
         return _pass_through(state, raw, body, selection)
     chat = ChatRequest.parse(body)
-    chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
+    chat.reject_logprobs("strategies answer with text; send the request without a strategy to pass logprobs through")
     chat.reject_structured_output()
     check_request(
         state.limits,
@@ -89,6 +90,7 @@ async def chat_completions(request: Request) -> Response:
     policy = chat.optillm_drop_unsupported or state.drop_unsupported
     _refuse_unsupported(client, settings, policy)
     plan = plan_strategies(selection, state.registry, chat.optillm_config, chat.n)
+    check_strategies_answer_with_tools(plan.optimizers, plan.mode, settings, state.registry.infos())
     question = strategy_input(chat.messages)
     check_plan(
         state.limits, plan.optimizers, mode=plan.mode, n=plan.n, client=client, settings=settings, query=question.query
@@ -132,11 +134,20 @@ def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selectio
 def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
     """Under the ``error`` policy, a 400 naming the settings the model refuses, before any call.
 
-    Under ``drop`` (the default) they are left out of every call instead.
+    Under ``drop`` (the default) they are left out of every call instead, except tools: a model
+    that takes none refuses them under both policies, since dropping them would lose the tool calls.
     """
+    refused = client.profile.unsupported(settings)
+    if "tools" in refused:
+        raise ApiError(
+            400,
+            f"model '{client.model_name}' does not accept tools: remove 'tools' from the request or use a model "
+            "that calls tools (leaving them out would lose the tool calls the request asks for)",
+            param="tools",
+            code="unsupported_setting",
+        )
     if policy != "error":
         return
-    refused = client.profile.unsupported(settings)
     if refused:
         raise ApiError(
             400,

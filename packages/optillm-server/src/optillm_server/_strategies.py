@@ -26,6 +26,7 @@ from ._errors import ApiError
 from ._limits import BUDGET_HEADER, budget_cut_stream_error, budget_report, exhausted_limit
 from ._runs import ChoiceResult, StrategyPlan, run_plan
 from ._streaming import Exchange, Work
+from ._tools import tool_call_chunks
 from ._wire import ResponseHeader, chunk, completion
 
 __all__ = ("StrategyJob", "answer", "stream")
@@ -60,7 +61,8 @@ def answer(job: StrategyJob) -> Work:
         usage = meter.usage.tokens
         _log_done(job, usage, meter)
         choices: list[tuple[str, FinishReason | None]] = [(r.answer, "stop") for r in results]
-        payload = completion(job.header, choices, usage, [r.thinking for r in results])
+        thinking, calls = [r.thinking for r in results], [r.tool_calls for r in results]
+        payload = completion(job.header, choices, usage, thinking, calls)
         exhausted = [i for i, r in enumerate(results) if r.budget_exhausted]
         payload["optillm"] = budget_report(meter, exhausted)
         headers = {BUDGET_HEADER: exhausted_limit(meter)} if exhausted else None
@@ -150,6 +152,9 @@ async def _finish(
 ) -> None:
     """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE].
 
+    A choice's tool calls are known once its run ends: each goes out whole, in one
+    ``delta.tool_calls`` chunk after the text, and the choice finishes with ``tool_calls``.
+
     When a choice's streamed text is not the start of its answer, the client holds text that is not
     the answer: it gets an error event and [DONE], never a ``finish_reason`` on the wrong text. That
     happens when the final call's stream broke and its repeat answered differently, when the
@@ -171,9 +176,12 @@ async def _finish(
         rest = result.answer[len(streamed[index]) :]
         if rest:
             await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
+        for delta in tool_call_chunks(result.tool_calls):
+            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
     exhausted = [i for i, r in enumerate(results) if r.budget_exhausted]
-    for index in range(len(results)):
-        payload = chunk(header, index=index, finish_reason="stop", with_usage_field=usage_field)
+    for index, result in enumerate(results):
+        reason = "tool_calls" if result.tool_calls else "stop"
+        payload = chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field)
         payload["optillm"] = budget_report(meter, [index] if index in exhausted else [])
         await exchange.data(payload)
     usage = meter.usage.tokens
