@@ -16,7 +16,7 @@ from optillm_core import Message, Prompt
 from ._errors import ApiError
 from ._wire import ChatMessage
 
-__all__ = ("StrategyInput", "client_prompt", "strategy_input")
+__all__ = ("StrategyInput", "client_prompt", "strategy_input", "strategy_question")
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -42,6 +42,16 @@ def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
             system.append(text)
         else:
             turns.append((_chat_role(message, index, "strategies"), text))
+    return strategy_question(system, turns)
+
+
+def strategy_question(system: Sequence[str], turns: Sequence[tuple[str, str]]) -> StrategyInput:
+    """The query (the last turn, which must be the user's) and the system prompt with the earlier turns.
+
+    ``system`` holds the system prompt's parts; ``turns`` each user or assistant message's role and
+    text, oldest first. Chat completions and Anthropic messages both end up here.
+    """
+    parts = list(system)
     if not turns or turns[-1][0] != "user":
         raise ApiError(
             400,
@@ -53,8 +63,8 @@ def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
         raise ApiError(400, "the last user message is empty: send the question to answer", param="messages")
     if history:
         transcript = "\n".join(f"<{role}>\n{text}\n</{role}>" for role, text in history)
-        system.append(f"{_HISTORY_INTRO}\n\n{transcript}")
-    return StrategyInput(query=query, system_prompt="\n\n".join(system) if system else None)
+        parts.append(f"{_HISTORY_INTRO}\n\n{transcript}")
+    return StrategyInput(query=query, system_prompt="\n\n".join(parts) if parts else None)
 
 
 def client_prompt(messages: Sequence[ChatMessage]) -> Prompt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations as _annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +15,24 @@ from optillm_core import ClientError, GenerationSettings, ModelClient, Optimizer
 from optillm_router import AnyioClock, Clock
 
 from . import _strategies
-from ._conversation import strategy_input
+from ._conversation import StrategyInput, strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
 from ._passthrough import Forwarding, Upstream, fetch_models, forward, outgoing_body, serve_with_client
-from ._runs import plan_strategies
+from ._runs import StrategyPlan, plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
 from ._wire import ChatRequest, ResponseHeader, parse_body
 
-__all__ = ("ServerState", "chat_completions", "health", "list_models")
+__all__ = (
+    "ServerState",
+    "chat_completions",
+    "health",
+    "list_models",
+    "refuse_tools",
+    "refuse_unsupported",
+    "server_state",
+    "strategy_job",
+)
 
 log = structlog.get_logger("optillm")
 
@@ -53,13 +62,13 @@ class ServerState:
         return Forwarding(self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock)
 
 
-def _state(request: Request) -> ServerState:
+def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.optillm
     return state
 
 
 async def chat_completions(request: Request) -> Response:
-    state = _state(request)
+    state = server_state(request)
     raw = await request.body()
     body = parse_body(raw)
     approach = body.get("optillm_approach")
@@ -71,22 +80,68 @@ async def chat_completions(request: Request) -> Response:
     chat = ChatRequest.parse(body)
     chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
     chat.reject_structured_output()
-    client = state.client_for_model(selection.model)
-    settings = chat.settings()
-    policy = chat.optillm_drop_unsupported or state.drop_unsupported
-    _refuse_unsupported(client, settings, policy)
-    job = _strategies.StrategyJob(
-        plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
+    job = strategy_job(
+        state,
+        selection,
         question=strategy_input(chat.messages),
-        settings=settings,
-        client=client,
+        settings=chat.settings(),
+        config=chat.optillm_config,
+        n=chat.n,
+        policy=chat.optillm_drop_unsupported,
         header=ResponseHeader(model=chat.model),
         include_usage=chat.include_usage,
-        keepalive_seconds=state.keepalive_seconds,
-        unsupported=policy,
     )
     work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
     return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
+
+
+def strategy_job(
+    state: ServerState,
+    selection: Selection,
+    *,
+    question: StrategyInput,
+    settings: GenerationSettings,
+    config: Mapping[str, Any] | None,
+    n: int,
+    policy: UnsupportedPolicy | None,
+    header: ResponseHeader,
+    include_usage: bool = False,
+) -> _strategies.StrategyJob:
+    """A strategy request, whichever API it came in, as the job that runs it: its client, plan and settings.
+
+    Everything that refuses a request before any call happens here (a model that is not served,
+    settings the model refuses under the ``error`` policy, an invalid ``optillm_config``, tools
+    a strategy cannot pass on), so that every endpoint refuses the same requests the same way.
+    """
+    client = state.client_for_model(selection.model)
+    policy = policy or state.drop_unsupported
+    refuse_unsupported(client, settings, policy)
+    plan = plan_strategies(selection, state.registry, config, n)
+    if settings.tools:
+        refuse_tools(plan)
+    return _strategies.StrategyJob(
+        plan=plan,
+        question=question,
+        settings=settings,
+        client=client,
+        header=header,
+        include_usage=include_usage,
+        keepalive_seconds=state.keepalive_seconds,
+        unsupported=policy,
+    )
+
+
+def refuse_tools(plan: StrategyPlan) -> None:
+    """A 400 naming the first strategy of the plan that cannot pass tools to the model's answer."""
+    for optimizer in plan.optimizers:
+        if not optimizer.answers_with_tools:
+            raise ApiError(
+                400,
+                f"the {optimizer.name} strategy cannot pass tools to the model: its answer is not one model call "
+                "that could return tool calls; send the request without tools, or without a strategy",
+                param="tools",
+                code="tools_unsupported",
+            )
 
 
 def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
@@ -101,7 +156,7 @@ def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selectio
         return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
     chat = ChatRequest.parse(body)
     client = state.client_for_model(selection.model)
-    _refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
+    refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
     header = ResponseHeader(model=chat.model)
 
     async def direct(exchange: Exchange) -> None:
@@ -110,7 +165,7 @@ def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selectio
     return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
 
 
-def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
+def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
     """Under the ``error`` policy, a 400 naming the settings the model refuses, before any call.
 
     Under ``drop`` (the default) they are left out of every call instead.
@@ -130,7 +185,7 @@ def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, polic
 
 async def list_models(request: Request) -> Response:
     """The upstream's models (or the default model) and each installed strategy on the default model."""
-    state = _state(request)
+    state = server_state(request)
     models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
     if state.upstream is not None:
         try:
@@ -147,5 +202,5 @@ def _model_entry(model_id: str, owner: str) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    state = _state(request)
+    state = server_state(request)
     return JSONResponse({"status": "ok", "model": state.model, "strategies": state.registry.names()})

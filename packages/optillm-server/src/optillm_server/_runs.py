@@ -18,6 +18,7 @@ from optillm_core import (
     PhaseStarted,
     RunStarted,
     TokenUsage,
+    ToolCall,
     UnsupportedPolicy,
     task_group,
 )
@@ -48,9 +49,12 @@ class RunSink(Protocol):
 
 @dataclass(frozen=True)
 class ChoiceResult:
+    """One choice's answer, its thinking and tool calls (from the last stage), and the usage of all its stages."""
+
     answer: str
     usage: TokenUsage
     thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ async def _pipeline(
     """Each stage answers the original question, given the previous stage's answer as a draft."""
     usage = TokenUsage()
     answer = thinking = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
         solution = await optimizer.optimize(
@@ -153,8 +158,8 @@ async def _pipeline(
             unsupported=unsupported,
         )
         usage = usage + solution.usage
-        answer, thinking = solution.answer, solution.thinking
-    return ChoiceResult(answer=answer, usage=usage, thinking=thinking)
+        answer, thinking, tool_calls = solution.answer, solution.thinking, solution.tool_calls
+    return ChoiceResult(answer=answer, usage=usage, thinking=thinking, tool_calls=tool_calls)
 
 
 def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:
