@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from anthropic.types import Message
 
 from optillm_core import TokenUsage, default_registry
 from optillm_router import ModelClientRouter, ProviderRoutingConfig
@@ -36,6 +37,7 @@ async def test_moa_over_a_gemini_model_answers_a_messages_request_with_gemini_s_
             app = create_app(client=router, model=GEMINI, registry=default_registry())
             async with serving(app) as base_url:
                 sdk = sdk_for(base_url)
+                message: Message
                 try:
                     if stream:
                         async with sdk.messages.stream(
