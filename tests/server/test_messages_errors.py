@@ -73,6 +73,8 @@ async def test_a_request_without_max_tokens_is_a_400_as_anthropic_requires() -> 
         ({"model": "nope-m", "max_tokens": 10, "messages": USER, "optillm_approach": "nope"}, "unknown strategy"),
         ({"model": "echo-m", "max_tokens": 10, "messages": USER, "optillm_config": {"drafts": 99}}, "drafts"),
         ({"model": "echo-m", "max_tokens": 10, "messages": [{"role": "assistant", "content": "A"}]}, "from the user"),
+        ({"model": "echo|shout-m", "max_tokens": 10, "messages": USER}, "one answer each"),
+        ({"model": "m", "max_tokens": 10, "messages": USER, "optillm_approach": "echo|shout"}, "'&' to chain"),
     ],
 )
 async def test_invalid_requests_are_400s_naming_what_is_wrong(body: dict[str, Any], named: str) -> None:

@@ -52,7 +52,7 @@ def create_app(
     clock: Clock | None = None,
     drop_unsupported: UnsupportedPolicy = "drop",
 ) -> Starlette:
-    """An OpenAI-compatible proxy that runs installed strategies on ``client``.
+    """A proxy (OpenAI chat completions, Anthropic messages) that runs installed strategies on ``client``.
 
     ``model`` is the default model name (strategies run on it; ``/v1/models`` lists
     ``STRATEGY-model``). Requests without a strategy go to ``upstream`` unchanged, or through

@@ -35,6 +35,7 @@ from ._anthropic_wire import (
     stop_reason_for,
 )
 from ._conversation import strategy_question
+from ._errors import ApiError
 from ._routes import ServerState, refuse_unsupported, server_state, strategy_job
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange, Work
@@ -65,7 +66,17 @@ async def messages(request: Request) -> Response:
 def messages_job(
     state: ServerState, selection: Selection, parsed: MessagesRequest, header: ResponseHeader
 ) -> _strategies.StrategyJob:
-    """A Messages request as the strategy job a chat request would become: one choice, no ``n``."""
+    """A Messages request as the strategy job a chat request would become: one choice, no ``n``.
+
+    ``a|b`` is refused: it answers once per strategy, and a message holds one answer.
+    """
+    if selection.mode == "parallel":
+        raise ApiError(
+            400,
+            f"'{'|'.join(selection.strategies)}' runs the strategies side by side, one answer each, and a message "
+            "holds one answer: use '&' to chain them, or /v1/chat/completions for side-by-side answers",
+            param="optillm_approach" if parsed.optillm_approach else "model",
+        )
     client = state.client_for_model(selection.model)
     return strategy_job(
         state,
