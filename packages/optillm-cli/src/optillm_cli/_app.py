@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.add_argument("--json", action="store_true", help="print one JSON object")
     serve = commands.add_parser(
         "serve",
-        help="serve the OpenAI-compatible proxy",
-        description="Serve an OpenAI-compatible proxy that applies any installed strategy.",
+        help="serve the proxy (OpenAI chat completions and Anthropic messages)",
+        description="Serve a proxy that applies any installed strategy, over the OpenAI and Anthropic APIs.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="the port to listen on (default: 8000)")

@@ -1,4 +1,4 @@
-"""optillm-server: an OpenAI-compatible proxy that applies any installed optillm strategy."""
+"""optillm-server: a proxy that applies any installed optillm strategy (OpenAI chat completions, Anthropic messages)."""
 
 from __future__ import annotations as _annotations
 

@@ -22,7 +22,7 @@ from ._errors import ApiError
 from ._tools import parse_tool_calls
 from ._wire import ChatMessage
 
-__all__ = ("StrategyInput", "client_prompt", "strategy_input")
+__all__ = ("StrategyInput", "client_prompt", "strategy_input", "strategy_question")
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -55,6 +55,16 @@ def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
             system.append(message.content)
         else:
             turns.append(message)
+    return strategy_question(system, turns)
+
+
+def strategy_question(system: Sequence[str], turns: Sequence[Message]) -> StrategyInput:
+    """The query and the system prompt of a conversation: chat completions and Anthropic messages both end up here.
+
+    ``system`` holds the system prompt's parts; ``turns`` the user, assistant and tool messages,
+    oldest first. The query is the last user message, plus the tool calls and results after it.
+    """
+    parts = list(system)
     last_user = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
     if last_user is None or (turns[-1].role != "user" and turns[-1].role != "tool"):
         raise ApiError(
@@ -71,8 +81,8 @@ def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
     if since:
         query = f"{query}\n\n---\n{_TOOL_RESULTS_INTRO}\n\n{_transcript(since, names)}"
     if history:
-        system.append(f"{_HISTORY_INTRO}\n\n{_transcript(history, names)}")
-    return StrategyInput(query=query, system_prompt="\n\n".join(system) if system else None)
+        parts.append(f"{_HISTORY_INTRO}\n\n{_transcript(history, names)}")
+    return StrategyInput(query=query, system_prompt="\n\n".join(parts) if parts else None)
 
 
 def client_prompt(messages: Sequence[ChatMessage]) -> Prompt:

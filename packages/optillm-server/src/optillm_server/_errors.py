@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -67,6 +68,10 @@ class ApiError(Exception):
         # Rounded up: a client told to wait 0 s after a 0.4 s Retry-After would only be refused again.
         return {**self.extra_headers, "retry-after": str(max(0, math.ceil(self.retry_after)))}
 
+    def stream_end(self) -> bytes:
+        """The last bytes of an event stream this error ends once it has started: an error event and ``[DONE]``."""
+        return b"data: " + json.dumps(self.payload(), separators=(",", ":")).encode() + b"\n\ndata: [DONE]\n\n"
+
 
 class Scrubber:
     """Removes secrets from text before it reaches a response or a log."""
@@ -131,6 +136,8 @@ def _client_error(exc: ClientError, message: str) -> ApiError:
     if isinstance(exc, BadRequestError):
         if exc.status_code == 404:  # the upstream has no such model: answered as pass-through answers it
             return ApiError(404, upstream, code="upstream_not_found")
+        if exc.status_code == 413:  # the prompt is too large for the upstream: the client's to shorten
+            return ApiError(413, upstream, code="upstream_request_too_large")
         return ApiError(400, upstream, code="upstream_bad_request")
     if isinstance(exc, ProviderUnavailable):
         if exc.status_code in (503, 529):

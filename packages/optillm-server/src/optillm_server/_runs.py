@@ -51,7 +51,10 @@ class RunSink(Protocol):
 
 @dataclass(frozen=True)
 class ChoiceResult:
-    """One choice's answer; ``budget_exhausted`` when it is the best so far of a run the budget cut short."""
+    """One choice's answer, its thinking and tool calls (from the last stage), and the usage of all its stages.
+
+    ``budget_exhausted`` when it is the best so far of a run the budget cut short.
+    """
 
     answer: str
     usage: TokenUsage
