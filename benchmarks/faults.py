@@ -20,7 +20,7 @@ from benchmarks._clients import BASELINE, StrategyCase, strategy_cases
 from benchmarks._options import Options
 from benchmarks._report import Section, Table
 from optillm_core import default_registry
-from optillm_router import ModelClientRouter, ProviderRoutingConfig
+from optillm_router import MAX_RETRIES, ModelClientRouter, ProviderRoutingConfig
 from optillm_router.testing import RECOVERABLE_STREAM_FAULTS, TRANSIENT_FAULTS, FakeProviderServer, FaultPlan
 from optillm_server import Upstream, create_app
 
@@ -111,9 +111,13 @@ async def _proxy(server: FakeProviderServer) -> AsyncIterator[tuple[str, httpx.A
             yield url, http
 
 
-def _proxy_attempt(url: str, http: httpx.AsyncClient, model: str, stream: bool) -> Attempt:
+def _proxy_attempt(
+    url: str, http: httpx.AsyncClient, model: str, stream: bool, config: dict[str, Any] | None = None
+) -> Attempt:
     async def attempt() -> None:
-        body = {"model": model, "messages": [{"role": "user", "content": QUESTION}], "stream": stream}
+        body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": QUESTION}], "stream": stream}
+        if config:
+            body["optillm_config"] = config
         response = await http.post(f"{url}/chat/completions", json=body)
         if response.status_code != 200:
             raise RuntimeError(f"status {response.status_code}: {response.text[:120]}")
@@ -210,7 +214,7 @@ async def run(options: Options) -> Section:
                 for case in cases:
                     target = PASS_THROUGH if case.name == BASELINE else case.name
                     model = server.model if target == PASS_THROUGH else f"{case.name}-{server.model}"
-                    attempt = _proxy_attempt(url, http, model, stream)
+                    attempt = _proxy_attempt(url, http, model, stream, SMALL.get(case.name))
                     forwarded = stream and target == PASS_THROUGH
                     series = await _series(server, attempt, rates, runs, forwarded_stream=forwarded)
                     _rows(table, path, target, series)
@@ -231,11 +235,13 @@ async def run(options: Options) -> Section:
             "200 body, a truncated body, a connection cut mid-answer, a reset and a hang. A streamed pass-through "
             "gets every fault but the cut mid-answer (forwarded text cannot be taken back); a strategy's streamed "
             "final call gets cuts too: core repeats it as a plain request.",
-            "router: ModelClientRouter at its default retries (10) and cooldown, one provider, attempt timeout "
-            f"{ATTEMPT_TIMEOUT:g} s (what a hang costs); 'pass-through' there is one plain call. proxy: "
+            f"router: ModelClientRouter at its default retries ({MAX_RETRIES}) and cooldown, one provider, attempt "
+            f"timeout {ATTEMPT_TIMEOUT:g} s (what a hang costs); 'pass-through' there is one plain call. proxy: "
             "optillm_server's app on loopback, strategies (`moa-fake-model`, ...) through that router, "
-            f"pass-through (`fake-model`) forwarded with the proxy's own default retries ({Upstream.max_retries}).",
-            f"Strategies at their defaults, except MARS: {SMALL['mars']} (fewer rounds, every phase).",
+            "pass-through (`fake-model`) forwarded by the proxy at Upstream's default retries "
+            f"({Upstream.max_retries}, the router's policy).",
+            "Every strategy in the registry at its defaults, except MARS: "
+            f"{SMALL['mars']} (fewer rounds, every phase; sent as optillm_config through the proxy).",
             "Failures: " + ("; ".join(sorted(set(failures))[:6]) if failures else "none."),
         ]
     )

@@ -1,4 +1,8 @@
-"""Section 3: 1,000 concurrent MoA runs in one process, and 200 concurrent ``moa-`` requests through the proxy."""
+"""Section 3: 1,000 concurrent MoA runs in one process, and 200 concurrent ``moa-`` requests through the proxy.
+
+The proxy rounds send the 200 requests to ``/v1/chat/completions`` (connections cold, then warm) and
+to the Anthropic-shaped ``/v1/messages`` (warm): the same MoA runs behind both endpoints.
+"""
 
 from __future__ import annotations as _annotations
 
@@ -8,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -25,6 +30,9 @@ __all__ = ("run",)
 NAME = "scale"
 TITLE = "3. Scale"
 TARGET_PROXY_S = 1.0
+ROUNDS = (("cold", "chat completions"), ("warm", "chat completions"), ("warm", "messages"))
+"""Upstream connections and endpoint of each proxy round, in order."""
+ENDPOINT_PATHS = {"chat completions": "`/v1/chat/completions`", "messages": "`/v1/messages`"}
 
 
 def _free_port() -> int:
@@ -72,9 +80,34 @@ async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
                 await anyio.sleep(0.1)
 
 
-async def _load(url: str, requests: int, model: str) -> dict[str, Any]:
+def _chat_request(model: str, question: str) -> tuple[str, dict[str, Any]]:
+    return "/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": question}]}
+
+
+def _chat_answer(payload: dict[str, Any]) -> str:
+    return str(payload["choices"][0]["message"]["content"] or "")
+
+
+def _messages_request(model: str, question: str) -> tuple[str, dict[str, Any]]:
+    body = {"model": model, "max_tokens": 1024, "messages": [{"role": "user", "content": question}]}
+    return "/v1/messages", body
+
+
+def _messages_answer(payload: dict[str, Any]) -> str:
+    return "".join(str(block.get("text", "")) for block in payload["content"] if block.get("type") == "text")
+
+
+# endpoint label -> (request path and body for a question, the answer's text in a response)
+ENDPOINTS: dict[str, tuple[Callable[[str, str], tuple[str, dict[str, Any]]], Callable[[dict[str, Any]], str]]] = {
+    "chat completions": (_chat_request, _chat_answer),
+    "messages": (_messages_request, _messages_answer),
+}
+
+
+async def _load(url: str, requests: int, model: str, endpoint: str = "chat completions") -> dict[str, Any]:
     import aiohttp
 
+    build, answer = ENDPOINTS[endpoint]
     questions = [q.text for q in generate_questions(requests, seed=13)]
     statuses: Counter[int] = Counter()
     failures: list[str] = []
@@ -83,14 +116,14 @@ async def _load(url: str, requests: int, model: str) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(question: str) -> None:
-            body = {"model": model, "messages": [{"role": "user", "content": question}]}
+            path, body = build(model, question)
             try:
-                async with session.post(url + "/v1/chat/completions", json=body) as response:
+                async with session.post(url + path, json=body) as response:
                     statuses[response.status] += 1
                     payload = await response.json()
                     if response.status != 200:
                         failures.append(str(payload)[:200])
-                    elif not payload["choices"][0]["message"]["content"]:
+                    elif not answer(payload):
                         failures.append("empty answer")
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
@@ -118,14 +151,15 @@ async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> di
         except RuntimeError as exc:
             stderr = process.stderr.read().decode()[-1500:] if process.stderr else ""
             raise RuntimeError(f"{exc}: {stderr}") from None
-        await _load(url, 2, "moa-fake-model")  # the first requests' one-time work (imports, caches)
+        for endpoint in ENDPOINTS:  # the first requests' one-time work (imports, caches) on each endpoint
+            await _load(url, 2, "moa-fake-model", endpoint)
         rounds: dict[str, dict[str, Any]] = {}
-        # The cold round opens the proxy's upstream connections during the burst; the warm round
-        # finds them pooled, as a proxy that has been serving does.
-        for label in ("cold", "warm"):
+        # The cold round opens the proxy's upstream connections during the burst; the warm rounds
+        # find them pooled, as a proxy that has been serving does. Both endpoints run the same MoA.
+        for label, endpoint in ROUNDS:
             server.reset(latency=latency, p=1.0)
             cpu = _cpu_seconds(process.pid)
-            result = await _load(url, requests, "moa-fake-model")
+            result = await _load(url, requests, "moa-fake-model", endpoint)
             log = server.log()
             after = _cpu_seconds(process.pid)
             result.update(
@@ -136,7 +170,7 @@ async def _proxy(server: FakeServerProcess, requests: int, latency: float) -> di
                 upstream_peak_in_flight=log.max_in_flight,
                 proxy_peak_rss_mb=_peak_rss_mb(process.pid),
             )
-            rounds[label] = result
+            rounds[f"{endpoint}, {label}"] = result | {"endpoint": endpoint, "connections": label}
         return rounds
     finally:
         process.terminate()
@@ -149,11 +183,12 @@ def _proxy_row(proxy: Table, section: Section, label: str, requests: int, outcom
     wall = outcome["wall_s"]
     ok = wall < TARGET_PROXY_S and not outcome["failures"]
     proxy.add(
-        label,
+        ENDPOINT_PATHS[outcome["endpoint"]],
+        outcome["connections"],
         requests,
         round(wall, 3),
         f"< {TARGET_PROXY_S:.0f} s " + ("✅" if ok else "❌"),
-        "8.0 s",
+        "8.0 s" if outcome["endpoint"] == "chat completions" else "no such endpoint",
         ", ".join(f"{k}: {v}" for k, v in sorted(outcome["statuses"].items())),
         len(outcome["failures"]),
         outcome["upstream_calls"],
@@ -166,7 +201,7 @@ def _proxy_row(proxy: Table, section: Section, label: str, requests: int, outcom
     section.notes.append(
         f"Proxy {label} round: the fake upstream process used {outcome['fake_server_cpu_s']:.2f} s of CPU, the "
         "proxy process the CPU in the table; the load generator runs in the harness process and opens a new "
-        "connection per request in both rounds."
+        "connection per request in every round."
     )
 
 
@@ -193,6 +228,7 @@ async def run(options: Options) -> Section:
         f"{requests} concurrent `moa-fake-model` requests through the proxy (fake upstream at "
         f"{latency * 1000:.0f} ms per call)",
         [
+            "endpoint",
             "upstream connections",
             "requests",
             "wall (s)",

@@ -69,7 +69,11 @@ async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
     assert all(row[6] == 0 for row in rows)  # no errors
     proxy = section.tables[1]
     proxy_rows = [dict(zip(proxy.headers, r, strict=True)) for r in proxy.rows]
-    assert [row["upstream connections"] for row in proxy_rows] == ["cold", "warm"]
+    assert [(row["endpoint"], row["upstream connections"]) for row in proxy_rows] == [
+        ("`/v1/chat/completions`", "cold"),
+        ("`/v1/chat/completions`", "warm"),
+        ("`/v1/messages`", "warm"),
+    ]
     assert all(row["failures"] == 0 and row["HTTP statuses"] == "200: 5" for row in proxy_rows)
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 
 import pytest
 
 from optillm_core import (
     Budget,
     BudgetExhausted,
+    Completed,
     GenerationSettings,
     MeteredClient,
+    ModelClient,
+    OutputTextDelta,
     Prompt,
+    ResponseEvent,
     charge_call,
     collect_stream,
     run_time_left,
@@ -82,6 +87,25 @@ async def test_streams_reach_the_seam_before_their_first_event() -> None:
     async with metered.stream(PROMPT) as events:
         assert (await collect_stream(events)).text == "streamed"
     assert seen[0] <= 30.0
+
+
+class _LateCharges(ModelClient):
+    """Streams a choice, then asks for another request (as a router fills choices a provider left out)."""
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        yield OutputTextDelta(delta="first")
+        charge_call(retry=False)
+        yield Completed()
+
+
+async def test_streams_reach_the_seam_after_their_first_event_too() -> None:
+    metered = MeteredClient(_LateCharges())
+    async with metered.stream(PROMPT) as events:
+        assert (await collect_stream(events)).text == "first"
+    assert metered.usage.llm_calls == 2
+    with pytest.raises(BudgetExhausted):
+        async with MeteredClient(_LateCharges(), budget=Budget(max_calls=1)).stream(PROMPT) as events:
+            await collect_stream(events)
 
 
 async def test_outside_a_metered_call_nothing_happens() -> None:

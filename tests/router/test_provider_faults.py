@@ -29,7 +29,7 @@ from optillm_core import (
     RateLimitError,
     collect_stream,
 )
-from optillm_router import HttpPool, create_provider_client, should_retry
+from optillm_router import FewerChoices, HttpPool, create_provider_client, should_retry
 from optillm_router.testing import (
     PERMANENT_FAULTS,
     RECOVERABLE_STREAM_FAULTS,
@@ -73,11 +73,11 @@ def _client(server: FakeProviderServer, http: HttpPool) -> ModelClient:
     )
 
 
-async def _call(client: ModelClient, *, stream: bool, seen: list[Any]) -> None:
+async def _call(client: ModelClient, *, stream: bool, seen: list[Any], n: int = 1) -> None:
     if not stream:
-        await client.request(PROMPT, GenerationSettings())
+        await client.request(PROMPT, GenerationSettings(n=n))
         return
-    async for event in client.request_stream(PROMPT, GenerationSettings()):
+    async for event in client.request_stream(PROMPT, GenerationSettings(n=n)):
         seen.append(event)
 
 
@@ -132,6 +132,29 @@ async def test_a_server_that_ignores_n_returns_fewer_choices() -> None:
             await client.request(PROMPT, GenerationSettings(n=3))
     assert not should_retry(info.value)
     assert server.requests[0].body["generationConfig"]["candidateCount"] == 3
+
+
+@pytest.mark.parametrize("wire", ["gemini", "openai"])
+async def test_a_stream_that_ignores_n_ends_naming_the_missing_choices(wire: HttpWireFormat) -> None:
+    seen: list[Any] = []
+    async with FakeProviderServer(wire, max_choices=1) as server, HttpPool() as http:
+        spec = server.spec()
+        client = create_provider_client(
+            spec.provider,
+            model=spec.model,
+            api_key=None,
+            base_url=spec.base_url,
+            http=http,
+            profile=spec.model_profile(),
+        )
+        with pytest.raises(FewerChoices) as info:
+            await _call(client, stream=True, seen=seen, n=3)
+    assert all(isinstance(event, OutputTextDelta) and event.index == 0 for event in seen)
+    assert "".join(event.delta for event in seen).startswith("Reply 0 to: What is 6 times 7?")
+    assert info.value.missing == (1, 2)
+    assert info.value.completion.finish_reasons[0] == "stop"
+    assert info.value.completion.usage.output_tokens > 0
+    assert not should_retry(info.value)
 
 
 async def test_a_server_without_native_n_refuses_it() -> None:

@@ -15,6 +15,7 @@ from optillm_core import (
     AuthenticationError,
     BadRequestError,
     ClientError,
+    Completed,
     GenerationSettings,
     OutputTextDelta,
     Prompt,
@@ -187,6 +188,57 @@ async def test_a_gemini_model_that_returns_fewer_candidates_gets_the_rest_as_sin
     temperatures = [(r.body.get("generationConfig") or {}).get("temperature") for r in server.requests[:3]]
     assert temperatures == [0.9, 0.9, 0.9]
     assert not router.supports_native_n
+
+
+@pytest.mark.parametrize("wire", ["gemini", "openai"])
+async def test_a_stream_that_returns_fewer_choices_gets_the_rest_as_single_calls(wire: HttpWireFormat) -> None:
+    """The first such stream succeeds: its choice stays as streamed, the missing ones are asked for singly."""
+    calls: list[int] = []
+
+    def reply(chat: dict[str, Any], choice: int) -> str:
+        calls.append(choice)
+        return f"answer {len(calls)} for choice {choice}"
+
+    settings = GenerationSettings(n=3, seed=7)
+    with anyio.fail_after(20):
+        async with (
+            FakeProviderServer(wire, max_choices=1, reply=reply) as server,
+            _router(server, clock=JumpClock()) as router,
+        ):
+            native_before = router.supports_native_n
+            async with router.stream(Prompt.from_query("question 7"), settings) as stream:
+                events = [event async for event in stream]
+            first = await collect_stream(_replay(events), 3)
+            native_after = router.supports_native_n  # remembered: the next stream fans out from the start
+            async with router.stream(Prompt.from_query("question 8"), GenerationSettings(n=2)) as stream:
+                second = await collect_stream(stream, 2)
+    assert (native_before, native_after) == (True, False)
+    assert first.texts[0] == "answer 1 for choice 0"  # streamed by the first request, as it came
+    assert sorted(first.texts[1:]) == ["answer 2 for choice 0", "answer 3 for choice 0"]
+    assert first.finish_reasons == ("stop", "stop", "stop")
+    assert first.usage.output_tokens == sum(len(text.split()) for text in first.texts)
+    indexes = [e.index for e in events if isinstance(e, OutputTextDelta)]
+    assert indexes[: indexes.count(0)] == [0] * indexes.count(0)  # the missing choices come after the streamed one
+    assert sorted(indexes[indexes.count(0) :]) == [1, 2]
+    assert isinstance(events[-1], Completed)
+    assert len(second.texts) == 2 and all(second.texts)
+    counts = [r.chat.get("n") or 1 for r in server.requests]
+    assert counts == [3, 1, 1, 1, 1]
+    assert [r.stream for r in server.requests] == [True, False, False, True, True]
+    seeds = [_seed(wire, r.body) for r in server.requests[:3]]
+    assert seeds[0] == 7 and sorted(seeds[1:]) == [8, 9]  # the missing choices 1 and 2 keep seeds 8 and 9
+    assert router.usage.failures == 0
+
+
+def _seed(wire: str, body: dict[str, Any]) -> int:
+    seed = (body.get("generationConfig") or {}).get("seed") if wire == "gemini" else body.get("seed")
+    assert isinstance(seed, int)
+    return seed
+
+
+async def _replay(events: list[Any]) -> Any:
+    for event in events:
+        yield event
 
 
 async def test_an_address_where_nothing_listens_fails_within_a_few_attempts() -> None:

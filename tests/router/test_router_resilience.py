@@ -35,7 +35,7 @@ from optillm_core import (
     run_time_left,
 )
 from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient
-from optillm_router import CallRecord, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
+from optillm_router import CallRecord, FewerChoices, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router._health import Health
 
 from .router_support import JumpClock, factory, spec
@@ -298,6 +298,40 @@ async def test_missing_choices_are_requested_as_single_calls_and_remembered() ->
     assert not router.supports_native_n  # later requests fan out from the start
     await metered.complete(PROMPT, GenerationSettings(n=2))
     assert client.seen[3:] == [1, 1]
+
+
+class _OneChoiceStream(_OneChoice):
+    """Streams choice 0 of a native ``n`` request, then says the others never came, as the Gemini client does."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        self.seen.append(settings.n)
+        if self.text:
+            yield OutputTextDelta(delta=self.text, index=0)
+        usage = TokenUsage(input_tokens=3, output_tokens=2)
+        partial = Completion(texts=(), usage=usage, finish_reasons=("stop",) + (None,) * (settings.n - 1))
+        missing = tuple(range(1, settings.n))
+        raise FewerChoices("1 choice streamed", completion=partial, missing=missing, provider="vllm")
+
+
+@pytest.mark.parametrize("text", ["streamed", ""], ids=["with-text", "empty-choice"])
+async def test_a_stream_with_missing_choices_gets_them_as_single_calls_charged_to_the_run(text: str) -> None:
+    client = _OneChoiceStream(text)
+    records: list[CallRecord] = []
+    router = _router({"vllm/a": client}, JumpClock(), on_call=records.append)
+    metered = MeteredClient(router)
+    async with metered.stream(PROMPT, GenerationSettings(n=3)) as events:
+        completion = await collect_stream(events, 3)
+    assert completion.texts == (text, "choice 2", "choice 3")
+    assert completion.finish_reasons == ("stop", "stop", "stop")
+    assert completion.usage == TokenUsage(input_tokens=9, output_tokens=6)
+    assert client.seen == [3, 1, 1]
+    assert metered.usage.llm_calls == 3
+    assert [(r.stream, r.error) for r in records] == [(True, None), (False, None), (False, None)]
+    assert not router.supports_native_n
 
 
 # -- a request refused locally gives its reservation back ----------------------------------------------

@@ -24,10 +24,13 @@ from optillm_core import (
 )
 from optillm_router import (
     INITIAL_RETRY_DELAY,
+    MAX_RETRIES,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     RETRY_JITTER,
+    UNREACHED_RETRIES,
     parse_retry_after,
+    retry_allowed,
     retry_delay,
     should_retry,
 )
@@ -107,6 +110,24 @@ def test_retry_after_is_honoured_up_to_the_cap(attempt: int, retry_after: float,
 def test_nonsense_retry_after_falls_back_to_backoff(value: float) -> None:
     delay = retry_delay(0, value, random.Random(1))
     assert INITIAL_RETRY_DELAY * (1 - RETRY_JITTER) <= delay <= INITIAL_RETRY_DELAY
+
+
+@given(st.integers(0, 30), st.integers(0, 30), st.booleans())
+def test_retry_allowed_counts_retries_up_to_the_limit(retries: int, max_retries: int, unreached: bool) -> None:
+    error = ProviderUnavailable("down", status_code=503)
+    limit = min(max_retries, UNREACHED_RETRIES) if unreached else max_retries
+    assert retry_allowed(error, retries, max_retries=max_retries, unreached=unreached) is (retries < limit)
+
+
+def test_retry_allowed_defaults_and_refusals() -> None:
+    transient = ProviderUnavailable("down", status_code=503)
+    assert retry_allowed(transient, MAX_RETRIES - 1)
+    assert not retry_allowed(transient, MAX_RETRIES)
+    assert not retry_allowed(transient, UNREACHED_RETRIES, unreached=True)
+    assert not retry_allowed(BadRequestError("bad", status_code=400), 0)  # permanent
+    quota = RateLimitError("quota", status_code=429, retry_after=MAX_RETRY_AFTER + 1)
+    assert not retry_allowed(quota, 0)  # a pause beyond the cap is not waited for
+    assert retry_allowed(quota, 0, max_retry_after=MAX_RETRY_AFTER + 1)
 
 
 def test_defaults() -> None:

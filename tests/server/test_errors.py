@@ -58,7 +58,8 @@ def _error(response: httpx.Response) -> dict[str, Any]:
         (None, {"model": "echo-m", "messages": USER, "n": 0}, "n"),
         (None, {"model": "echo-m", "messages": USER, "temperature": 5}, "temperature"),
         (None, {"model": "echo-m", "messages": [{"role": "assistant", "content": "hi"}]}, "messages"),
-        (None, {"model": "echo-m", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+        (None, {"model": "echo-m", "messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
+        (None, {"model": "echo-m", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.tool_call_id"),
         (
             None,
             {"model": "echo-m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},

@@ -8,6 +8,7 @@ bounded by ``anyio.fail_after``, so nothing here waits in real time or hangs.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from optillm_core import ModelClient, default_registry
 from optillm_core.testing import ScriptedClient
-from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
+from optillm_router import MAX_RETRIES, UNREACHED_RETRIES, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeOpenAIServer, Fault
 from optillm_server import Upstream, create_app
 
@@ -151,6 +152,41 @@ async def test_pass_through_retries_transient_faults_and_the_client_never_sees_t
         assert clock.sleeps == [0.2, 0.2]  # the upstream's Retry-After is honoured
     else:
         assert 0.375 <= clock.sleeps[0] <= 0.5 and 0.75 <= clock.sleeps[1] <= 1.0  # backoff with jitter
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_pass_through_gets_the_routers_retries_by_default(stream: bool) -> None:
+    assert Upstream("http://127.0.0.1:1/v1").max_retries == MAX_RETRIES
+    faults = {i: Fault(status=(500, 503, 529)[i % 3]) for i in range(MAX_RETRIES)}
+    async with FakeOpenAIServer(faults=faults) as fake, forwarding_to(fake.base_url) as (url, clock):
+        response = await post(url, "fake-model", stream=stream)
+    assert response.status_code == 200, response.text
+    assert len(fake.chat_requests) == MAX_RETRIES + 1
+    assert len(clock.sleeps) == MAX_RETRIES
+
+
+async def test_an_upstream_that_never_answered_gets_few_retries_of_a_refused_connection() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        async with forwarding_to(f"http://127.0.0.1:{sock.getsockname()[1]}/v1") as (url, clock):
+            response = await post(url, "fake-model", stream=False)
+    assert response.status_code == 502
+    assert "could not reach the upstream server" in error_of(response)["message"]
+    assert len(clock.sleeps) == UNREACHED_RETRIES
+
+
+async def test_an_upstream_that_answered_before_gets_every_retry_when_it_goes_away() -> None:
+    fake = FakeOpenAIServer()
+    await fake.start()
+    try:
+        async with forwarding_to(fake.base_url) as (url, clock):
+            assert (await post(url, "fake-model", stream=False)).status_code == 200
+            await fake.stop()  # a restart, say: its connections are refused now
+            response = await post(url, "fake-model", stream=False)
+    finally:
+        await fake.stop()
+    assert response.status_code == 502
+    assert len(clock.sleeps) == MAX_RETRIES
 
 
 async def test_a_body_cut_short_is_retried() -> None:

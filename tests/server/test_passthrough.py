@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from optillm_core.testing import FunctionClient, ScriptedClient
@@ -139,21 +138,3 @@ async def test_without_upstream_the_conversation_goes_turn_by_turn_through_the_c
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "reply to three"
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 3
-
-
-async def test_without_upstream_tools_get_a_clear_400() -> None:
-    async with proxy(FunctionClient(replying)) as sdk:
-        with pytest.raises(openai.BadRequestError) as caught:
-            await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], tools=TOOLS)
-    error = caught.value.body
-    assert isinstance(error, dict)
-    assert error["param"] == "tools"
-    assert "upstream" in error["message"]
-
-
-async def test_strategies_refuse_tools_rather_than_dropping_them() -> None:
-    async with proxy(FunctionClient(replying)) as sdk:
-        with pytest.raises(openai.BadRequestError) as caught:
-            await sdk.chat.completions.create(model="echo-m", messages=[{"role": "user", "content": "x"}], tools=TOOLS)
-    assert isinstance(caught.value.body, dict)
-    assert caught.value.body["param"] == "tools"

@@ -169,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.add_argument("--json", action="store_true", help="print one JSON object")
     serve = commands.add_parser(
         "serve",
-        help="serve the OpenAI-compatible proxy",
-        description="Serve an OpenAI-compatible proxy that applies any installed strategy.",
+        help="serve the proxy (OpenAI chat completions and Anthropic messages)",
+        description="Serve a proxy that applies any installed strategy, over the OpenAI and Anthropic APIs.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="the port to listen on (default: 8000)")
@@ -187,8 +187,84 @@ def build_parser() -> argparse.ArgumentParser:
         help="request settings the model refuses: leave them out (default) or answer 400; "
         "a request may choose with optillm_drop_unsupported",
     )
+    _serve_limits(serve)
     _provider_options(serve)
     return parser
+
+
+def _limit(kind: Callable[[str], Any], *, minimum: float, exclusive: bool = False) -> Callable[[str], Any]:
+    """A budget limit: a number as ``_number`` reads it, or ``none`` for no limit."""
+    number = _number(kind, minimum=minimum, exclusive=exclusive)
+
+    def parse(text: str) -> Any:
+        return "none" if text.strip().lower() == "none" else number(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _ceiling(text: str) -> tuple[str, str, float]:
+    name, equals, value = text.partition("=")
+    strategy, dot, field = name.strip().partition(".")
+    if not (equals and dot and strategy and field):
+        raise argparse.ArgumentTypeError(f"expected STRATEGY.FIELD=VALUE (moa.num_completions=8), got {text!r}")
+    number: float = _number(float, minimum=0)(value)
+    return strategy, field.strip(), int(number) if number.is_integer() else number
+
+
+def _serve_limits(serve: argparse.ArgumentParser) -> None:
+    """What one request may ask of the proxy (optillm_server.ServerLimits; defaults there)."""
+    group = serve.add_argument_group("limits per request (strategy requests; the body size for every request)")
+    group.add_argument(
+        "--max-request-calls",
+        type=_limit(int, minimum=1),
+        metavar="N",
+        help="upstream calls one strategy request may make, all its choices and stages together (default: 200; "
+        "none: no limit)",
+    )
+    group.add_argument(
+        "--max-request-tokens",
+        type=_limit(int, minimum=1),
+        metavar="N",
+        help="prompt + completion tokens of one strategy request (default: 1000000; none: no limit)",
+    )
+    group.add_argument(
+        "--max-request-seconds",
+        type=_limit(float, minimum=0, exclusive=True),
+        metavar="SECONDS",
+        help="wall-clock seconds of one strategy request's run (default: 600; none: no limit)",
+    )
+    group.add_argument(
+        "--max-body-bytes",
+        type=_number(int, minimum=1),
+        metavar="N",
+        help="the largest request body; a larger one is a 413 (default: 33554432, 32 MiB)",
+    )
+    group.add_argument(
+        "--max-n", type=_number(int, minimum=1), metavar="N", help="n of a strategy request (default: 8)"
+    )
+    group.add_argument(
+        "--max-pipeline-length",
+        type=_number(int, minimum=1),
+        metavar="N",
+        help="strategies combined with & or | in one request (default: 4)",
+    )
+    group.add_argument(
+        "--max-messages",
+        type=_number(int, minimum=1),
+        metavar="N",
+        help="messages in one strategy request (default: 1000)",
+    )
+    group.add_argument(
+        "--config-ceiling",
+        type=_ceiling,
+        action="append",
+        default=[],
+        metavar="STRATEGY.FIELD=VALUE",
+        dest="config_ceilings",
+        help="the highest value a request's optillm_config may set for a field (repeatable; STRATEGY '*' for all "
+        "strategies); added to the defaults, such as mcts.num_simulations=16",
+    )
 
 
 class _StderrLogger:

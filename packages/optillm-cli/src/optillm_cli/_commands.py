@@ -35,7 +35,7 @@ from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve, 
 from ._state import RunState
 
 if TYPE_CHECKING:
-    from optillm_server import Upstream
+    from optillm_server import ServerLimits, Upstream
 
 __all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
 
@@ -165,6 +165,29 @@ def _uvicorn_logging(verbosity: int) -> None:
         logger.setLevel(level)
 
 
+_LIMIT_FLAGS = (
+    "max_request_calls",
+    "max_request_tokens",
+    "max_request_seconds",
+    "max_body_bytes",
+    "max_n",
+    "max_pipeline_length",
+    "max_messages",
+)
+
+
+def _server_limits(args: argparse.Namespace) -> ServerLimits:
+    """The serve flags as ``ServerLimits``: a flag left out keeps the server's default, ``none`` turns a budget off."""
+    from optillm_server import ServerLimits
+
+    given = {name: getattr(args, name) for name in _LIMIT_FLAGS if getattr(args, name, None) is not None}
+    limits = ServerLimits(**{name: None if value == "none" else value for name, value in given.items()})
+    ceilings: dict[str, dict[str, float]] = {}
+    for strategy, field_name, value in getattr(args, "config_ceilings", []):
+        ceilings.setdefault(strategy, {})[field_name] = value
+    return limits.with_ceilings(ceilings) if ceilings else limits
+
+
 def _upstream(choice: ProviderChoice) -> Upstream | None:
     """Where ``serve`` passes requests through, retried as the router retries that provider's calls."""
     from optillm_server import Upstream
@@ -188,6 +211,7 @@ def serve_command(
 ) -> int:
     from optillm_server import create_app, serve
 
+    limits = _server_limits(args)
     choice = resolve(_provider_options(args), env)
     if choice.implicit_local:
         sys.stderr.write(LOCAL_NOTICE + "\n")
@@ -203,6 +227,7 @@ def serve_command(
         require_key=require_key,
         close_client=True,  # closed in the server's own event loop, where its connection pools live
         drop_unsupported=args.drop_unsupported,
+        limits=limits,
     )
     _uvicorn_logging(args.verbose)
     try:

@@ -78,7 +78,7 @@ from ._responses import (
     TokenUsage,
     ToolCallDelta,
 )
-from ._sampling import APPROACHES, Sample, Samples, sample_answers, varied_query
+from ._sampling import APPROACHES, Sample, Samples, sample_answers, sample_requests, varied_query
 from ._scoring import (
     FunctionScorer,
     LlmJudgeScorer,
@@ -209,6 +209,7 @@ __all__ = (
     "require_answer",
     "run_time_left",
     "sample_answers",
+    "sample_requests",
     "separate_thinking",
     "set_model_requests_allowed",
     "split_thinking",

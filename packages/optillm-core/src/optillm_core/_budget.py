@@ -207,16 +207,11 @@ class MeteredClient(WrapperClient):
             self._reserve_call()
             events = self.wrapped.request_stream(prompt, settings)
             usage: TokenUsage | None = None
-            first = True
             try:
                 while True:
                     try:
                         with self._time_limit():
-                            if first:  # a retrying client retries only before its first event
-                                event = await self._first_event(events)
-                                first = False
-                            else:
-                                event = await anext(events)
+                            event = await self._next_event(events)
                     except StopAsyncIteration:
                         break
                     except TimeoutError as exc:
@@ -232,7 +227,9 @@ class MeteredClient(WrapperClient):
                     await aclose()
                 self._settle(usage)
 
-    async def _first_event(self, events: AsyncIterator[ResponseEvent]) -> ResponseEvent:
+    async def _next_event(self, events: AsyncIterator[ResponseEvent]) -> ResponseEvent:
+        # Charged to this run: retries before the first event, and choices a provider left out,
+        # which a router requests once the stream has ended.
         active = _ACTIVE_RUNS.set(_ACTIVE_RUNS.get() + self._as_run)
         try:
             return await anext(events)

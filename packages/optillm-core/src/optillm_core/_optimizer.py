@@ -14,7 +14,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._budget import Budget, MeteredClient, RunUsage
-from ._client import ModelClient, collect_stream
+from ._client import ModelClient, WrapperClient, collect_stream
 from ._concurrency import task_group
 from ._errors import BudgetExhausted, ClientError, InvalidConfiguration, UnsupportedSetting
 from ._events import (
@@ -379,6 +379,37 @@ class Optimizer(ABC, Generic[ConfigT]):
     async def run(self, ctx: RunContext[ConfigT]) -> Outcome:
         """The strategy itself: make calls through ``ctx.client`` and return the answer."""
 
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int | None:
+        """The fewest model calls a run of this config on ``client`` makes, or ``None`` when it cannot tell.
+
+        An optional hook (the default is ``None``) that lets a caller refuse, before any call, a run
+        that cannot fit its :class:`Budget` (the proxy does). It counts as the budget counts: one
+        per request, a request with native ``n`` once. It is the run's ordinary path, where every
+        call returns a usable answer: retries, refills of empty replies and the branches a strategy
+        takes on what the model said (another improvement round, a deeper search) only add calls.
+        ``settings`` are the caller's, as given to :meth:`optimize`. Work it out from the same code
+        the run uses to plan its requests, with :meth:`planning_context`, so the two cannot drift.
+        """
+        return None
+
+    def planning_context(self, client: ModelClient, settings: GenerationSettings | None = None) -> RunContext[ConfigT]:
+        """A context for working out a run's requests without running it (for :meth:`planned_calls`).
+
+        It holds this config, the caller's ``settings`` as a run sees them (less what the model
+        refuses), and ``client``'s profile and native ``n``. A call made through it raises.
+        """
+        fitted, _ = _caller_settings(settings or GenerationSettings(), client, "drop")
+        return RunContext(
+            optimizer=self.name,
+            config=self.config,
+            query="",
+            system_prompt=None,
+            settings=fitted,
+            client=MeteredClient(_PlanningClient(client)),
+            channel=EventChannel(),
+            observed=False,
+        )
+
     async def optimize(
         self,
         query: str,
@@ -497,6 +528,16 @@ class Optimizer(ABC, Generic[ConfigT]):
                 )
             )
         return solution
+
+
+class _PlanningClient(WrapperClient):
+    """The client of a planning context: its profile and native ``n``, and no calls."""
+
+    def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        raise RuntimeError("a planning context makes no model calls")
+
+    async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        raise RuntimeError("a planning context makes no model calls")
 
 
 def _caller_settings(

@@ -13,7 +13,7 @@ from ._messages import Prompt
 from ._optimizer import FINAL_ONLY_EXTRA, RunContext
 from ._responses import Completion
 
-__all__ = ("APPROACHES", "Sample", "Samples", "sample_answers", "varied_query")
+__all__ = ("APPROACHES", "Sample", "Samples", "sample_answers", "sample_requests", "varied_query")
 
 
 APPROACHES: tuple[str | None, ...] = (
@@ -150,6 +150,11 @@ async def sample_answers(
     )
     _check_usable(ctx, outcome)
     return outcome
+
+
+def sample_requests(ctx: RunContext[Any], k: int) -> int:
+    """How many requests :func:`sample_answers` sends for ``k`` samples in ``ctx`` (for ``planned_calls``)."""
+    return len(_plan(ctx, k))
 
 
 def _choices(request: _Request, completion: Completion) -> list[Sample]:

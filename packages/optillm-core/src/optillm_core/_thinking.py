@@ -11,7 +11,7 @@ from __future__ import annotations as _annotations
 from collections.abc import AsyncIterator
 
 from ._extract import split_thinking
-from ._responses import Completion, OutputTextDelta, ReasoningDelta, ResponseEvent
+from ._responses import Completion, OutputTextDelta, ReasoningDelta, ResponseEvent, ToolCallDelta
 
 __all__ = ("ThinkingSplitter", "separate_thinking", "split_thinking_stream")
 
@@ -132,7 +132,11 @@ async def split_thinking_stream(
             for out in _pieces(event.index, *splitter.feed(event.delta)):
                 yield out
             continue
-        if not isinstance(event, ReasoningDelta):
+        if isinstance(event, ToolCallDelta):  # its choice's text has ended; the other choices' go on
+            splitter = splitters.pop(event.index, None)
+            for out in _pieces(event.index, *splitter.finish()) if splitter is not None else ():
+                yield out
+        elif not isinstance(event, ReasoningDelta):
             for out in _flush(splitters):
                 yield out
         yield event

@@ -14,15 +14,22 @@ __all__ = ("account",)
 TALLY_LIMIT = 5
 
 
-def account(workspace: Workspace, chosen: MarsSolution, method: SelectionMethod) -> str:
+def account(workspace: Workspace, chosen: MarsSolution, method: SelectionMethod, *, offered_tools: bool = False) -> str:
     """A few lines saying which solution was chosen, why, and what the other solutions answered.
 
     ``Solution.thinking`` holds the chosen solution's own thinking; this is MARS's reasoning about
-    the run, which a model never sees.
+    the run, which a model never sees. ``offered_tools``: the caller offered tools, so the answer
+    was synthesised with them whatever the reviews said.
     """
     active = workspace.active()
     verified = workspace.verified()
-    lines = [f"{method.value}: {_why(method, chosen, active, verified)}", f"Answers in play: {_tally(active)}."]
+    why = _why(method, chosen, active, verified)
+    if offered_tools and method is SelectionMethod.SYNTHESIZED:
+        sources = ", ".join(chosen.parent_ids) or "none"
+        why = f"the request offered tools, so one synthesis call made with them wrote {chosen.id} from {sources}"
+        if chosen.tool_calls:
+            why += f"; it called {', '.join(call.name for call in chosen.tool_calls)}"
+    lines = [f"{method.value}: {why}", f"Answers in play: {_tally(active)}."]
     rounds = max((v.round for s in workspace.all() for v in s.verifications), default=0)
     rewrites = sum(s.revision for s in workspace.all())
     lines.append(

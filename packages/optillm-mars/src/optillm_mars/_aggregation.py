@@ -5,13 +5,14 @@ from __future__ import annotations as _annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from ._config import MarsConfig
 from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated
 from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution
 from ._workspace import rank
 
-__all__ = ("aggregate", "select_groups")
+__all__ = ("aggregate", "planned_combinations", "select_groups")
 
 
 async def aggregate(run: MarsRun, initial: Sequence[MarsSolution]) -> list[MarsSolution]:
@@ -38,6 +39,28 @@ async def aggregate(run: MarsRun, initial: Sequence[MarsSolution]) -> list[MarsS
         population = rank(population)[: config.aggregation_population_size]
     run.note("aggregation done", population=[s.id for s in population])
     return population
+
+
+def planned_combinations(config: MarsConfig, initial: int) -> tuple[int, int]:
+    """The combining calls :func:`aggregate` makes from ``initial`` solutions, and its final population.
+
+    Counted as if every call succeeds. A loop's first group is always made; a second always
+    differs from it once the population outgrows a group, so it is made too; further groups may
+    repeat an earlier one and be dropped, so they are not counted (exact for
+    ``aggregation_groups_per_loop`` up to 2).
+    """
+    population, calls = min(initial, config.aggregation_population_size), 0
+    for _ in range(config.aggregation_loops):
+        size = min(config.aggregation_selection_size, population)
+        if size < 2:
+            groups = 0
+        elif population <= size or config.aggregation_groups_per_loop == 1:
+            groups = 1
+        else:
+            groups = 2
+        calls += groups
+        population = min(population + groups, config.aggregation_population_size)
+    return calls, population
 
 
 def select_groups(population: Sequence[MarsSolution], size: int, count: int) -> list[tuple[MarsSolution, ...]]:

@@ -7,9 +7,18 @@ from typing import ClassVar
 
 import anyio
 
-from optillm_core import CallRole, Optimizer, Outcome, RunContext, Timeout, task_group
+from optillm_core import (
+    CallRole,
+    GenerationSettings,
+    ModelClient,
+    Optimizer,
+    Outcome,
+    RunContext,
+    Timeout,
+    task_group,
+)
 
-from ._aggregation import aggregate
+from ._aggregation import aggregate, planned_combinations
 from ._config import MarsConfig
 from ._events import Completed
 from ._exploration import explore
@@ -48,6 +57,20 @@ class MarsOptimizer(Optimizer[MarsConfig]):
         "improvement": "answer",
         "synthesis": "final",
     }
+    # With the caller's tools the answer is always the synthesis call as it is (see _synthesis.py).
+    answers_with_tools: ClassVar[bool] = True
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """Exploration, aggregation, the strategy network and the first verification round, in the mode the run uses.
+
+        Improvement rounds and a synthesis call depend on the verdicts, so they are not counted.
+        """
+        config = MarsRun(self.planning_context(client, settings)).config  # lightweight for a small max_tokens
+        agents = config.num_agents
+        aggregation, population = planned_combinations(config, agents) if config.enable_aggregation else (0, agents)
+        network = agents if config.enable_strategy_network and agents > 1 else 0  # extractions; as many enhancements
+        verification = (population + network) * config.verification_passes_required
+        return agents + aggregation + 2 * network + verification
 
     async def run(self, ctx: RunContext[MarsConfig]) -> Outcome:
         run = MarsRun(ctx)

@@ -63,6 +63,11 @@ class MarsRun:
     def query(self) -> str:
         return self.ctx.query
 
+    @property
+    def offers_tools(self) -> bool:
+        """Whether the caller offered tools: then the answer is always the synthesis call, made with them."""
+        return bool(self.ctx.settings.tools)
+
     def solver_system(self, *extra: str) -> str:
         """The solver's system prompt; the ``<think>`` format only for models that do not think on their own."""
         asks_for_thinking = self.config.use_thinking_tags and self.ctx.profile.thinking == "none"
@@ -90,14 +95,15 @@ class MarsRun:
         """One model call; a reply with no text outside its thinking is a :class:`ParsingError`.
 
         Phases treat that error as a failed call. ``final``: the reply becomes the run's answer, so
-        its text (never its thinking) is streamed to the caller as it is generated.
+        its text (never its thinking) is streamed to the caller as it is generated; a final reply
+        that calls the caller's tools is an answer even without text.
         """
         prompt = self.ctx.prompt(user, system=system)
         if final:
             completion = await self.ctx.generate_final(prompt, settings)
         else:
             completion = await self.ctx.client.complete(prompt, settings)
-        if not completion.text.strip():
+        if not completion.text.strip() and not (final and completion.calls):
             raise ParsingError(_empty_reply(completion))
         return completion
 
@@ -119,8 +125,9 @@ class MarsRun:
         """The run's result with ``solution`` as the final answer; ``reasoning`` says how it was chosen."""
         return Outcome(
             answer=solution.visible,
-            reasoning=account(self.workspace, solution, method),
+            reasoning=account(self.workspace, solution, method, offered_tools=self.offers_tools),
             thinking=solution.thinking,
+            tool_calls=solution.tool_calls,
             iterations=iterations,
             extras=self.extras(solution, method),
             budget_exhausted=budget_exhausted,

@@ -1,4 +1,8 @@
-"""Phase 6: choose the final answer: best verified, else a majority vote, else one synthesis call."""
+"""Phase 6: choose the final answer: best verified, else a majority vote, else one synthesis call.
+
+A request that offers the caller's tools always ends with the synthesis call, the only call made
+with them: an answer chosen without a call could never call a tool.
+"""
 
 from __future__ import annotations as _annotations
 
@@ -19,12 +23,15 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
     3. one synthesis call over the top ``synthesis_top_k`` solutions, streamed to the caller as
        :class:`~optillm_core.AnswerDelta` events (its text, never its thinking);
     4. if that call fails, the highest-ranked solution.
+
+    With the caller's tools, 1 and 2 are skipped: the synthesis call, made with the tools, writes
+    the answer or calls a tool (its text may then be empty), and its tool calls are returned.
     """
     workspace = run.workspace
     active = workspace.active()
     run.ctx.phase("synthesis")
     run.emit(SynthesisStarted(num_solutions=len(active)))
-    chosen = _without_call(run)
+    chosen = None if run.offers_tools else _without_call(run)
     if chosen is None:
         top = rank(active)[: run.config.synthesis_top_k]
         settings = run.settings("final", run.config.synthesis_temperature, field="synthesis_temperature")
@@ -43,6 +50,7 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
                 temperature=settings.temperature,
                 parent_ids=tuple(s.id for s in top),
                 output_tokens=result.usage.output_tokens,
+                tool_calls=result.calls,
             )
             chosen = workspace.add(synthesized), SelectionMethod.SYNTHESIZED
     solution, method = chosen

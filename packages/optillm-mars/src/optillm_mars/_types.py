@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from optillm_core import extract_answer, normalize_answer
+from optillm_core import ToolCall, extract_answer, normalize_answer
 
 __all__ = (
     "GenerationPhase",
@@ -104,6 +104,7 @@ class MarsSolution(BaseModel):
     ``text`` is the reply outside the model's thinking, the only part any other call sees;
     ``thinking`` is the thinking behind it, kept for the caller when this solution becomes the
     answer. ``temperature`` is the one the call was sent with (``None`` when the model takes none).
+    ``tool_calls`` are the calls the synthesis made to the caller's tools (its text may then be empty).
     An improvement keeps the ``id`` and raises ``revision``: the text is replaced, the
     verification history is kept (each result names the revision it judged), and the pass count
     starts again from zero.
@@ -124,6 +125,7 @@ class MarsSolution(BaseModel):
     verifications: tuple[VerificationResult, ...] = ()
     consecutive_passes: int = 0
     is_verified: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from optillm_core import CallRole, Optimizer, Outcome, RunContext
+from optillm_core import CallRole, GenerationSettings, ModelClient, Optimizer, Outcome, RunContext
 
 from ._config import MctsConfig
 from ._search import Search
@@ -29,6 +29,10 @@ class MctsOptimizer(Optimizer[MctsConfig]):
         "rollouts": "answer",
         "evaluations": "judge",
     }
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """See :meth:`Search.planned_calls`: deeper expansions, which depend on the scores, only add calls."""
+        return Search(self.planning_context(client, settings)).planned_calls()
 
     async def run(self, ctx: RunContext[MctsConfig]) -> Outcome:
         ctx.phase("search")

@@ -148,10 +148,8 @@ class Search:
         way of replying.
         """
         shared = self._reply_settings(role, count)
-        varied = count > 1 and (not self.ctx.profile.temperature or shared.temperature == 0)
-        max_n = self.ctx.profile.max_n
-        native = self.ctx.client.supports_native_n and (max_n is None or count <= max_n)
-        if native and not varied:
+        varied = self._varied(count, role)
+        if self._one_request(count, role):
             return _choices(await self.ctx.client.complete(state.prompt(), shared))
 
         def one(index: int) -> Callable[[], Awaitable[Completion]]:
@@ -161,6 +159,27 @@ class Search:
             return lambda: self.ctx.client.complete(prompt, settings)
 
         return [choice for completion in await gather(one(i) for i in range(count)) for choice in _choices(completion)]
+
+    def _varied(self, count: int, role: CallRole) -> bool:
+        """Whether sampling cannot set ``count`` replies apart, so each is asked another way."""
+        return count > 1 and (not self.ctx.profile.temperature or self._reply_settings(role, count).temperature == 0)
+
+    def _one_request(self, count: int, role: CallRole) -> bool:
+        max_n = self.ctx.profile.max_n
+        native = self.ctx.client.supports_native_n and (max_n is None or count <= max_n)
+        return native and not self._varied(count, role)
+
+    def planned_calls(self) -> int:
+        """The calls of a search whose replies all come back usable, counting only what every such search makes.
+
+        The root's replies (one ``n`` request, or one each) and a predicted user turn per reply;
+        each root child's rollout; one evaluation per simulation. Expansions deeper in the tree,
+        which depend on the scores, only add calls.
+        """
+        config = self.config
+        count = min(config.num_actions, config.num_simulations)
+        replies = 1 if self._one_request(count, "final") else count
+        return replies + count + count * _rollout_calls(config, history=2) + config.num_simulations
 
     def _reply_settings(self, role: CallRole, n: int = 1, *, seed_offset: int = 0) -> GenerationSettings:
         config = self.config
@@ -233,6 +252,20 @@ class Search:
         self.ctx.record_best(
             best.reply, f"MCTS stopped after {len(self.records)} simulation(s).", thinking=best.thinking
         )
+
+
+def _rollout_calls(config: MctsConfig, *, history: int) -> int:
+    """The calls of :meth:`Search._rollout` from a node whose dialogue holds ``history`` messages (replies usable)."""
+    calls = 0
+    for step in range(config.simulation_depth):
+        if history > config.max_history_length:
+            break
+        calls += 1  # the reply
+        if step == config.simulation_depth - 1:
+            break
+        calls += 1  # the predicted user turn
+        history += 2
+    return calls
 
 
 def _choices(completion: Completion) -> list[tuple[str, str, bool]]:

@@ -19,7 +19,7 @@ from ._config import MoaConfig
 from ._log import log
 from ._prompts import candidate_query
 
-__all__ = ("Candidates", "generate_candidates")
+__all__ = ("Candidates", "candidate_requests", "generate_candidates")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ async def generate_candidates(ctx: RunContext[MoaConfig]) -> Candidates:
     if errors and not any(not s.empty for s in samples):
         raise errors[0]  # every candidate failed: the provider's error says more than "no candidates"
     return _keep_usable(ctx, samples, refilled=len(missing) if config.fallback else 0, varied=plan.varied)
+
+
+def candidate_requests(ctx: RunContext[MoaConfig]) -> int:
+    """The requests of the candidates' first round: one ``n`` request when shared, else one per candidate."""
+    return 1 if _plan(ctx).shared else ctx.config.num_completions
 
 
 def _plan(ctx: RunContext[MoaConfig]) -> _Plan:

@@ -5,9 +5,9 @@ from __future__ import annotations as _annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from optillm_core import CallRole, Optimizer, Outcome, RunContext
+from optillm_core import CallRole, GenerationSettings, ModelClient, Optimizer, Outcome, RunContext
 
-from ._candidates import Candidates, generate_candidates
+from ._candidates import Candidates, candidate_requests, generate_candidates
 from ._config import MoaConfig
 from ._critique import Critique, critique_candidates
 from ._events import CandidatesReady, CritiqueReady, SynthesisReady
@@ -23,6 +23,13 @@ class MoaOptimizer(Optimizer[MoaConfig]):
     description: ClassVar[str] = "Mixture of Agents: diverse candidates, one critique, one synthesis."
     config_type: ClassVar[type[MoaConfig]] = MoaConfig
     phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "critique": "judge", "synthesis": "final"}
+    # The answer is the synthesis call as it is (the candidate fallback is taken only when the
+    # synthesis made no tool call), so the caller's tools reach that call and its tool calls return.
+    answers_with_tools: ClassVar[bool] = True
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The candidates' requests, one critique and one synthesis; refilling empty candidates adds more."""
+        return candidate_requests(self.planning_context(client, settings)) + 2
 
     async def run(self, ctx: RunContext[MoaConfig]) -> Outcome:
         ctx.phase("candidates")
@@ -49,6 +56,7 @@ class MoaOptimizer(Optimizer[MoaConfig]):
         return Outcome(
             answer=synthesis.answer,
             thinking=synthesis.thinking,
+            tool_calls=synthesis.tool_calls,
             reasoning=_reasoning(candidates, critique, synthesis),
             extras={
                 "candidates": list(candidates.texts),
@@ -74,4 +82,7 @@ def _reasoning(candidates: Candidates, critique: Critique, synthesis: Synthesis)
     parts.append(f"Critique{critique_note}:\n{critique.text or '(empty)'}")
     if synthesis.source == "candidate":
         parts.append("The synthesis came back empty or cut off, so the answer is the first complete candidate.")
+    elif synthesis.tool_calls:
+        names = ", ".join(call.name for call in synthesis.tool_calls)
+        parts.append(f"The synthesis called the caller's tools: {names}.")
     return "\n\n".join(parts)

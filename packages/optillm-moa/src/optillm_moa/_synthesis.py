@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from optillm_core import RunContext
+from optillm_core import RunContext, ToolCall
 
 from ._candidates import Candidates
 from ._config import MoaConfig
@@ -22,13 +22,16 @@ class Synthesis:
     thinking: str
     source: Literal["synthesis", "candidate"]
     truncated: bool
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critique: Critique) -> Synthesis:
     """The synthesis, or, when it came back empty or cut off, the first complete candidate.
 
     The run's final call: the caller's temperature, top_p and seed replace ``synthesis_temperature``
-    (unless the config set it), and the caller's stop and response_format reach it.
+    (unless the config set it), and the caller's stop, response_format, tools and tool_choice reach
+    it. A synthesis that calls the caller's tools is the answer as it is, its text empty or not: the
+    calls are returned with it (a candidate, written without the tools, could not stand in for them).
     """
     config = ctx.config
     settings = ctx.call_settings(
@@ -41,6 +44,10 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
     # Streamed live to callers that show answers as they are generated (the proxy's stream: true).
     completion = await ctx.generate_final(ctx.prompt(prompt), settings)
     text, thinking, truncated = completion.text, completion.reasoning.strip(), completion.truncated()
+    if completion.calls and not truncated:
+        return Synthesis(
+            answer=text, thinking=thinking, source="synthesis", truncated=False, tool_calls=completion.calls
+        )
     if text.strip() and not truncated:
         return Synthesis(answer=text, thinking=thinking, source="synthesis", truncated=False)
     fallback = _first_complete(candidates)

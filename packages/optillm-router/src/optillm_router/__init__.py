@@ -32,6 +32,7 @@ from ._retry import (
     RETRY_STATUSES,
     UNREACHED_RETRIES,
     beyond_cap,
+    retry_allowed,
     retry_delay,
     should_retry,
 )
@@ -39,7 +40,7 @@ from ._usage import CallRecord, ProviderStats, UsageTotals, cost_of
 
 if TYPE_CHECKING:
     from ._config import ENV_PREFIX, ProviderRoutingConfig, ProviderSpec, RoutingStrategy, load_routing_config
-    from ._failures import TRANSPORT_FAILURES, FewerChoices
+    from ._failures import TRANSPORT_FAILURES, FewerChoices, client_error, could_not_connect
     from ._http import HttpPool, parse_retry_after
     from ._providers import create_provider_client
     from ._router import ClientFactory, ModelClientRouter
@@ -82,12 +83,15 @@ __all__ = (
     "UsageTotals",
     "WireFormat",
     "beyond_cap",
+    "client_error",
     "cost_of",
+    "could_not_connect",
     "create_provider_client",
     "estimate_tokens",
     "load_routing_config",
     "model_profile",
     "parse_retry_after",
+    "retry_allowed",
     "retry_delay",
     "route_order",
     "should_retry",
@@ -101,6 +105,8 @@ _LAZY = {
     "load_routing_config": "._config",
     "TRANSPORT_FAILURES": "._failures",
     "FewerChoices": "._failures",
+    "client_error": "._failures",
+    "could_not_connect": "._failures",
     "HttpPool": "._http",
     "parse_retry_after": "._http",
     "create_provider_client": "._providers",

@@ -101,7 +101,8 @@ _INFOS = (
     ),
     ProviderInfo(
         "local", "local", None, (), False, "smollm2",
-        _profile("local", temperature_max=None, logprobs=False),
+        # SmolLM2-135M's chat template has no tool calling, and the client renders plain text turns.
+        _profile("local", temperature_max=None, logprobs=False, tools=False),
     ),
 )  # fmt: skip
 

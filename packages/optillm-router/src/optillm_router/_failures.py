@@ -51,17 +51,30 @@ __all__ = ("TRANSPORT_FAILURES", "FewerChoices", "client_error", "could_not_conn
 
 class FewerChoices(ProtocolError):
     """A provider answered a request for ``n`` choices with fewer (Gemini's ``candidateCount``, a
-    server that ignores ``n``). ``completion`` holds the choices it did return.
+    server that ignores ``n``).
 
-    Not retried as it is: the router keeps these choices, requests the missing ones as single
+    From a plain request, ``completion`` holds the choices it did return, the first ones. At the end
+    of a stream, whose events have carried the choices it did return, ``missing`` names the indexes
+    (below ``n``) that never came, and ``completion`` holds the stream's usage, model and finish
+    reasons (``None`` at the missing indexes); its texts are not collected.
+
+    Not retried as it is: the router keeps the choices it got, requests the missing ones as single
     calls, and remembers that the provider has no working native ``n``.
     """
 
     retryable = False
 
-    def __init__(self, message: str, *, completion: Completion, provider: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        completion: Completion,
+        missing: tuple[int, ...] = (),
+        provider: str | None = None,
+    ) -> None:
         super().__init__(message, provider=provider)
         self.completion = completion
+        self.missing = missing
 
 
 _Row = tuple[tuple[type[BaseException], ...], type[ClientError], str]

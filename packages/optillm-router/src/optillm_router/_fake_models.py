@@ -13,9 +13,21 @@ tags in the content, ``reasoning_content`` in JSON and SSE, hidden behind
 from __future__ import annotations as _annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
+
+from optillm_core import ToolCall
+
+from ._fake_tools import (
+    FakeError,
+    anthropic_tool_blocks,
+    anthropic_tool_events,
+    gemini_call_parts,
+    openai_tool_calls,
+    openai_tool_deltas,
+    tool_refusal,
+)
 
 __all__ = (
     "REAL_MODELS",
@@ -48,7 +60,8 @@ class RealModel:
 
     ``limit_field``: the output-limit field it requires (``max_completion_tokens`` models refuse
     ``max_tokens``; others take either); ``refuses``: request fields answered with a 400 whatever their value;
-    ``native_n``: whether ``n`` > 1 returns several choices (else a 400 in ``n_error``'s words).
+    ``native_n``: whether ``n`` > 1 returns several choices (else a 400 in ``n_error``'s words);
+    ``tools``: whether it takes tools (else a 400 for a request with them).
     """
 
     name: str
@@ -63,6 +76,7 @@ class RealModel:
     n_error: str = "Only one completion choice is allowed"
     max_stop: int | None = None
     thinking: Thinking = "none"
+    tools: bool = True
 
 
 _OPENAI_REASONING_REFUSES = frozenset({"logprobs", "top_logprobs"})
@@ -78,7 +92,7 @@ REAL_MODELS: Mapping[str, RealModel] = MappingProxyType(
             ),
             RealModel(
                 "o1-mini", "openai", output_cap=65_536, sampling="default_only", limit_field="max_completion_tokens",
-                refuses=_OPENAI_REASONING_REFUSES, system_messages=False, max_stop=4, thinking="hidden",
+                refuses=_OPENAI_REASONING_REFUSES, system_messages=False, max_stop=4, thinking="hidden", tools=False,
             ),
             RealModel("gpt-4o-mini", "openai", output_cap=16_384, max_stop=4),
             # A DeepSeek-R1 distill behind llama.cpp's server: <think> tags in the content, no native n.
@@ -123,29 +137,19 @@ def real_model(model: str | RealModel) -> RealModel:
     return found
 
 
-@dataclass(frozen=True)
-class FakeError:
-    """The provider's error answer: status and JSON payload."""
-
-    status: int
-    payload: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def message(self) -> str:
-        error = self.payload.get("error")
-        return str(error.get("message")) if isinstance(error, Mapping) else ""
-
-
 # -- what each model refuses, in its provider's words -------------------------------------------------
 
 
 def refusal(model: RealModel, body: Mapping[str, Any]) -> FakeError | None:
-    """The 400 ``model``'s provider answers ``body`` with, or ``None`` when the model accepts it."""
+    """The 400 ``model``'s provider answers ``body`` with, or ``None`` when the model accepts it
+    (its settings, then its tools and tool turns: :func:`~optillm_router._fake_tools.tool_refusal`)."""
     if model.wire == "openai":
-        return _openai_refusal(model, body)
-    if model.wire == "anthropic":
-        return _anthropic_refusal(model, body)
-    return _gemini_refusal(model, body)
+        refused = _openai_refusal(model, body)
+    elif model.wire == "anthropic":
+        refused = _anthropic_refusal(model, body)
+    else:
+        refused = _gemini_refusal(model, body)
+    return refused or tool_refusal(model.wire, body, tools=model.tools, model=model.name)
 
 
 def _openai_error(message: str, param: str | None, code: str | None) -> FakeError:
@@ -309,24 +313,29 @@ def _tagged(text: str, thinking: str) -> str:
     return f"<think>\n{thinking}\n</think>\n\n{text}"
 
 
-def openai_message(model: RealModel, text: str, thinking: str) -> dict[str, Any]:
-    """The ``message`` of a chat completion choice."""
-    message: dict[str, Any] = {"role": "assistant", "content": text}
+def openai_message(model: RealModel, text: str, thinking: str, tool_calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
+    """The ``message`` of a chat completion choice (``content`` null when it only calls tools)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else "")}
     if thinking and model.thinking == "tags":
         message["content"] = _tagged(text, thinking)
     elif thinking and model.thinking == "reasoning_content":
         message["reasoning_content"] = thinking
+    if tool_calls:
+        message["tool_calls"] = openai_tool_calls(tool_calls)
     return message
 
 
-def openai_deltas(model: RealModel, text: str, thinking: str) -> list[dict[str, Any]]:
-    """The ``delta`` objects of one choice's stream, one word each."""
+def openai_deltas(
+    model: RealModel, text: str, thinking: str, tool_calls: Sequence[ToolCall] = ()
+) -> list[dict[str, Any]]:
+    """The ``delta`` objects of one choice's stream, one word each, then its tool calls."""
+    calls = openai_tool_deltas(tool_calls)
     if thinking and model.thinking == "tags":
-        return [{"content": piece} for piece in _words(_tagged(text, thinking))]
+        return [{"content": piece} for piece in _words(_tagged(text, thinking))] + calls
     deltas: list[dict[str, Any]] = []
     if thinking and model.thinking == "reasoning_content":
         deltas += [{"content": None, "reasoning_content": piece} for piece in _words(thinking)]
-    return deltas + [{"content": piece} for piece in _words(text)]
+    return deltas + [{"content": piece} for piece in _words(text)] + calls
 
 
 def openai_usage(prompt_tokens: int, texts: Sequence[str], thinking: Sequence[str]) -> dict[str, Any]:
@@ -341,28 +350,33 @@ def openai_usage(prompt_tokens: int, texts: Sequence[str], thinking: Sequence[st
     }
 
 
-def anthropic_message(model: RealModel, text: str, thinking: str, usage: tuple[int, int]) -> dict[str, Any]:
-    """A Messages API answer: a ``thinking`` block (with its signature) before the text when there is thinking."""
+def anthropic_message(
+    model: RealModel, text: str, thinking: str, usage: tuple[int, int], tool_calls: Sequence[ToolCall] = ()
+) -> dict[str, Any]:
+    """A Messages API answer: a ``thinking`` block (with its signature) before the text when there is
+    thinking, ``tool_use`` blocks after it when the model calls tools (it then stops for ``tool_use``)."""
     content: list[dict[str, Any]] = []
     if thinking:
         content.append({"type": "thinking", "thinking": thinking, "signature": "c2lnbmF0dXJl"})
-    content.append({"type": "text", "text": text})
+    if text or not tool_calls:
+        content.append({"type": "text", "text": text})
+    content += anthropic_tool_blocks(tool_calls)
     return {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": model.name,
         "content": content,
-        "stop_reason": "end_turn",
+        "stop_reason": "tool_use" if tool_calls else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
     }
 
 
 def anthropic_events(
-    model: RealModel, text: str, thinking: str, usage: tuple[int, int]
+    model: RealModel, text: str, thinking: str, usage: tuple[int, int], tool_calls: Sequence[ToolCall] = ()
 ) -> list[tuple[str, dict[str, Any]]]:
-    """A Messages API stream as ``(event, data)`` pairs, thinking block first."""
+    """A Messages API stream as ``(event, data)`` pairs, thinking block first, ``tool_use`` blocks last."""
     start = {
         "type": "message_start",
         "message": {"id": "msg_fake", "model": model.name, "usage": {"input_tokens": usage[0], "output_tokens": 1}},
@@ -371,7 +385,8 @@ def anthropic_events(
     blocks: list[tuple[str, str, str]] = []
     if thinking:
         blocks.append(("thinking", "thinking_delta", thinking))
-    blocks.append(("text", "text_delta", text))
+    if text or not tool_calls:
+        blocks.append(("text", "text_delta", text))
     for index, (kind, delta_kind, value) in enumerate(blocks):
         events.append(
             (
@@ -386,32 +401,52 @@ def anthropic_events(
             signature = {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}
             events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": signature}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    stop = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": usage[1]}}
+    events += anthropic_tool_events(tool_calls, len(blocks))
+    reason = "tool_use" if tool_calls else "end_turn"
+    stop = {"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {"output_tokens": usage[1]}}
     events += [("message_delta", stop), ("message_stop", {"type": "message_stop"})]
     return events
 
 
-def _gemini_parts(text: str, thinking: str) -> list[dict[str, Any]]:
+def _gemini_parts(text: str, thinking: str, tool_calls: Sequence[ToolCall] = ()) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = [{"text": thinking, "thought": True}] if thinking else []
-    return [*parts, {"text": text}]
+    if text or not tool_calls:
+        parts.append({"text": text})
+    return parts + gemini_call_parts(tool_calls)
 
 
 def gemini_response(
-    model: RealModel, texts: Sequence[str], thinking: Sequence[str], usage: tuple[int, int, int]
+    model: RealModel,
+    texts: Sequence[str],
+    thinking: Sequence[str],
+    usage: tuple[int, int, int],
+    tool_calls: Sequence[ToolCall] = (),
 ) -> dict[str, Any]:
-    """A generateContent answer, thought parts before each candidate's text; ``usage`` is (prompt, answer, thoughts)."""
+    """A generateContent answer, thought parts before each candidate's text and ``functionCall`` parts
+    after it (the same calls in every candidate); ``usage`` is (prompt, answer, thoughts)."""
     candidates = [
-        {"content": {"role": "model", "parts": _gemini_parts(text, thought)}, "finishReason": "STOP", "index": i}
+        {
+            "content": {"role": "model", "parts": _gemini_parts(text, thought, tool_calls)},
+            "finishReason": "STOP",
+            "index": i,
+        }
         for i, (text, thought) in enumerate(zip(texts, thinking, strict=True))
     ]
     return {"candidates": candidates, "usageMetadata": _gemini_usage(usage), "modelVersion": model.name}
 
 
 def gemini_frames(
-    model: RealModel, text: str, thinking: str, usage: tuple[int, int, int], n: int = 1
+    model: RealModel,
+    text: str,
+    thinking: str,
+    usage: tuple[int, int, int],
+    n: int = 1,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> list[dict[str, Any]]:
-    """A streamGenerateContent answer: for each of ``n`` candidates thought parts first, then the text, word by word."""
-    parts = [{"text": piece, "thought": True} for piece in _words(thinking)] + [{"text": p} for p in _words(text)]
+    """A streamGenerateContent answer: for each of ``n`` candidates thought parts first, then the text,
+    word by word, then each ``functionCall`` part whole in a frame of its own."""
+    parts: list[dict[str, Any]] = [{"text": piece, "thought": True} for piece in _words(thinking)]
+    parts += [{"text": p} for p in _words(text)] + gemini_call_parts(tool_calls)
     frames: list[dict[str, Any]] = []
     for index in range(n):
         candidates = [{"content": {"role": "model", "parts": [part]}, "index": index} for part in parts]

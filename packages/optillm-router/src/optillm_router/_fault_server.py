@@ -22,9 +22,21 @@ import anyio
 import anyio.lowlevel
 from aiohttp import web
 
-from optillm_core import InvalidConfiguration
+from optillm_core import InvalidConfiguration, ToolCall
 
 from ._config import ProviderSpec
+from ._fake_tools import (
+    anthropic_tool_blocks,
+    anthropic_tool_events,
+    chat_tool_choice,
+    chat_tools,
+    gemini_call_parts,
+    offered_calls,
+    ollama_tool_calls,
+    openai_tool_calls,
+    openai_tool_deltas,
+    tool_refusal,
+)
 from ._loopback import LoopbackServer
 
 __all__ = (
@@ -36,6 +48,7 @@ __all__ = (
     "FaultPlan",
     "HttpWireFormat",
     "ServedRequest",
+    "as_chat",
 )
 
 FaultKind = Literal[
@@ -127,13 +140,26 @@ class _Reply(Protocol):
     def text(self) -> str: ...
 
     @property
-    def finish_reason(self) -> str: ...
+    def finish(self) -> str: ...
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]: ...
 
 
 @dataclass(frozen=True)
 class _Text:
     text: str
-    finish_reason: str = "stop"
+    finish: str = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """A reply as the model can give it: the calls to tools it was offered only."""
+
+    text: str
+    finish: str
+    tool_calls: tuple[ToolCall, ...]
 
 
 ReplyFunction = Callable[[dict[str, Any], int], "str | _Reply | Awaitable[str | _Reply]"]
@@ -183,6 +209,12 @@ class FakeProviderServer(LoopbackServer):
     ``max_choices`` silently returns at most that many choices (as Gemini models that ignore
     ``candidateCount`` do). ``latency`` counts from a request's arrival; a stream then sends one
     word per ``token_latency``. Token counts are words.
+
+    Tools: ``chat`` holds the request's tools, tool choice, assistant tool calls and tool results
+    in OpenAI's shape too; a reply's ``tool_calls`` (those to tools the request offers) are sent in
+    the format's own way, streamed as its provider streams them. The tool checks of
+    :func:`~optillm_router._fake_tools.tool_refusal` answer 400 in the provider's words, and
+    ``tools=False`` plays a model without tools.
     """
 
     handler_cancellation = True  # a client that goes away ends the handler, as with a real server
@@ -199,6 +231,7 @@ class FakeProviderServer(LoopbackServer):
         max_choices: int | None = None,
         model: str = "fake-model",
         api_key: str | None = None,
+        tools: bool = True,
     ) -> None:
         if wire not in _WIRES:
             raise InvalidConfiguration(f"unknown wire format {wire!r}; known: {list(_WIRES)}")
@@ -211,6 +244,7 @@ class FakeProviderServer(LoopbackServer):
         self.max_choices = max_choices
         self.model = model
         self.api_key = api_key
+        self.tools = tools
         self.requests: list[ServedRequest] = []
         self.faults_injected: Counter[FaultKind] = Counter()
         self._seen: Counter[str] = Counter()
@@ -270,7 +304,7 @@ class FakeProviderServer(LoopbackServer):
             path=request.path,
             headers=dict(request.headers),
             body=body,
-            chat=_as_chat(self.wire, body) if isinstance(body, dict) else {},
+            chat=as_chat(self.wire, body) if isinstance(body, dict) else {},
             stream=stream,
             started_at=started,
         )
@@ -292,6 +326,9 @@ class FakeProviderServer(LoopbackServer):
         n = int(record.chat.get("n") or 1)
         if n > 1 and not self.native_n:
             return self._error(400, "Only one completion choice is allowed")
+        refused = tool_refusal(self.wire, record.body, tools=self.tools, model=self.model)
+        if refused is not None:
+            return web.json_response(dict(refused.payload), status=refused.status)
         key = raw.decode("utf-8", "replace")
         fault = self.faults.decide(record.number, key, self._seen[key])
         self._seen[key] += 1
@@ -310,7 +347,7 @@ class FakeProviderServer(LoopbackServer):
             return self._error(int(fault), f"injected {fault}")
         count = min(n, self.max_choices) if self.max_choices is not None else n
         replies = [await self._reply(record.chat, choice) for choice in range(count)]
-        usage = (sum(_words(str(m.get("content", ""))) for m in record.messages), [_words(r.text) for r in replies])
+        usage = (sum(_words(str(m.get("content") or "")) for m in record.messages), [_words(r.text) for r in replies])
         await _sleep_until(answer_at)
         if record.stream:
             return await self._stream(request, record, replies, usage, fault)
@@ -329,7 +366,12 @@ class FakeProviderServer(LoopbackServer):
         result = self.reply(chat, choice)
         if inspect.isawaitable(result):
             result = await result
-        return _Text(result) if isinstance(result, str) else result
+        if isinstance(result, str):
+            return _Text(result)
+        calls = offered_calls(result.tool_calls, chat.get("tools"), chat.get("tool_choice"))
+        if calls == result.tool_calls:
+            return result
+        return _Calls(result.text, "stop" if result.finish == "tool_calls" and not calls else result.finish, calls)
 
     async def _stream(
         self,
@@ -429,37 +471,30 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b)
     return ""
 
 
-def _as_chat(wire: HttpWireFormat, body: dict[str, Any]) -> dict[str, Any]:
-    """A request of any wire format in OpenAI's shape."""
+def as_chat(wire: HttpWireFormat, body: dict[str, Any]) -> dict[str, Any]:
+    """A request of any wire format in OpenAI's shape (tools, tool calls and tool results included)."""
     if wire in ("openai", "ollama"):
         options = body.get("options") or {}
-        messages = [
-            {"role": m.get("role"), "content": _text_of(m.get("content"))}
-            for m in body.get("messages") or ()
-            if isinstance(m, dict)
-        ]
-        return {
+        chat = {
             "model": body.get("model"),
-            "messages": messages,
+            "messages": _openai_chat_messages(wire, body),
             "n": body.get("n", 1),
             "temperature": body.get("temperature", options.get("temperature")),
             "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or options.get("num_predict"),
             "stream": body.get("stream"),
             "include_usage": bool((body.get("stream_options") or {}).get("include_usage")),
         }
-    if wire == "anthropic":
+    elif wire == "anthropic":
         system = _text_of(body.get("system"))
         messages = [{"role": "system", "content": system}] if system else []
-        messages += [
-            {"role": m.get("role"), "content": _text_of(m.get("content"))}
-            for m in body.get("messages") or ()
-            if isinstance(m, dict)
-        ]
-        return {
+        for m in body.get("messages") or ():
+            if isinstance(m, dict):
+                messages += _anthropic_chat_messages(m)
+        chat = {
             "model": body.get("model"),
             "messages": messages,
             "n": 1,
@@ -467,21 +502,120 @@ def _as_chat(wire: HttpWireFormat, body: dict[str, Any]) -> dict[str, Any]:
             "max_tokens": body.get("max_tokens"),
             "stream": body.get("stream"),
         }
-    config = body.get("generationConfig") or {}
-    system = _text_of((body.get("systemInstruction") or {}).get("parts"))
-    messages = [{"role": "system", "content": system}] if system else []
-    messages += [
-        {"role": "assistant" if c.get("role") == "model" else "user", "content": _text_of(c.get("parts"))}
-        for c in body.get("contents") or ()
-        if isinstance(c, dict)
+    else:
+        config = body.get("generationConfig") or {}
+        system = _text_of((body.get("systemInstruction") or {}).get("parts"))
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += _gemini_chat_messages([c for c in body.get("contents") or () if isinstance(c, dict)])
+        chat = {
+            "model": None,
+            "messages": messages,
+            "n": config.get("candidateCount", 1),
+            "temperature": config.get("temperature"),
+            "max_tokens": config.get("maxOutputTokens"),
+        }
+    tools = chat_tools(wire, body)
+    if tools:
+        chat["tools"] = tools
+    choice = chat_tool_choice(wire, body)
+    if choice is not None:
+        chat["tool_choice"] = choice
+    return chat
+
+
+def _openai_chat_messages(wire: HttpWireFormat, body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for m in body.get("messages") or ():
+        if not isinstance(m, dict):
+            continue
+        message: dict[str, Any] = {"role": m.get("role"), "content": _text_of(m.get("content"))}
+        calls = [c for c in m.get("tool_calls") or () if isinstance(c, dict)]
+        if calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.get("id") or f"call_{len(messages)}_{k}",  # Ollama sends no ids
+                    "type": "function",
+                    "function": {
+                        "name": (c.get("function") or {}).get("name"),
+                        "arguments": _json_text((c.get("function") or {}).get("arguments")),
+                    },
+                }
+                for k, c in enumerate(calls)
+            ]
+        for key in ("tool_call_id", "tool_name"):
+            if key in m:
+                message[key] = m[key]
+        messages.append(message)
+    return messages
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value if value is not None else {})
+
+
+def _anthropic_chat_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """One Messages API message as chat messages: tool results first (one ``tool`` message each)."""
+    content = message.get("content")
+    blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+    results = [
+        {"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": _text_of(b.get("content"))}
+        for b in blocks
+        if b.get("type") == "tool_result"
     ]
-    return {
-        "model": None,
-        "messages": messages,
-        "n": config.get("candidateCount", 1),
-        "temperature": config.get("temperature"),
-        "max_tokens": config.get("maxOutputTokens"),
-    }
+    uses = [
+        {
+            "id": b.get("id"),
+            "type": "function",
+            "function": {"name": b.get("name"), "arguments": _json_text(b.get("input"))},
+        }
+        for b in blocks
+        if b.get("type") == "tool_use"
+    ]
+    text = _text_of(content)
+    if results and not text:
+        return results
+    chat: dict[str, Any] = {"role": message.get("role"), "content": text}
+    if uses:
+        chat["tool_calls"] = uses
+    return [*results, chat]
+
+
+def _gemini_chat_messages(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Gemini turns as chat messages; a turn's function responses answer its calls in order (ids made up)."""
+    messages: list[dict[str, Any]] = []
+    last_calls: list[str] = []
+    for content in contents:
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        calls = [p["functionCall"] for p in parts if isinstance(p.get("functionCall"), dict)]
+        responses = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), dict)]
+        for k, response in enumerate(responses):
+            value = response.get("response")
+            text = value.get("content") if isinstance(value, dict) and set(value) == {"content"} else None
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": last_calls[k] if k < len(last_calls) else f"call_unknown_{k}",
+                    "name": response.get("name"),
+                    "content": str(text) if text is not None else json.dumps(value),
+                }
+            )
+        text = _text_of(parts)
+        if responses and not text:
+            continue
+        role = "assistant" if content.get("role") == "model" else "user"
+        message: dict[str, Any] = {"role": role, "content": text}
+        if calls:
+            last_calls = [str(c.get("id") or f"call_{len(messages)}_{k}") for k, c in enumerate(calls)]
+            message["tool_calls"] = [
+                {
+                    "id": i,
+                    "type": "function",
+                    "function": {"name": c.get("name"), "arguments": _json_text(c.get("args"))},
+                }
+                for i, c in zip(last_calls, calls, strict=True)
+            ]
+        messages.append(message)
+    return messages
 
 
 # -- answers in each wire format ---------------------------------------------------------------------
@@ -533,12 +667,7 @@ class _OpenAI(_Render):
             "created": int(time.time()),
             "model": model,
             "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": r.text},
-                    "finish_reason": r.finish_reason,
-                    "logprobs": None,
-                }
+                {"index": i, "message": _openai_message(r), "finish_reason": r.finish, "logprobs": None}
                 for i, r in enumerate(replies)
             ],
             "usage": _openai_usage(usage),
@@ -557,11 +686,11 @@ class _OpenAI(_Render):
             for i in range(len(replies))
         ]
         content = [
-            chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
+            chunk([{"index": i, "delta": delta, "finish_reason": None}])
             for i, r in enumerate(replies)
-            for piece in _pieces(r.text)
+            for delta in [{"content": p} for p in _text_pieces(r)] + openai_tool_deltas(r.tool_calls)
         ]
-        ending = [chunk([{"index": i, "delta": {}, "finish_reason": r.finish_reason}]) for i, r in enumerate(replies)]
+        ending = [chunk([{"index": i, "delta": {}, "finish_reason": r.finish}]) for i, r in enumerate(replies)]
         if chat.get("include_usage"):
             ending.append(chunk([], usage=_openai_usage(usage)))
         ending.append(b"data: [DONE]\n\n")
@@ -571,6 +700,17 @@ class _OpenAI(_Render):
         kind = self._TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         code = "rate_limit_exceeded" if status == 429 else None
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _openai_message(reply: _Reply) -> dict[str, Any]:
+    if not reply.tool_calls:
+        return {"role": "assistant", "content": reply.text}
+    return {"role": "assistant", "content": reply.text or None, "tool_calls": openai_tool_calls(reply.tool_calls)}
+
+
+def _text_pieces(reply: _Reply) -> list[str]:
+    """The reply's text in stream pieces; none for a reply that only calls tools."""
+    return [] if reply.tool_calls and not reply.text else _pieces(reply.text)
 
 
 def _openai_usage(usage: _Usage) -> dict[str, int]:
@@ -590,17 +730,18 @@ class _Anthropic(_Render):
         429: "rate_limit_error",
         529: "overloaded_error",
     }
-    _STOP: ClassVar[dict[int | str, str]] = {"stop": "end_turn", "length": "max_tokens"}
+    _STOP: ClassVar[dict[int | str, str]] = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
     def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
         reply = replies[0]
+        text = [{"type": "text", "text": reply.text}] if reply.text or not reply.tool_calls else []
         return {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": self._STOP.get(reply.finish_reason, reply.finish_reason),
+            "content": text + anthropic_tool_blocks(reply.tool_calls),
+            "stop_reason": self._STOP.get(reply.finish, reply.finish),
             "stop_sequence": None,
             "usage": {"input_tokens": usage[0], "output_tokens": usage[1][0]},
         }
@@ -611,24 +752,28 @@ class _Anthropic(_Render):
         reply = replies[0]
         message: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
         message |= {"content": [], "usage": {"input_tokens": usage[0], "output_tokens": 1}}
-        preamble = [
-            _sse({"type": "message_start", "message": message}, "message_start"),
-            _sse(
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                "content_block_start",
-            ),
-            _sse({"type": "ping"}, "ping"),
-        ]
+        text = bool(reply.text) or not reply.tool_calls  # a reply that only calls tools has no text block
+        preamble = [_sse({"type": "message_start", "message": message}, "message_start")]
+        if text:
+            block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            preamble.append(_sse(block, "content_block_start"))
+        preamble.append(_sse({"type": "ping"}, "ping"))
         content = [
             _sse(
                 {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
                 "content_block_delta",
             )
-            for p in _pieces(reply.text)
+            for p in _text_pieces(reply)
         ]
-        stop = self._STOP.get(reply.finish_reason, reply.finish_reason)
+        text_stop = [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop")] if text else []
+        if reply.tool_calls:
+            content += text_stop + [
+                _sse(data, name) for name, data in anthropic_tool_events(reply.tool_calls, int(text))
+            ]
+            text_stop = []
+        stop = self._STOP.get(reply.finish, reply.finish)
         ending = [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            *text_stop,
             _sse(
                 {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": usage[1][0]}},
                 "message_delta",
@@ -654,13 +799,13 @@ class _Gemini(_Render):
         503: "UNAVAILABLE",
         529: "UNAVAILABLE",
     }
-    _STOP: ClassVar[dict[int | str, str]] = {"stop": "STOP", "length": "MAX_TOKENS"}
+    _STOP: ClassVar[dict[int | str, str]] = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 
     def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
         candidates = [
             {
-                "content": {"role": "model", "parts": [{"text": r.text}]},
-                "finishReason": self._STOP.get(r.finish_reason, r.finish_reason.upper()),
+                "content": {"role": "model", "parts": self._parts(r)},
+                "finishReason": self._STOP.get(r.finish, r.finish.upper()),
                 "index": i,
             }
             for i, r in enumerate(replies)
@@ -672,14 +817,19 @@ class _Gemini(_Render):
     ) -> tuple[list[bytes], list[bytes], list[bytes]]:
         content: list[bytes] = []
         for i, reply in enumerate(replies):
-            pieces = _pieces(reply.text)
-            for j, piece in enumerate(pieces):
-                candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": i}
-                if j == len(pieces) - 1:
-                    candidate["finishReason"] = self._STOP.get(reply.finish_reason, reply.finish_reason.upper())
+            # Text word by word, then each function call whole in a frame of its own.
+            parts = [{"text": p} for p in _text_pieces(reply)] + gemini_call_parts(reply.tool_calls)
+            for j, part in enumerate(parts):
+                candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": i}
+                if j == len(parts) - 1:
+                    candidate["finishReason"] = self._STOP.get(reply.finish, reply.finish.upper())
                 content.append(_sse({"candidates": [candidate], "modelVersion": model}))
         ending = [_sse({"candidates": [], "usageMetadata": _gemini_usage(usage), "modelVersion": model})]
         return [], content, ending
+
+    def _parts(self, reply: _Reply) -> list[dict[str, Any]]:
+        text = [{"text": reply.text}] if reply.text or not reply.tool_calls else []
+        return text + gemini_call_parts(reply.tool_calls)
 
     def error(self, status: int, message: str, retry_after: float) -> Any:
         error: dict[str, Any] = {
@@ -708,9 +858,15 @@ class _Ollama(_Render):
         return {
             "model": model,
             "created_at": _now_iso(),
-            "message": {"role": "assistant", "content": reply.text},
+            "message": self._message(reply, reply.text),
             **self._final(reply, usage),
         }
+
+    def _message(self, reply: _Reply, text: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reply.tool_calls:
+            message["tool_calls"] = ollama_tool_calls(reply.tool_calls)
+        return message
 
     def frames(
         self, model: str, replies: list[_Reply], usage: _Usage, chat: dict[str, Any]
@@ -720,14 +876,16 @@ class _Ollama(_Render):
         def line(payload: dict[str, Any]) -> bytes:
             return json.dumps({"model": model, "created_at": _now_iso(), **payload}).encode() + b"\n"
 
-        content = [line({"message": {"role": "assistant", "content": p}, "done": False}) for p in _pieces(reply.text)]
+        content = [line({"message": {"role": "assistant", "content": p}, "done": False}) for p in _text_pieces(reply)]
+        if reply.tool_calls:  # whole calls, in a line of their own
+            content.append(line({"message": self._message(reply, ""), "done": False}))
         ending = [line({"message": {"role": "assistant", "content": ""}, **self._final(reply, usage)})]
         return [], content, ending
 
     def _final(self, reply: _Reply, usage: _Usage) -> dict[str, Any]:
         return {
             "done": True,
-            "done_reason": reply.finish_reason,
+            "done_reason": "stop" if reply.finish == "tool_calls" else reply.finish,
             "total_duration": 1_000_000,
             "prompt_eval_count": usage[0],
             "eval_count": usage[1][0],

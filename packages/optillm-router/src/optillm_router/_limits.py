@@ -15,6 +15,7 @@ that was never sent gives its reservation back whole (:meth:`Ticket.cancel`).
 
 from __future__ import annotations as _annotations
 
+import json
 import math
 import random
 from collections import deque
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 import anyio
 
-from optillm_core import GenerationSettings, Prompt
+from optillm_core import GenerationSettings, Prompt, ToolDefinition
 
 from ._clock import Clock
 
@@ -59,12 +60,26 @@ class TokenEstimate(NamedTuple):
 
 
 def estimate_tokens(prompt: Prompt, settings: GenerationSettings) -> TokenEstimate:
-    """About four characters per token for the prompt; ``max_tokens`` (per choice) for the answer."""
+    """About four characters per token for the prompt; ``max_tokens`` (per choice) for the answer.
+
+    The prompt counts its messages, the tool calls in them (names and arguments) and the tools
+    offered (names, descriptions and argument schemas, as the JSON the provider reads).
+    """
     messages = prompt.effective_messages()
-    chars = sum(len(m.content) for m in messages)
+    chars = 0
+    for m in messages:  # one pass: this runs before every call of a limited or cost-ordered provider
+        chars += len(m.content)
+        if m.tool_calls:
+            chars += sum(len(c.name) + len(c.arguments) for c in m.tool_calls)
+    if settings.tools:
+        chars += sum(_tool_chars(tool) for tool in settings.tools)
     prompt_tokens = -(-chars // CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)
     answer = settings.max_tokens or DEFAULT_OUTPUT_TOKENS_ESTIMATE
     return TokenEstimate(prompt_tokens, answer * settings.n)
+
+
+def _tool_chars(tool: ToolDefinition) -> int:
+    return len(tool.name) + len(tool.description or "") + len(json.dumps(tool.parameters, default=str))
 
 
 class Paused(Exception):

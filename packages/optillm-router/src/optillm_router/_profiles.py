@@ -70,8 +70,9 @@ PROFILE_RULES: tuple[ProfileRule, ...] = (
         {"max_tokens_field": "max_completion_tokens"},
         providers=frozenset({"openai", "custom"}),
     ),
-    ProfileRule("o1-mini", r"o1-mini", {"system_messages": False, "max_output_tokens": 65_536}),
-    ProfileRule("o1-preview", r"o1-preview", {"system_messages": False, "max_output_tokens": 32_768}),
+    # o1-mini and o1-preview: no system messages and no tools ("Unsupported parameter: 'tools' ...").
+    ProfileRule("o1-mini", r"o1-mini", {"system_messages": False, "tools": False, "max_output_tokens": 65_536}),
+    ProfileRule("o1-preview", r"o1-preview", {"system_messages": False, "tools": False, "max_output_tokens": 32_768}),
     ProfileRule("gpt-5", r"gpt-5(?![\w.]*-chat)", {"max_output_tokens": 128_000}),
     ProfileRule("gpt-4o", r"(?:chatgpt-)?gpt-4o", {"max_output_tokens": 16_384}),
     # Anthropic: no n, seed or logprobs; temperature 0-1; thinking as content blocks.

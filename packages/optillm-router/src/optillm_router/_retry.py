@@ -34,6 +34,7 @@ __all__ = (
     "RETRY_STATUSES",
     "UNREACHED_RETRIES",
     "beyond_cap",
+    "retry_allowed",
     "retry_delay",
     "should_retry",
 )
@@ -80,6 +81,30 @@ def should_retry(error: BaseException) -> bool:
         if status in RETRY_STATUSES or status >= 500:
             return True
     return error.retryable
+
+
+def retry_allowed(
+    error: ClientError,
+    retries: int,
+    *,
+    max_retries: int = MAX_RETRIES,
+    max_retry_after: float = MAX_RETRY_AFTER,
+    unreached: bool = False,
+) -> bool:
+    """Whether a request that failed with ``error``, after ``retries`` retries on one route, may go there again.
+
+    Not when the failure is permanent (:func:`should_retry`), when the provider asked for a longer
+    pause than ``max_retry_after`` (:func:`beyond_cap`), or when the retries are spent:
+    ``max_retries`` of them, or :data:`UNREACHED_RETRIES` when ``unreached`` (the route has never
+    answered and refused this connection, see :func:`optillm_router.could_not_connect`). The router's
+    retry loop and the proxy's pass-through forwarding both decide with this.
+    """
+    if not should_retry(error):
+        return False
+    if beyond_cap(error.retry_after, max_retry_after):
+        return False
+    limit = min(max_retries, UNREACHED_RETRIES) if unreached else max_retries
+    return retries < limit
 
 
 def retry_delay(

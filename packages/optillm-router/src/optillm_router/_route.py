@@ -177,6 +177,12 @@ class Route:
                     first = await anext(events)
                 if scope.cancelled_caught:
                     raise TimeoutError
+            except FewerChoices as exc:  # every choice it sent was empty: the router requests the rest
+                await _aclose(events)
+                usage = exc.completion.usage
+                ticket.release(usage.total_tokens or None)
+                self._succeeded(probe, number, self._clock.now() - start, usage, stream=True)
+                raise
             except BaseException as exc:
                 await _aclose(events)
                 if isinstance(exc, StopAsyncIteration):

@@ -44,6 +44,8 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
     charge_call,
     redact,
     run_time_left,
@@ -51,12 +53,12 @@ from optillm_core import (
 
 from ._clock import AnyioClock, Clock
 from ._config import ProviderRoutingConfig, ProviderSpec, load_routing_config
-from ._failures import could_not_connect
+from ._failures import FewerChoices, could_not_connect
 from ._http import HttpPool
 from ._limits import TokenEstimate, estimate_tokens
 from ._providers import create_provider_client
-from ._retry import UNREACHED_RETRIES, beyond_cap, retry_delay, should_retry
-from ._route import Route
+from ._retry import beyond_cap, retry_allowed, retry_delay, should_retry
+from ._route import OpenStream, Route
 from ._strategies import RouteOrder, route_order
 from ._usage import CallRecord, ProviderStats, UsageTotals
 
@@ -210,31 +212,19 @@ class ModelClientRouter(ModelClient):
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         if settings.n > 1 and not self._native_n:
-            completion = await self.request(prompt, settings)
-            for index, text in enumerate(completion.texts):
-                thought = completion.thinking[index] if index < len(completion.thinking) else ""
-                if thought:
-                    yield ReasoningDelta(delta=thought, index=index)
-                yield OutputTextDelta(delta=text, index=index)
-            yield Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model)
+            for event in _events_of(await self.request(prompt, settings)):
+                yield event
             return
-        plan = self._plan(prompt, settings)
-        route, retry = plan[0], None
-        if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
-            route, retry = await self._first_back(plan)
-        number = 1
-        while True:
-            try:
-                stream = await route.open_stream(prompt, settings, number)
-                break
-            except ClientError as exc:
-                if retry is None:
-                    retry = _Retry(self, plan)
-                route, number = await retry.after(route, exc)
+        route, stream = await self._open_stream(prompt, settings)
+        if isinstance(stream, FewerChoices):  # no event yet: every choice the provider sent was empty
+            async for event in self._rest_of_stream(route, prompt, settings, stream):
+                yield event
+            return
         # Forwarded here rather than through a helper generator, which leaving early would not close.
         events = stream.events
         usage: TokenUsage | None = None
         failure: BaseException | None = None
+        fewer: FewerChoices | None = None
         finished = False
         try:
             event = stream.first
@@ -245,6 +235,9 @@ class ModelClientRouter(ModelClient):
                 try:
                     event = await anext(events)
                 except StopAsyncIteration:
+                    break
+                except FewerChoices as exc:  # its choices are complete; the others never came
+                    fewer, usage = exc, exc.completion.usage
                     break
             finished = True
         except Exception as exc:
@@ -260,6 +253,28 @@ class ModelClientRouter(ModelClient):
                     route.stream_finished(stream, usage)
                 elif failure is None:
                     route.stream_abandoned(stream)
+        if fewer is not None:
+            async for event in self._rest_of_stream(route, prompt, settings, fewer):
+                yield event
+
+    async def _open_stream(
+        self, prompt: Prompt, settings: GenerationSettings
+    ) -> tuple[Route, OpenStream | FewerChoices]:
+        """A stream up to its first event, retried and moved to other routes as a request is."""
+        plan = self._plan(prompt, settings)
+        route, retry = plan[0], None
+        if route.health.cooling_until is not None and not route.health.available(self._clock.now()):
+            route, retry = await self._first_back(plan)
+        number = 1
+        while True:
+            try:
+                return route, await route.open_stream(prompt, settings, number)
+            except FewerChoices as exc:
+                return route, exc
+            except ClientError as exc:
+                if retry is None:
+                    retry = _Retry(self, plan)
+                route, number = await retry.after(route, exc)
 
     async def _first_back(self, plan: Sequence[Route]) -> tuple[Route, _Retry]:
         """Every route is cooling down: the first back, once it is (the wait bounded by the run's deadline)."""
@@ -277,28 +292,73 @@ class ModelClientRouter(ModelClient):
     ) -> Completion:
         """Request the choices a provider left out as single calls, and stop using its native ``n``."""
         got = len(partial.texts)
+        missing = settings.n - got
+        rest = await self._missing_choices(route, prompt, settings, missing, got)
+        finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
+        thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
+        calls = _padded_calls(partial, got) + _padded_calls(rest, missing)
+        return Completion(
+            texts=partial.texts + rest.texts,
+            thinking=thinking if any(thinking) else (),
+            tool_calls=calls if any(calls) else (),
+            usage=partial.usage + rest.usage,
+            finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
+            model=partial.model or rest.model,
+        )
+
+    async def _rest_of_stream(
+        self, route: Route, prompt: Prompt, settings: GenerationSettings, fewer: FewerChoices
+    ) -> AsyncIterator[ResponseEvent]:
+        """The end of a stream that left out some choices: those, requested as single calls, then ``Completed``.
+
+        The choices it did stream are complete and already with the caller, so the stream is not
+        restarted: only the missing indexes are asked for, each as a plain single request, which
+        (unlike a stream already under way) is retried on any transient fault. Their text arrives
+        in one event per choice once they are all in.
+        """
+        partial = fewer.completion
+        missing = fewer.missing or tuple(range(len(partial.texts), settings.n))
+        if not missing:  # a client that said so without naming any: nothing to ask for
+            yield Completed(usage=partial.usage, finish_reasons=partial.finish_reasons, model=partial.model)
+            return
+        rest = await self._missing_choices(route, prompt, settings, len(missing), missing[0])
+        finish = list(partial.finish_reasons[: settings.n])
+        finish += [None] * (settings.n - len(finish))
+        for position, index in enumerate(missing):
+            thought = rest.thinking[position] if position < len(rest.thinking) else ""
+            if thought:
+                yield ReasoningDelta(delta=thought, index=index)
+            if rest.texts[position]:
+                yield OutputTextDelta(delta=rest.texts[position], index=index)
+            for number, call in enumerate(rest.calls_of(position)):
+                yield ToolCallDelta(index=index, call=number, id=call.id, name=call.name, arguments=call.arguments)
+            finish[index] = rest.finish_reason(position)
+        yield Completed(
+            usage=partial.usage + rest.usage, finish_reasons=tuple(finish), model=partial.model or rest.model
+        )
+
+    async def _missing_choices(
+        self, route: Route, prompt: Prompt, settings: GenerationSettings, missing: int, first: int
+    ) -> Completion:
+        """``missing`` choices from index ``first`` on, as single calls (charged to the run), after turning
+        native ``n`` off for good. With a seed, choice ``i`` gets ``seed + i``, as a fanned-out request's do."""
         route.native_n = False
         self._native_n = False
         log.info(
             "provider returned fewer choices than asked; requesting the rest as single calls",
             route=route.name,
             model=route.spec.model,
-            choices=got,
+            choices=settings.n - missing,
             n=settings.n,
         )
-        missing = settings.n - got
         for _ in range(missing):
             charge_call(retry=False)
-        rest = await self.complete(prompt, settings.with_(n=missing))  # fanned out: native n is off now
-        finish: tuple[FinishReason | None, ...] = tuple(partial.finish_reason(i) for i in range(got))
-        thinking = _padded(partial.thinking, got) + _padded(rest.thinking, missing)
-        return Completion(
-            texts=partial.texts + rest.texts,
-            thinking=thinking if any(thinking) else (),
-            usage=partial.usage + rest.usage,
-            finish_reasons=finish + tuple(rest.finish_reason(i) for i in range(missing)),
-            model=partial.model or rest.model,
+        rest = (
+            settings.with_(n=missing)
+            if settings.seed is None
+            else settings.with_(n=missing, seed=settings.seed + first)
         )
+        return await self.complete(prompt, rest)  # fanned out: native n is off now
 
     def _plan(self, prompt: Prompt, settings: GenerationSettings) -> Sequence[Route]:
         """The routes to try, in order: the strategy's order, with the routes that cannot serve now after it.
@@ -401,6 +461,28 @@ def _padded(items: tuple[str, ...], length: int) -> tuple[str, ...]:
     return items[:length] + ("",) * (length - len(items))
 
 
+def _events_of(completion: Completion) -> list[ResponseEvent]:
+    """A finished completion as a stream: each choice's thinking, text and tool calls, then ``Completed``."""
+    events: list[ResponseEvent] = []
+    for index, text in enumerate(completion.texts):
+        thought = completion.thinking[index] if index < len(completion.thinking) else ""
+        if thought:
+            events.append(ReasoningDelta(delta=thought, index=index))
+        calls = completion.calls_of(index)
+        if text or not calls:
+            events.append(OutputTextDelta(delta=text, index=index))
+        events += (
+            ToolCallDelta(index=index, call=position, id=call.id, name=call.name, arguments=call.arguments)
+            for position, call in enumerate(calls)
+        )
+    events.append(Completed(usage=completion.usage, finish_reasons=completion.finish_reasons, model=completion.model))
+    return events
+
+
+def _padded_calls(completion: Completion, length: int) -> tuple[tuple[ToolCall, ...], ...]:
+    return tuple(completion.calls_of(i) for i in range(length))
+
+
 async def _aclose(events: AsyncIterator[ResponseEvent]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
@@ -454,14 +536,15 @@ class _Retry:
         index = self.plan.index(route)
         self.tries[index] += 1
         self.failures[route] = error
-        if not should_retry(error):
+        cap = route.max_retry_after
+        unreached = not route.reached and could_not_connect(error)
+        if not retry_allowed(
+            error, self.tries[index] - 1, max_retries=router._max_retries, max_retry_after=cap, unreached=unreached
+        ):
             self.out[index] = True
-        elif beyond_cap(error.retry_after, route.max_retry_after):
-            self.out[index] = True
-            if error.status_code is not None:  # the provider's own answer: say when it takes requests again
+            if should_retry(error) and beyond_cap(error.retry_after, cap) and error.status_code is not None:
+                # the provider's own answer: say when it takes requests again
                 self.failures[route] = error = route.paused_error(error.retry_after or 0.0, error)
-        elif self.tries[index] > self._allowed(route, error):
-            self.out[index] = True
         now = router._clock.now()
         if not self.out[index] and not route.health.cooling(now):
             choice: Route | None = route
@@ -480,13 +563,6 @@ class _Retry:
             await router._clock.sleep(delay)
         self.number += 1
         return choice, self.number
-
-    def _allowed(self, route: Route, error: ClientError) -> int:
-        """Retries this request may make on ``route``: fewer while it has never answered and refuses connections."""
-        limit = self.router._max_retries
-        if not route.reached and could_not_connect(error):
-            return min(limit, UNREACHED_RETRIES)
-        return limit
 
     def _soonest(self, now: float) -> tuple[Route | None, float]:
         """The route to try next and how long until it takes calls: the first ready in plan order,

@@ -35,6 +35,17 @@ its first text (a stream cut mid-answer has delivered text and cannot be retried
 draws depend on its seed and each request's body, not on arrival order, so concurrent runs
 are reproducible. ``reply(chat, choice)`` gets every request in OpenAI's shape, so one reply
 function serves every format; ``server.spec(**fields)`` is a ``ProviderSpec`` pointing at it.
+
+Tools: a reply may call tools, ``FakeReply(text, tool_calls=(ToolCall(...),))`` (only tools the
+request offers, none under ``tool_choice`` ``none``), and ``tool_caller(when=..., arguments=...)``
+is a reply function that uses tools as a chat model does. Every fake checks tools and tool turns as
+its provider does and answers 400 in its words (a ``tool_choice`` naming no offered tool, a tool
+result answering no call, a call left unanswered, tools sent to a model without them:
+``tools=False``, or ``real_model="o1-mini"``), and streams tool calls as its provider does::
+
+    async with FakeProviderServer("anthropic", reply=tool_caller(when="weather")) as server:
+        ...  # a request offering tools and asking about the weather gets a tool_use block
+    server.requests[0].chat["tools"], server.requests[1].chat["messages"][-1]  # the tool result
 """
 
 from __future__ import annotations as _annotations
@@ -50,8 +61,11 @@ import anyio
 import anyio.lowlevel
 from aiohttp import web
 
+from optillm_core import ToolCall
+
 from ._fake_models import REAL_MODELS, RealModel, openai_deltas, openai_message, openai_usage, refusal, shown_thinking
 from ._fake_models import real_model as _real_model
+from ._fake_tools import offered_calls, tool_refusal
 from ._fault_server import (
     PERMANENT_FAULTS,
     RECOVERABLE_STREAM_FAULTS,
@@ -80,6 +94,7 @@ __all__ = (
     "RealModel",
     "ServedRequest",
     "count_words",
+    "tool_caller",
 )
 
 
@@ -93,11 +108,22 @@ class FakeReply:
     """What the fake model says; ``finish_reason`` ``"length"`` marks a truncated answer.
 
     ``thinking`` is what a real model (``real_model``) thinks first (it makes some up when ``None``).
+    ``tool_calls`` are the calls it makes, sent when the request offers those tools (a model calls
+    no tool it was not given, and none under ``tool_choice`` ``none``); the finish reason is then
+    ``tool_calls`` unless ``finish_reason`` says otherwise.
     """
 
     text: str
-    finish_reason: str = "stop"
+    finish_reason: str | None = None
     thinking: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def finish(self) -> str:
+        """The finish reason sent: ``finish_reason``, else ``tool_calls`` or ``stop``."""
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
 
 
 @dataclass(frozen=True)
@@ -142,17 +168,79 @@ ReplyFunction = Callable[[dict[str, Any], int], "str | FakeReply | Awaitable[str
 FaultFunction = Callable[[int, dict[str, Any]], "Fault | None"]
 
 
+_PLAIN = RealModel("fake-model", "openai")
+"""The model a ``FakeOpenAIServer`` without ``real_model`` plays: it takes everything and shows no thinking."""
+
+
 def _default_reply(body: dict[str, Any], choice: int) -> str:
     messages = body.get("messages") or [{}]
     last = str(messages[-1].get("content", ""))
     return f"Reply {choice} to: {last[:60]}. The answer is \\boxed{{42}}."
 
 
+def tool_caller(
+    *,
+    when: str | None = None,
+    arguments: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+    calls: int = 1,
+    answer: Callable[[list[str]], str] | None = None,
+    otherwise: Callable[[dict[str, Any], int], str | FakeReply] | None = None,
+) -> Callable[[dict[str, Any], int], str | FakeReply]:
+    """A reply function for the fakes that uses tools the way a chat model does.
+
+    It reads the request in OpenAI's shape (every fake hands it so, whatever the wire format):
+
+    - when the last messages are tool results, it answers in text: ``answer(results)``, by default
+      ``"The tools said: ..."`` with the results joined;
+    - when the request offers tools, ``tool_choice`` is not ``none``, and the choice forces a call
+      (``required`` or one named tool) or ``when`` is ``None`` or occurs in the last user message, it
+      calls the named tool, else the first ``calls`` tools offered (several: parallel calls), with
+      ``arguments`` (a mapping, or a function of the request; ``{}`` by default);
+    - otherwise it answers as ``otherwise`` does (by default the fakes' usual reply).
+
+    Call ids are ``call_<messages>_<choice>_<k>``: unique within a conversation.
+    """
+
+    def reply(body: dict[str, Any], choice: int) -> str | FakeReply:
+        messages = [m for m in body.get("messages") or () if isinstance(m, Mapping)]
+        results: list[str] = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            results.insert(0, str(message.get("content") or ""))
+        if results:
+            return FakeReply(answer(results) if answer is not None else "The tools said: " + "; ".join(results))
+        tools = [t.get("function") or {} for t in body.get("tools") or () if isinstance(t, Mapping)]
+        choice_made = body.get("tool_choice")
+        forced = choice_made == "required" or isinstance(choice_made, Mapping)
+        question = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+        if tools and choice_made != "none" and (forced or when is None or when in question):
+            if isinstance(choice_made, Mapping):
+                names = [str((choice_made.get("function") or {}).get("name"))]
+            else:
+                names = [str(t.get("name")) for t in tools[: max(calls, 1)]]
+            given = arguments(body) if callable(arguments) else arguments
+            text = json.dumps(dict(given or {}))
+            made = tuple(
+                ToolCall(id=f"call_{len(messages)}_{choice}_{k}", name=name, arguments=text)
+                for k, name in enumerate(names)
+            )
+            return FakeReply("", tool_calls=made)
+        return otherwise(body, choice) if otherwise is not None else _default_reply(body, choice)
+
+    return reply
+
+
 class FakeOpenAIServer(LoopbackServer):
     """A fake OpenAI-compatible chat server bound to 127.0.0.1 on a free port.
 
     Each chat request is answered ``latency`` seconds after it arrived (the reply function runs
-    inside that time); streams then send one word per ``token_latency``.
+    inside that time); streams then send one word per ``token_latency``. Tools are checked as
+    OpenAI checks them (a ``tool_choice`` naming no offered tool, a ``tool`` message answering no
+    call of the assistant message before it, a call left unanswered, arguments that are not text:
+    400s in OpenAI's words), and ``tools=False`` plays a model without them (a 400 for any
+    request offering tools). A reply's ``tool_calls`` come back as ``message.tool_calls`` and,
+    streamed, as OpenAI streams them: each call's id and name, then its arguments in fragments.
     """
 
     def __init__(
@@ -167,8 +255,10 @@ class FakeOpenAIServer(LoopbackServer):
         api_key: str | None = None,
         models: tuple[str, ...] = ("fake-model",),
         real_model: str | RealModel | None = None,
+        tools: bool = True,
     ) -> None:
         self.real_model = None if real_model is None else _real_model(real_model)
+        self.tools = tools if self.real_model is None else self.real_model.tools
         self.reply = reply or _default_reply
         self.latency = latency
         self.token_latency = token_latency
@@ -266,7 +356,10 @@ class FakeOpenAIServer(LoopbackServer):
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error", param="messages")
         record.body = body
-        refused = refusal(self.real_model, body) if self.real_model is not None else None
+        if self.real_model is not None:
+            refused = refusal(self.real_model, body)
+        else:
+            refused = tool_refusal("openai", body, tools=self.tools)
         if refused is not None:
             await _sleep_until(record.started_at + self.latency)
             return web.json_response(dict(refused.payload), status=refused.status)
@@ -286,7 +379,7 @@ class FakeOpenAIServer(LoopbackServer):
         # The latency runs from the request's arrival, so the server's own work (the reply
         # function, above all) happens inside it instead of adding to every call's duration.
         replies = [await self._reply(body, choice) for choice in range(n)]
-        prompt_tokens = sum(count_words(str(m.get("content", ""))) for m in body["messages"])
+        prompt_tokens = sum(count_words(str(m.get("content") or "")) for m in body["messages"])
         if self.real_model is not None:
             replies = [replace(r, thinking=shown_thinking(self.real_model, body, r.thinking)) for r in replies]
             usage = openai_usage(prompt_tokens, [r.text for r in replies], [r.thinking or "" for r in replies])
@@ -301,14 +394,14 @@ class FakeOpenAIServer(LoopbackServer):
         return response
 
     def _message(self, reply: FakeReply) -> dict[str, Any]:
-        if self.real_model is None:
-            return {"role": "assistant", "content": reply.text}
-        return openai_message(self.real_model, reply.text, reply.thinking or "")
+        model = self.real_model or _PLAIN
+        return openai_message(model, reply.text, reply.thinking or "", reply.tool_calls)
 
     def _deltas(self, reply: FakeReply) -> list[dict[str, Any]]:
-        if self.real_model is None:
+        if self.real_model is None and not reply.tool_calls:
             return [{"content": w if i == 0 else " " + w} for i, w in enumerate(reply.text.split(" "))]
-        return openai_deltas(self.real_model, reply.text, reply.thinking or "") or [{"content": ""}]
+        model = self.real_model or _PLAIN
+        return openai_deltas(model, reply.text, reply.thinking or "", reply.tool_calls) or [{"content": ""}]
 
     def _completion_response(
         self, body: dict[str, Any], replies: list[FakeReply], usage: dict[str, Any], index: int, fault: Fault | None
@@ -324,7 +417,7 @@ class FakeOpenAIServer(LoopbackServer):
                 {
                     "index": i,
                     "message": self._message(r),
-                    "finish_reason": r.finish_reason,
+                    "finish_reason": r.finish,
                     "logprobs": None,
                 }
                 for i, r in enumerate(replies)
@@ -340,7 +433,9 @@ class FakeOpenAIServer(LoopbackServer):
         result = self.reply(body, choice)
         if inspect.isawaitable(result):
             result = await result
-        return result if isinstance(result, FakeReply) else FakeReply(str(result))
+        reply = result if isinstance(result, FakeReply) else FakeReply(str(result))
+        calls = offered_calls(reply.tool_calls, body.get("tools"), body.get("tool_choice"))
+        return reply if calls == reply.tool_calls else replace(reply, tool_calls=calls)
 
     async def _stream(
         self,
@@ -372,7 +467,7 @@ class FakeOpenAIServer(LoopbackServer):
                 await send({"choices": [{"index": i, "delta": delta, "finish_reason": None}]})
                 if fault is not None and fault.kind == "truncate":
                     return response  # connection ends without a finish chunk or [DONE]
-            await send({"choices": [{"index": i, "delta": {}, "finish_reason": reply.finish_reason}]})
+            await send({"choices": [{"index": i, "delta": {}, "finish_reason": reply.finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             await send({"choices": [], "usage": usage})
         await response.write(b"data: [DONE]\n\n")

@@ -11,7 +11,9 @@ from optillm_core import (
     BudgetExhausted,
     CallRole,
     ClientError,
+    GenerationSettings,
     LlmJudgeScorer,
+    ModelClient,
     Optimizer,
     OptimizerConfig,
     Outcome,
@@ -24,6 +26,7 @@ from optillm_core import (
     gather_settled,
     plurality_vote,
     sample_answers,
+    sample_requests,
 )
 
 from ._common import chosen_outcome, record_fallback, samples_extras
@@ -61,6 +64,15 @@ class BestOfNOptimizer(Optimizer[BestOfNConfig]):
         self.scorer: Scorer = scorer or LlmJudgeScorer(
             temperature=self.config.rating_temperature, max_tokens=self.config.rating_max_tokens
         )
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The samples' requests and, with the default judge, one rating call per sample (none for a single sample).
+
+        Another scorer's calls are its own affair and not counted.
+        """
+        n = self.config.n
+        ratings = n if n > 1 and isinstance(self.scorer, LlmJudgeScorer) else 0
+        return sample_requests(self.planning_context(client, settings), n) + ratings
 
     async def run(self, ctx: RunContext[BestOfNConfig]) -> Outcome:
         config = ctx.config

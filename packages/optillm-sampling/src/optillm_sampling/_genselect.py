@@ -11,6 +11,8 @@ from optillm_core import (
     BudgetExhausted,
     CallRole,
     ClientError,
+    GenerationSettings,
+    ModelClient,
     Optimizer,
     OptimizerConfig,
     Outcome,
@@ -18,6 +20,7 @@ from optillm_core import (
     answer_key,
     plurality_vote,
     sample_answers,
+    sample_requests,
 )
 
 from ._common import chosen_outcome, record_fallback, samples_extras
@@ -47,6 +50,11 @@ class GenSelectOptimizer(Optimizer[GenSelectConfig]):
     description: ClassVar[str] = "GenSelect: N candidates, one comparison call that names the best."
     config_type: ClassVar[type[GenSelectConfig]] = GenSelectConfig
     phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "comparison": "judge"}
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The candidates' requests and one comparison (none with a single candidate)."""
+        n = self.config.n
+        return sample_requests(self.planning_context(client, settings), n) + (1 if n > 1 else 0)
 
     async def run(self, ctx: RunContext[GenSelectConfig]) -> Outcome:
         config = ctx.config

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from optillm_core import (
     CallRole,
+    GenerationSettings,
+    ModelClient,
     Optimizer,
     OptimizerConfig,
     Outcome,
@@ -16,6 +18,7 @@ from optillm_core import (
     answer_key,
     plurality_vote,
     sample_answers,
+    sample_requests,
 )
 
 from ._common import Source, chosen_outcome, record_fallback, samples_extras
@@ -38,6 +41,10 @@ class MajorityVotingOptimizer(Optimizer[MajorityVotingConfig]):
     description: ClassVar[str] = "Majority voting: k samples in one request, a plurality vote on normalised answers."
     config_type: ClassVar[type[MajorityVotingConfig]] = MajorityVotingConfig
     phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The requests of ``k`` samples: one ``n`` request where the model samples natively (up to its ``max_n``)."""
+        return sample_requests(self.planning_context(client, settings), self.config.k)
 
     async def run(self, ctx: RunContext[MajorityVotingConfig]) -> Outcome:
         config = ctx.config

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from optillm_core import (
     CallRole,
+    GenerationSettings,
+    ModelClient,
     Optimizer,
     OptimizerConfig,
     Outcome,
@@ -16,6 +18,7 @@ from optillm_core import (
     answer_key,
     plurality_vote,
     sample_answers,
+    sample_requests,
 )
 
 from ._common import Source, chosen_outcome, record_fallback, samples_extras
@@ -45,6 +48,10 @@ class SelfConsistencyOptimizer(Optimizer[SelfConsistencyConfig]):
     description: ClassVar[str] = "Self-consistency: k samples, a vote on their normalised final answers."
     config_type: ClassVar[type[SelfConsistencyConfig]] = SelfConsistencyConfig
     phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
+
+    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
+        """The requests of ``k`` samples: ``k``, or fewer ``n`` requests where the model samples natively."""
+        return sample_requests(self.planning_context(client, settings), self.config.k)
 
     async def run(self, ctx: RunContext[SelfConsistencyConfig]) -> Outcome:
         config = ctx.config

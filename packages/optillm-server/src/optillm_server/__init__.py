@@ -1,8 +1,9 @@
-"""optillm-server: an OpenAI-compatible proxy that applies any installed optillm strategy."""
+"""optillm-server: a proxy that applies any installed optillm strategy (OpenAI chat completions, Anthropic messages)."""
 
 from __future__ import annotations as _annotations
 
 from ._app import create_app, serve
+from ._limits import DEFAULT_CONFIG_CEILINGS, ServerLimits
 from ._passthrough import Upstream
 
-__all__ = ("Upstream", "create_app", "serve")
+__all__ = ("DEFAULT_CONFIG_CEILINGS", "ServerLimits", "Upstream", "create_app", "serve")

@@ -22,8 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from optillm_core import ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
 from optillm_router import AnyioClock, Clock
 
+from ._anthropic_wire import anthropic_error
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
 from ._http import HttpPool, http_timeout
+from ._limits import BodyLimit, ServerLimits
+from ._messages import messages
 from ._passthrough import Upstream
 from ._routes import ServerState, chat_completions, health, list_models
 
@@ -49,21 +52,28 @@ def create_app(
     close_client: bool = False,
     clock: Clock | None = None,
     drop_unsupported: UnsupportedPolicy = "drop",
+    limits: ServerLimits | None = None,
 ) -> Starlette:
-    """An OpenAI-compatible proxy that runs installed strategies on ``client``.
+    """A proxy (OpenAI chat completions, Anthropic messages) that runs installed strategies on ``client``.
 
     ``model`` is the default model name (strategies run on it; ``/v1/models`` lists
     ``STRATEGY-model``). Requests without a strategy go to ``upstream`` unchanged, or through
     ``client`` when there is no upstream. ``client_for_model`` picks the client for another model
     name; without it, only ``model`` (or ``client.model_name``) is served through ``client``.
-    ``require_key`` demands ``Authorization: Bearer <key>`` on every path but ``/health``.
+    ``require_key`` demands ``Authorization: Bearer <key>`` (or ``x-api-key: <key>``, as Anthropic's
+    clients send it) on every path but ``/health``. ``POST /v1/messages`` serves the Anthropic
+    Messages API with the same strategies; its errors come in Anthropic's shape.
     ``http_pool`` shares an ``optillm_router.HttpPool`` (for example the router's) for forwarding;
     without it the app opens its own in its lifespan and closes it at shutdown. ``close_client``
     hands ``client`` to the app, which closes it at shutdown, in the server's own event loop (where
     its connections live). ``clock`` is what pass-through retries wait on (tests pass a virtual one).
     ``drop_unsupported`` is the default policy for request settings the model refuses (``drop``: left
     out; ``error``: a 400 naming them); a request may choose with ``optillm_drop_unsupported``.
+    ``limits`` bound what one request may ask for and spend (:class:`ServerLimits`: body size,
+    ``n``, strategies per request, messages, config ceilings, and each strategy request's budget
+    of upstream calls, tokens and seconds); the defaults apply without it.
     """
+    limits = limits if limits is not None else ServerLimits()
     state = ServerState(
         client=client,
         model=model,
@@ -75,6 +85,7 @@ def create_app(
         keepalive_seconds=keepalive_seconds,
         clock=clock or AnyioClock(),
         drop_unsupported=drop_unsupported,
+        limits=limits,
     )
 
     @asynccontextmanager
@@ -88,12 +99,14 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],
         middleware=[
             Middleware(_CatchAll, scrub=state.scrub),
             Middleware(_RequireKey, key=_Secret(require_key)),
+            Middleware(BodyLimit, max_bytes=limits.max_body_bytes),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
         lifespan=lifespan,
@@ -141,19 +154,24 @@ def _single_model(client: ModelClient, model: str) -> Callable[[str], ModelClien
     return resolve
 
 
+def shaped(error: ApiError, path: str) -> ApiError:
+    """``error`` in the shape of the API that ``path`` belongs to: Anthropic's under ``/v1/messages``, else OpenAI's."""
+    return anthropic_error(error) if path.startswith("/v1/messages") else error
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     state: ServerState = request.app.state.optillm
     error = api_error_for(exc, state.scrub)
     log_error(error, exc, state.scrub, path=request.url.path)
-    return error_response(error)
+    return error_response(shaped(error, request.url.path))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return error_response(ApiError(exc.status_code, message, kind=kind))
+    return error_response(shaped(ApiError(exc.status_code, message, kind=kind), request.url.path))
 
 
 class _Secret:
@@ -167,27 +185,35 @@ class _Secret:
 
 
 class _RequireKey:
-    """Demands ``Authorization: Bearer <key>``, compared in constant time; ``/health`` is open."""
+    """Demands ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` in constant time; ``/health`` is open."""
 
     def __init__(self, app: ASGIApp, key: _Secret) -> None:
         self.app = app
-        self._expected = f"Bearer {key.value}".encode() if key.value else None
+        self._key = key.value.encode() if key.value else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._expected is None or scope["type"] != "http" or scope["path"] == "/health":
+        if self._key is None or scope["type"] != "http" or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if hmac.compare_digest(given, self._expected):
+        if self._accepted(scope["headers"]):
             await self.app(scope, receive, send)
             return
         error = ApiError(
             401,
-            "missing or wrong API key: send the proxy's key as 'Authorization: Bearer <key>'",
+            "missing or wrong API key: send the proxy's key as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
             kind="invalid_request_error",
             code="invalid_api_key",
         )
-        await _send_json(send, error, extra_headers=[(b"www-authenticate", b"Bearer")])
+        await _send_json(send, shaped(error, scope["path"]), extra_headers=[(b"www-authenticate", b"Bearer")])
+
+    def _accepted(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        assert self._key is not None
+        bearer = next((v for k, v in headers if k == b"authorization"), b"")
+        api_key = next((v for k, v in headers if k == b"x-api-key"), b"")
+        # both compared, so the time taken does not depend on which header holds the key
+        by_bearer = hmac.compare_digest(bearer, b"Bearer " + self._key)
+        by_api_key = hmac.compare_digest(api_key, self._key)
+        return by_bearer or by_api_key
 
 
 class _CatchAll:
@@ -218,7 +244,7 @@ class _CatchAll:
             error = api_error_for(exc, self._scrub)
             log_error(error, exc, self._scrub, path=scope.get("path"))
             if not started:
-                await _send_json(send, error)
+                await _send_json(send, shaped(error, scope.get("path", "")))
 
 
 async def _send_json(send: Send, error: ApiError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations as _annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse
 from optillm_core import (
     AuthenticationError,
     BadRequestError,
+    BudgetExhausted,
     ClientError,
     InvalidConfiguration,
     NoSolutions,
@@ -45,6 +47,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -53,15 +56,21 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.extra_headers: dict[str, str] = dict(headers or {})
 
     def payload(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
     def headers(self) -> dict[str, str]:
+        """The response headers the error needs: ``Retry-After``, and any given (``Connection: close`` for a 413)."""
         if self.retry_after is None:
-            return {}
+            return dict(self.extra_headers)
         # Rounded up: a client told to wait 0 s after a 0.4 s Retry-After would only be refused again.
-        return {"retry-after": str(max(0, math.ceil(self.retry_after)))}
+        return {**self.extra_headers, "retry-after": str(max(0, math.ceil(self.retry_after)))}
+
+    def stream_end(self) -> bytes:
+        """The last bytes of an event stream this error ends once it has started: an error event and ``[DONE]``."""
+        return b"data: " + json.dumps(self.payload(), separators=(",", ":")).encode() + b"\n\ndata: [DONE]\n\n"
 
 
 class Scrubber:
@@ -86,7 +95,10 @@ def api_error_for(exc: BaseException, scrub: Scrubber) -> ApiError:
             param=exc.param,
             code=exc.code,
             retry_after=exc.retry_after,
+            headers=exc.extra_headers,
         )
+    if isinstance(exc, BudgetExhausted):
+        return _budget_error(exc)
     if isinstance(exc, ClientError):
         return _client_error(exc, scrub(str(exc)))
     cause = _provider_cause(exc)
@@ -124,6 +136,8 @@ def _client_error(exc: ClientError, message: str) -> ApiError:
     if isinstance(exc, BadRequestError):
         if exc.status_code == 404:  # the upstream has no such model: answered as pass-through answers it
             return ApiError(404, upstream, code="upstream_not_found")
+        if exc.status_code == 413:  # the prompt is too large for the upstream: the client's to shorten
+            return ApiError(413, upstream, code="upstream_request_too_large")
         return ApiError(400, upstream, code="upstream_bad_request")
     if isinstance(exc, ProviderUnavailable):
         if exc.status_code in (503, 529):
@@ -133,6 +147,18 @@ def _client_error(exc: ClientError, message: str) -> ApiError:
     if isinstance(exc, ProtocolError):
         return ApiError(502, upstream, kind="upstream_error", code="upstream_protocol_error")
     return ApiError(502, upstream, kind="upstream_error", code="upstream_error")
+
+
+def _budget_error(exc: BudgetExhausted) -> ApiError:
+    """A run that reached the request's budget before any answer was recorded (the proxy's only budget)."""
+    message = (
+        f"the request's budget ran out before the strategy had any answer ({exc}): lower n or the strategy's "
+        "settings, or ask the server's operator to raise --max-request-calls, --max-request-tokens or "
+        "--max-request-seconds"
+    )
+    if exc.kind == "time":
+        return ApiError(504, message, kind="timeout_error", code="request_budget_exhausted")
+    return ApiError(400, message, code="request_budget_exhausted")
 
 
 def error_response(error: ApiError) -> JSONResponse:

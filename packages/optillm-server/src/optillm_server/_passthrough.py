@@ -20,10 +20,10 @@ import structlog
 from optillm_core import (
     BadRequestError,
     ClientError,
-    Completed,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    OptillmError,
     OutputTextDelta,
     Prompt,
     ProtocolError,
@@ -32,32 +32,48 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCallDelta,
     check_allow_model_requests,
     error_for_status,
 )
 from optillm_router import (
     INITIAL_RETRY_DELAY,
+    MAX_RETRIES,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     AnyioClock,
     Clock,
+    client_error,
+    could_not_connect,
     parse_retry_after,
+    retry_allowed,
     retry_delay,
-    should_retry,
 )
 
 from ._conversation import client_prompt
 from ._errors import ApiError, Scrubber, api_error_for
 from ._sse import EventKind, EventSplitter, event_kind
 from ._streaming import Exchange
+from ._tools import ToolCallPieces, choice_finish_reason
 from ._wire import ChatRequest, ResponseHeader, chunk, completion
 
-__all__ = ("DEFAULT_MAX_RETRIES", "Forwarding", "Upstream", "fetch_models", "forward", "serve_with_client")
+__all__ = (
+    "DEFAULT_MAX_RETRIES",
+    "Forwarding",
+    "Reach",
+    "Upstream",
+    "fetch_models",
+    "forward",
+    "serve_with_client",
+)
 
 log = structlog.get_logger("optillm")
 
-DEFAULT_MAX_RETRIES = 2
-"""Retries of a failed pass-through call by default, as the official OpenAI SDK and the router make."""
+DEFAULT_MAX_RETRIES = MAX_RETRIES
+"""Retries of a failed pass-through call by default: the router's (``optillm_router.MAX_RETRIES``), so that a
+forwarded request survives the faults a strategy's calls survive."""
+UPSTREAM = "the upstream server"
+"""How messages about forwarding name the upstream."""
 
 _OPTILLM_FIELDS = ("optillm_approach", "optillm_config")
 _NO_CACHE = (b"cache-control", b"no-cache")
@@ -67,10 +83,12 @@ _NO_CACHE = (b"cache-control", b"no-cache")
 class Upstream:
     """An OpenAI-compatible server that receives pass-through requests (``base_url`` ends in ``/v1``).
 
-    A failed call is retried as the router retries its own (``optillm_router.should_retry``,
-    ``retry_delay``): up to ``max_retries`` more attempts, waiting the upstream's ``Retry-After``
-    when it gives one (up to ``max_retry_after``; a longer one fails the call at once) and an
-    exponential backoff from ``initial_retry_delay`` to ``max_retry_delay`` otherwise.
+    A failed call is retried as the router retries its own, with its policy functions
+    (``optillm_router.retry_allowed``, ``retry_delay``): up to ``max_retries`` more attempts (the
+    router's 10 by default; only ``optillm_router.UNREACHED_RETRIES`` while the upstream has never
+    answered and refuses connections), waiting the upstream's ``Retry-After`` when it gives one (up
+    to ``max_retry_after``; a longer one fails the call at once) and an exponential backoff from
+    ``initial_retry_delay`` to ``max_retry_delay`` otherwise.
     """
 
     base_url: str
@@ -103,12 +121,19 @@ class Upstream:
             headers["authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def retry_in(self, error: ClientError, attempt: int, rng: random.Random | None = None) -> float | None:
-        """Seconds to wait before retrying a call that failed with ``error`` on ``attempt`` (from 0), or ``None``."""
-        if attempt >= self.max_retries or not should_retry(error):
+    def retry_in(
+        self, error: ClientError, attempt: int, rng: random.Random | None = None, *, unreached: bool = False
+    ) -> float | None:
+        """Seconds to wait before retrying a call that failed with ``error`` on ``attempt`` (from 0), or ``None``.
+
+        ``unreached``: the upstream has never answered and refused this connection (see :class:`Reach`).
+        A ``Retry-After`` above ``max_retry_after`` (a daily quota) is told to the client at once.
+        """
+        allowed = retry_allowed(
+            error, attempt, max_retries=self.max_retries, max_retry_after=self.max_retry_after, unreached=unreached
+        )
+        if not allowed:
             return None
-        if error.retry_after is not None and error.retry_after > self.max_retry_after:
-            return None  # a long wait (a daily quota) is better told to the client at once
         return retry_delay(
             attempt,
             error.retry_after,
@@ -126,9 +151,30 @@ def outgoing_body(raw: bytes, body: dict[str, Any]) -> bytes:
     return json.dumps({k: v for k, v in body.items() if k not in _OPTILLM_FIELDS}).encode()
 
 
+@dataclass
+class Reach:
+    """Whether the upstream has ever answered (with any status, or at least accepted a connection).
+
+    Until it has, a refused connection is likelier a wrong address than a restart, and is retried
+    only ``optillm_router.UNREACHED_RETRIES`` times, as the router does for a route that never answered.
+    """
+
+    reached: bool = False
+
+    def note(self, error: BaseException | None) -> None:
+        """Record an attempt's outcome: ``None`` (it succeeded) or the error it failed with."""
+        if not self.reached and (error is None or not could_not_connect(error)):
+            self.reached = True
+
+    def unreached(self, error: BaseException) -> bool:
+        """Whether ``error`` is a refused connection to an upstream that has never answered."""
+        return not self.reached and could_not_connect(error)
+
+
 @dataclass(frozen=True)
 class Forwarding:
-    """How pass-through requests reach the upstream: its pool, timeouts, and the clock retries wait on."""
+    """How pass-through requests reach the upstream: its pool, timeouts, the clock retries wait on, and
+    whether the upstream has answered before (shared by every request of a server)."""
 
     pool: httpx.AsyncClient
     upstream: Upstream
@@ -136,6 +182,7 @@ class Forwarding:
     http_timeout: httpx.Timeout
     clock: Clock = field(default_factory=AnyioClock)
     rng: random.Random | None = None
+    reach: Reach = field(default_factory=Reach)
 
 
 async def forward(exchange: Exchange, forwarding: Forwarding, body: bytes, *, stream: bool) -> None:
@@ -146,15 +193,18 @@ async def forward(exchange: Exchange, forwarding: Forwarding, body: bytes, *, st
     so until then any transient failure is retried; after that, a broken stream ends with an
     error event and ``[DONE]``.
     """
-    upstream = forwarding.upstream
+    upstream, reach = forwarding.upstream, forwarding.reach
     check_allow_model_requests(upstream.base_url)
     attempt = 0
     while True:
         try:
             await _forward_once(exchange, forwarding, body, stream=stream)
+            reach.note(None)
             return
         except ClientError as exc:
-            delay = None if exchange.started else upstream.retry_in(exc, attempt, forwarding.rng)
+            unreached = reach.unreached(exc)
+            reach.note(exc)
+            delay = None if exchange.started else upstream.retry_in(exc, attempt, forwarding.rng, unreached=unreached)
             if delay is None:
                 if isinstance(exc, _Refused):
                     raise exc.answer from None
@@ -339,29 +389,35 @@ def _optional_str(value: Any) -> str | None:
 
 @contextmanager
 def _transport_errors() -> Iterator[None]:
-    """Map connection failures and timeouts of the forwarding client to the core error tree."""
+    """Map transport failures of the forwarding client to the core error tree, with the router's one
+    table (``optillm_router.client_error``): timeouts, refused or dropped connections, bodies cut short."""
     try:
         yield
-    except httpx.TransportError as exc:
-        # the aiohttp transport reports any connection error as a ConnectTimeout: trust its cause first
-        cause = exc.__cause__
-        timed_out = isinstance(cause, TimeoutError) if cause is not None else isinstance(exc, httpx.TimeoutException)
-        if timed_out:
-            raise ProviderTimeout(f"the upstream server did not answer in time ({type(exc).__name__})") from exc
-        raise ProviderUnavailable(f"could not reach the upstream server ({type(cause or exc).__name__})") from exc
+    except OptillmError:
+        raise
+    except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        error = client_error(exc, UPSTREAM)
+        if error is None:
+            raise
+        raise error from exc
 
 
 async def serve_with_client(
     exchange: Exchange, client: ModelClient, request: ChatRequest, header: ResponseHeader
 ) -> None:
-    """Pass-through without an upstream server: the conversation goes turn by turn through ``client``."""
-    request.reject_tools("this server has no OpenAI-compatible upstream to pass them to")
+    """Pass-through without an upstream server: the conversation goes turn by turn through ``client``.
+
+    Tools, tool calls and tool results go to the model as they are, and its tool calls come back
+    in ``message.tool_calls`` (or ``delta.tool_calls`` pieces when streamed), choice by choice.
+    """
+    request.reject_logprobs("this server has no OpenAI-compatible upstream to pass them to")
     prompt = client_prompt(request.messages)
     settings = request.settings().with_(n=request.n)
     if not request.stream:
         result = await client.complete(prompt, settings)
         choices = [(text, result.finish_reason(i)) for i, text in enumerate(result.texts)]
-        await exchange.json(200, completion(header, choices, result.usage, list(result.thinking)))
+        calls = [result.calls_of(i) for i in range(len(result.texts))]
+        await exchange.json(200, completion(header, choices, result.usage, list(result.thinking), calls))
         return
     await _stream_with_client(exchange, client, prompt, settings, request, header)
 
@@ -376,6 +432,7 @@ async def _stream_with_client(
 ) -> None:
     usage_field = request.include_usage
     usage = TokenUsage()
+    pieces = ToolCallPieces()
 
     async def relay(event: ResponseEvent) -> None:
         nonlocal usage
@@ -385,11 +442,15 @@ async def _stream_with_client(
             delta = {field: event.delta}
             await exchange.data(chunk(header, index=event.index, delta=delta, with_usage_field=usage_field))
             return
-        if not isinstance(event, Completed):
-            return  # tool calls: this path refuses requests with tools (reject_tools above)
+        if isinstance(event, ToolCallDelta):
+            piece = pieces.delta(event)
+            if piece is not None:
+                await exchange.data(chunk(header, index=event.index, delta=piece, with_usage_field=usage_field))
+            return
         usage = event.usage or TokenUsage()
         for index in range(request.n):
-            reason = (event.finish_reasons[index] if index < len(event.finish_reasons) else None) or "stop"
+            given = event.finish_reasons[index] if index < len(event.finish_reasons) else None
+            reason = choice_finish_reason(given, pieces.called(index))
             await exchange.data(chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field))
 
     async with client.stream(prompt, settings) as events:

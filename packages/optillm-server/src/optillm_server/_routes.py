@@ -2,7 +2,7 @@
 
 from __future__ import annotations as _annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +15,25 @@ from optillm_core import ClientError, GenerationSettings, ModelClient, Optimizer
 from optillm_router import AnyioClock, Clock
 
 from . import _strategies
-from ._conversation import strategy_input
+from ._conversation import StrategyInput, strategy_input
 from ._errors import ApiError, Scrubber, api_error_for
-from ._passthrough import Forwarding, Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._limits import ServerLimits, check_plan, check_request, request_budget
+from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, outgoing_body, serve_with_client
 from ._runs import plan_strategies
 from ._selection import Selection, select
 from ._streaming import DeferredResponse, Exchange
+from ._tools import check_strategies_answer_with_tools
 from ._wire import ChatRequest, ResponseHeader, parse_body
 
-__all__ = ("ServerState", "chat_completions", "health", "list_models")
+__all__ = (
+    "ServerState",
+    "chat_completions",
+    "health",
+    "list_models",
+    "refuse_unsupported",
+    "server_state",
+    "strategy_job",
+)
 
 log = structlog.get_logger("optillm")
 
@@ -43,6 +53,9 @@ class ServerState:
     pool: httpx.AsyncClient | None = None
     clock: Clock = field(default_factory=AnyioClock)
     drop_unsupported: UnsupportedPolicy = "drop"
+    reach: Reach = field(default_factory=Reach)
+    """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
@@ -50,16 +63,18 @@ class ServerState:
         return self.pool
 
     def forwarding(self, upstream: Upstream) -> Forwarding:
-        return Forwarding(self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock)
+        return Forwarding(
+            self.require_pool(), upstream, self.scrub, self.upstream_timeout, self.clock, reach=self.reach
+        )
 
 
-def _state(request: Request) -> ServerState:
+def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.optillm
     return state
 
 
 async def chat_completions(request: Request) -> Response:
-    state = _state(request)
+    state = server_state(request)
     raw = await request.body()
     body = parse_body(raw)
     approach = body.get("optillm_approach")
@@ -69,24 +84,67 @@ async def chat_completions(request: Request) -> Response:
     if selection.pass_through:
         return _pass_through(state, raw, body, selection)
     chat = ChatRequest.parse(body)
-    chat.reject_tools("strategies answer with text; send the request without a strategy to pass tools through")
+    chat.reject_logprobs("strategies answer with text; send the request without a strategy to pass logprobs through")
     chat.reject_structured_output()
-    client = state.client_for_model(selection.model)
-    settings = chat.settings()
-    policy = chat.optillm_drop_unsupported or state.drop_unsupported
-    _refuse_unsupported(client, settings, policy)
-    job = _strategies.StrategyJob(
-        plan=plan_strategies(selection, state.registry, chat.optillm_config, chat.n),
+    job = strategy_job(
+        state,
+        selection,
         question=strategy_input(chat.messages),
-        settings=settings,
-        client=client,
+        settings=chat.settings(),
+        config=chat.optillm_config,
+        n=chat.n,
+        messages=len(chat.messages),
+        strategy_param="optillm_approach" if approach else "model",
+        policy=chat.optillm_drop_unsupported,
         header=ResponseHeader(model=chat.model),
         include_usage=chat.include_usage,
-        keepalive_seconds=state.keepalive_seconds,
-        unsupported=policy,
     )
     work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
     return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
+
+
+def strategy_job(
+    state: ServerState,
+    selection: Selection,
+    *,
+    question: StrategyInput,
+    settings: GenerationSettings,
+    config: Mapping[str, Any] | None,
+    n: int,
+    messages: int,
+    strategy_param: str,
+    policy: UnsupportedPolicy | None,
+    header: ResponseHeader,
+    include_usage: bool = False,
+) -> _strategies.StrategyJob:
+    """A strategy request, whichever API it came in, as the job that runs it: its client, plan, settings and budget.
+
+    Everything that refuses a request before any call happens here (a request over the server's
+    limits, a model that is not served, settings the model refuses under the ``error`` policy, an
+    invalid ``optillm_config``, tools a strategy cannot pass on, a plan over the request budget), so
+    that every endpoint refuses the same requests the same way.
+    """
+    limits = state.limits
+    check_request(limits, n=n, strategies=selection.strategies, messages=messages, strategy_param=strategy_param)
+    client = state.client_for_model(selection.model)
+    policy = policy or state.drop_unsupported
+    refuse_unsupported(client, settings, policy)
+    plan = plan_strategies(selection, state.registry, config, n)
+    check_strategies_answer_with_tools(plan.optimizers, plan.mode, settings, state.registry.infos())
+    check_plan(
+        limits, plan.optimizers, mode=plan.mode, n=plan.n, client=client, settings=settings, query=question.query
+    )
+    return _strategies.StrategyJob(
+        plan=plan,
+        question=question,
+        settings=settings,
+        client=client,
+        header=header,
+        include_usage=include_usage,
+        keepalive_seconds=state.keepalive_seconds,
+        unsupported=policy,
+        budget=request_budget(limits),
+    )
 
 
 def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
@@ -101,7 +159,7 @@ def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selectio
         return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
     chat = ChatRequest.parse(body)
     client = state.client_for_model(selection.model)
-    _refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
+    refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
     header = ResponseHeader(model=chat.model)
 
     async def direct(exchange: Exchange) -> None:
@@ -110,14 +168,23 @@ def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selectio
     return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
 
 
-def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
+def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
     """Under the ``error`` policy, a 400 naming the settings the model refuses, before any call.
 
-    Under ``drop`` (the default) they are left out of every call instead.
+    Under ``drop`` (the default) they are left out of every call instead, except tools: a model
+    that takes none refuses them under both policies, since dropping them would lose the tool calls.
     """
+    refused = client.profile.unsupported(settings)
+    if "tools" in refused:
+        raise ApiError(
+            400,
+            f"model '{client.model_name}' does not accept tools: remove 'tools' from the request or use a model "
+            "that calls tools (leaving them out would lose the tool calls the request asks for)",
+            param="tools",
+            code="unsupported_setting",
+        )
     if policy != "error":
         return
-    refused = client.profile.unsupported(settings)
     if refused:
         raise ApiError(
             400,
@@ -130,7 +197,7 @@ def _refuse_unsupported(client: ModelClient, settings: GenerationSettings, polic
 
 async def list_models(request: Request) -> Response:
     """The upstream's models (or the default model) and each installed strategy on the default model."""
-    state = _state(request)
+    state = server_state(request)
     models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
     if state.upstream is not None:
         try:
@@ -147,5 +214,5 @@ def _model_entry(model_id: str, owner: str) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    state = _state(request)
+    state = server_state(request)
     return JSONResponse({"status": "ok", "model": state.model, "strategies": state.registry.names()})

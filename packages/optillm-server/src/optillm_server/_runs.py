@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from optillm_core import (
     AnswerDelta,
+    BudgetExhausted,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
@@ -18,6 +19,7 @@ from optillm_core import (
     PhaseStarted,
     RunStarted,
     TokenUsage,
+    ToolCall,
     UnsupportedPolicy,
     task_group,
 )
@@ -25,6 +27,7 @@ from optillm_core import (
 from ._conversation import StrategyInput
 from ._errors import ApiError
 from ._selection import Selection
+from ._tools import stage_settings
 
 __all__ = ("ChoiceResult", "RunSink", "StrategyPlan", "plan_strategies", "run_plan")
 
@@ -48,9 +51,16 @@ class RunSink(Protocol):
 
 @dataclass(frozen=True)
 class ChoiceResult:
+    """One choice's answer, its thinking and tool calls (from the last stage), and the usage of all its stages.
+
+    ``budget_exhausted`` when it is the best so far of a run the budget cut short.
+    """
+
     answer: str
     usage: TokenUsage
     thinking: str = ""
+    budget_exhausted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,22 +149,37 @@ async def _pipeline(
     sink: RunSink | None,
     unsupported: UnsupportedPolicy,
 ) -> ChoiceResult:
-    """Each stage answers the original question, given the previous stage's answer as a draft."""
+    """Each stage answers the original question, given the previous stage's answer as a draft.
+
+    When the budget runs out (``client`` carries the request's), the pipeline ends with the best
+    answer so far: the stage's own best, or the previous stage's answer when the stage had none.
+    Only the last stage's answer is returned, so only it gets the request's tools (see
+    :func:`~optillm_server._tools.stage_settings`); earlier stages write their drafts in text.
+    """
     usage = TokenUsage()
     answer = thinking = ""
+    calls: tuple[ToolCall, ...] = ()
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
-        solution = await optimizer.optimize(
-            query,
-            client,
-            system_prompt=question.system_prompt,
-            settings=settings,
-            events=_forwarder(sink, index, final=position == len(stages) - 1),
-            unsupported=unsupported,
-        )
+        last = position == len(stages) - 1
+        try:
+            solution = await optimizer.optimize(
+                query,
+                client,
+                system_prompt=question.system_prompt,
+                settings=stage_settings(optimizer, settings, last=last),
+                events=_forwarder(sink, index, final=last),
+                unsupported=unsupported,
+            )
+        except BudgetExhausted:
+            if position == 0:
+                raise
+            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True)
         usage = usage + solution.usage
-        answer, thinking = solution.answer, solution.thinking
-    return ChoiceResult(answer=answer, usage=usage, thinking=thinking)
+        answer, thinking, calls = solution.answer, solution.thinking, solution.tool_calls
+        if solution.metadata.budget_exhausted:
+            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True, tool_calls=calls)
+    return ChoiceResult(answer=answer, usage=usage, thinking=thinking, tool_calls=calls)
 
 
 def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:

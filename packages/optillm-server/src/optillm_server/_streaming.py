@@ -2,9 +2,10 @@
 
 :class:`Exchange` wraps the ASGI ``send`` of one response: a complete JSON answer, or a
 server-sent event stream (``data:`` lines and ``:`` comments). :class:`DeferredResponse` runs the
-work beside a task that watches for ``http.disconnect``; any error becomes an OpenAI-shaped error,
-as a JSON response before the stream starts and as a ``data: {"error": ...}`` event followed by
-``data: [DONE]`` after, so that a stream never just stops.
+work beside a task that watches for ``http.disconnect``; any error becomes an error in the
+endpoint's shape (OpenAI's unless the response is given another), as a JSON response before the
+stream starts and as the stream's closing error event after (OpenAI: ``data: {"error": ...}`` and
+``data: [DONE]``; Anthropic: ``event: error``), so that a stream never just stops.
 """
 
 from __future__ import annotations as _annotations
@@ -21,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ._errors import ApiError, Scrubber, api_error_for, log_error
 
-__all__ = ("DeferredResponse", "Exchange")
+__all__ = ("DeferredResponse", "ErrorShape", "Exchange")
 
 log = structlog.get_logger("optillm")
 
@@ -32,11 +33,19 @@ _SSE_HEADERS = [
 ]
 
 
-class Exchange:
-    """The response side of one request, written once as JSON or as an event stream."""
+ErrorShape = Callable[[ApiError], ApiError]
+"""Turns an error into the API's own shape and status (OpenAI's errors are :class:`ApiError` as they are)."""
 
-    def __init__(self, send: Send) -> None:
+
+class Exchange:
+    """The response side of one request, written once as JSON or as an event stream.
+
+    ``shape`` puts every error it fails with into the endpoint's API shape (the default: OpenAI's).
+    """
+
+    def __init__(self, send: Send, shape: ErrorShape | None = None) -> None:
         self._client_send = send
+        self._shape = shape
         self.started = False
         self.finished = False
         self.client_gone = False
@@ -70,6 +79,11 @@ class Exchange:
     async def data(self, payload: Any) -> None:
         await self.write(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
 
+    async def event(self, name: str, payload: Any) -> None:
+        """A named event (``event:`` and ``data:`` lines), as Anthropic's streams send them."""
+        data = json.dumps(payload, separators=(",", ":"))
+        await self.write(f"event: {name}\ndata: {data}\n\n".encode())
+
     async def comment(self, text: str) -> None:
         line = " ".join(text.split())
         await self.write(f": {line}\n\n".encode())
@@ -83,12 +97,13 @@ class Exchange:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def fail(self, error: ApiError) -> None:
-        """The error as a JSON response; once a stream has begun, as an error event followed by ``[DONE]``."""
+        """The error as a JSON response; once a stream has begun, as its closing error event(s)."""
+        if self._shape is not None:
+            error = self._shape(error)
         if not self.started:
             await self.json(error.status, error.payload(), error.headers())
         elif not self.finished:
-            await self.data(error.payload())
-            await self.done()
+            await self.write(error.stream_end())
             await self.end()
 
 
@@ -96,16 +111,20 @@ Work = Callable[[Exchange], Awaitable[None]]
 
 
 class DeferredResponse(Response):
-    """Runs ``work`` when the response is sent, cancelling it if the client disconnects first."""
+    """Runs ``work`` when the response is sent, cancelling it if the client disconnects first.
 
-    def __init__(self, work: Work, scrub: Scrubber, **log_context: Any) -> None:
+    ``shape`` gives its errors the endpoint's API shape (see :class:`Exchange`).
+    """
+
+    def __init__(self, work: Work, scrub: Scrubber, *, shape: ErrorShape | None = None, **log_context: Any) -> None:
         super().__init__()
         self._work = work
         self._scrub = scrub
+        self._shape = shape
         self._log_context = log_context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = Exchange(send)
+        exchange = Exchange(send, self._shape)
         ended = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)

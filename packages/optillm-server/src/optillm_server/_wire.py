@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from optillm_core import FinishReason, GenerationSettings, TokenUsage
+from optillm_core import FinishReason, GenerationSettings, TokenUsage, ToolCall
 
 from ._errors import ApiError
+from ._tools import choice_finish_reason, message_tool_calls, parse_tool_choice, parse_tools
 
 __all__ = (
     "ChatMessage",
@@ -55,6 +56,7 @@ class ChatMessage(BaseModel):
     role: str
     content: str | list[dict[str, Any]] | None = None
     tool_calls: list[Any] | None = None
+    tool_call_id: str | None = None
 
 
 class ChatRequest(BaseModel):
@@ -73,8 +75,11 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    tools: list[Any] | None = None
+    tools: Any = None  # read by _tools.parse_tools, which names what is wrong
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     functions: list[Any] | None = None
+    function_call: str | dict[str, Any] | None = None
     logprobs: bool | None = None
     response_format: dict[str, Any] | None = None
     optillm_approach: str | None = None
@@ -83,12 +88,16 @@ class ChatRequest(BaseModel):
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ChatRequest:
+        """The request, its fields checked (tools included), or a 400 naming the first one that is wrong."""
         try:
-            return cls.model_validate(body)
+            request = cls.model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"]) or None
             raise ApiError(400, f"invalid '{param}': {first['msg']}", param=param) from None
+        request.reject_legacy_functions()
+        request.settings()  # tools and tool_choice are read here: a malformed one is a 400 at once
+        return request
 
     @property
     def include_usage(self) -> bool:
@@ -96,21 +105,33 @@ class ChatRequest(BaseModel):
 
     def settings(self) -> GenerationSettings:
         """The request's sampling settings (one choice; ``n`` is handled by the caller)."""
+        tools = parse_tools(self.tools)
         values: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_completion_tokens or self.max_tokens,
             "stop": self.stop,
             "seed": self.seed,
+            "tools": tools,
+            "tool_choice": parse_tool_choice(self.tool_choice, tools),
         }
         return GenerationSettings(**{k: v for k, v in values.items() if v is not None})
 
-    def reject_tools(self, why: str) -> None:
-        """A clear 400 for fields this path cannot honour, instead of silently dropping them."""
-        if self.tools or self.functions:
-            raise ApiError(400, f"'tools' cannot be used here: {why}", param="tools")
+    def reject_logprobs(self, why: str) -> None:
+        """A clear 400 for logprobs where the answer cannot carry them, instead of silently dropping them."""
         if self.logprobs:
             raise ApiError(400, f"'logprobs' cannot be used here: {why}", param="logprobs")
+
+    def reject_legacy_functions(self) -> None:
+        """``functions`` and ``function_call`` are OpenAI's deprecated forms of tools: a 400 saying what to send."""
+        for name, new in (("functions", "tools"), ("function_call", "tool_choice")):
+            if getattr(self, name) is not None:
+                raise ApiError(
+                    400,
+                    f"'{name}' is OpenAI's deprecated form of '{new}', which this proxy reads instead: send the "
+                    "functions as 'tools' ({'type': 'function', 'function': {...}}) and the choice as 'tool_choice'",
+                    param=name,
+                )
 
     def reject_structured_output(self) -> None:
         """Strategies answer in free text; a JSON schema would silently not hold, so it is refused."""
@@ -145,28 +166,38 @@ def completion(
     choices: list[tuple[str, FinishReason | None]],
     usage: TokenUsage,
     thinking: list[str] | None = None,
+    tool_calls: list[tuple[ToolCall, ...]] | None = None,
 ) -> dict[str, Any]:
-    """A complete ``chat.completion`` object; a choice's thinking goes in ``reasoning_content``, never in content."""
+    """A complete ``chat.completion`` object; a choice's thinking goes in ``reasoning_content``, never in content.
+
+    A choice with tool calls carries them in ``message.tool_calls`` with ``finish_reason``
+    ``tool_calls``, and ``content`` null when it wrote no text, as OpenAI answers.
+    """
+    body: list[dict[str, Any]] = []
+    for index, (text, reason) in enumerate(choices):
+        calls = tool_calls[index] if tool_calls and index < len(tool_calls) else ()
+        body.append(
+            {
+                "index": index,
+                "message": _message(text, thinking[index] if thinking and index < len(thinking) else "", calls),
+                "finish_reason": choice_finish_reason(reason, bool(calls)),
+                "logprobs": None,
+            }
+        )
     return {
         "id": header.id,
         "object": "chat.completion",
         "created": header.created,
         "model": header.model,
-        "choices": [
-            {
-                "index": index,
-                "message": _message(text, thinking[index] if thinking and index < len(thinking) else ""),
-                "finish_reason": reason or "stop",
-                "logprobs": None,
-            }
-            for index, (text, reason) in enumerate(choices)
-        ],
+        "choices": body,
         "usage": usage_payload(usage),
     }
 
 
-def _message(text: str, thinking: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text}
+def _message(text: str, thinking: str, calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        message["tool_calls"] = message_tool_calls(calls)
     if thinking:
         message["reasoning_content"] = thinking  # what DeepSeek's API and vLLM clients read
     return message

@@ -29,7 +29,7 @@ from optillm_core import (
 from .._http import HttpPool, error_from_response, request_timeout, transport_errors
 from ._lessons import learned_profile
 
-__all__ = ("HttpModelClient", "check_n", "fit_settings", "json_object", "map_finish", "wire_messages")
+__all__ = ("HttpModelClient", "check_n", "check_tools", "fit_settings", "json_object", "map_finish", "wire_messages")
 
 log = structlog.get_logger("optillm")
 
@@ -53,9 +53,24 @@ def check_n(provider: str, profile: ModelProfile, settings: GenerationSettings) 
         )
 
 
+def check_tools(provider: str, model: str, profile: ModelProfile, settings: GenerationSettings) -> None:
+    """Refuse tools the model does not take: left out, the caller's tool calls would be lost."""
+    if settings.tools and not profile.tools:
+        raise BadRequestError(
+            f"{provider}/{model} does not take tools (function calling); send the request without tools, "
+            "or to a model that takes them",
+            provider=provider,
+        )
+
+
 def fit_settings(provider: str, model: str, profile: ModelProfile, settings: GenerationSettings) -> GenerationSettings:
-    """``settings`` as the model accepts them: refused settings left out, the output limit fitted to its cap."""
+    """``settings`` as the model accepts them: refused settings left out, the output limit fitted to its cap.
+
+    Tools are the exception: a model that does not take them refuses the request
+    (:class:`~optillm_core.BadRequestError`), since without them the caller's tool calls would be lost.
+    """
     check_n(provider, profile, settings)
+    check_tools(provider, model, profile, settings)
     if _already_fitted(profile, settings):
         return settings
     fitted = profile.fit(settings)
@@ -240,20 +255,27 @@ class HttpModelClient(ModelClient):
         learned = learned_profile(self._profile, exc.message, self.max_tokens_fields)
         if learned is None:
             return None
+        if settings.tools and not learned.tools:
+            # Sent again without the tools, the answer would lose the caller's tool calls: the 400 stands.
+            self._adopt(learned, exc, "model refused the tools its profile allowed; refusing requests with tools now")
+            return None
         fitted = fit_settings(self.provider, self.model, learned, settings)
         body = self.build_body(prompt, fitted, learned, stream=stream)
         if body == sent:
             return None  # the refused setting was not in this request: the lesson does not explain the 400
+        self._adopt(learned, exc, "model refused a setting its profile allowed; sending without it from now on")
+        return body
+
+    def _adopt(self, learned: ModelProfile, exc: BadRequestError, event: str) -> None:
         changed = sorted(k for k, v in learned.model_dump().items() if getattr(self._profile, k) != v)
         self._profile = learned
         log.warning(
-            "model refused a setting its profile allowed; sending without it from now on",
+            event,
             provider=self.provider,
             model=self.model,
             learned=changed,
             error=exc.message,
         )
-        return body
 
     async def post_json(self, path: str, prompt: Prompt, settings: GenerationSettings) -> dict[str, Any]:
         """Send the request and return the JSON object answered; an error status raises its ClientError."""

@@ -42,6 +42,8 @@ def _param(match: re.Match[str]) -> Refusal:
     return Refusal(param, instead=match.groupdict().get("instead"))
 
 
+_TOOLS = Refusal("tools")
+
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Refusal]], ...] = (
     # OpenAI: "max_tokens is too large: 64000. This model supports at most 16384 completion tokens, ..."
     (re.compile(r"too large: \d+\. This model supports at most (?P<cap>\d+)"), _cap()),
@@ -66,6 +68,19 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Refusal]], ...
     (re.compile(r"[`'\"](?P<param>\w+)[`'\"] (?:is not supported|is unsupported)"), _param),
     # Anthropic (pydantic): "seed: Extra inputs are not permitted"
     (re.compile(r"\b(?P<param>\w+): Extra inputs are not permitted"), _param),
+    # OpenAI (o1 previews): "tools is not supported in this model. For a list of supported models, ..."
+    (
+        re.compile(r"\b(?:tools|functions) (?:is|are) not supported (?:in|with|by) this model"),
+        lambda _: Refusal("tools"),
+    ),
+    # Ollama: "registry.ollama.ai/library/gemma:2b does not support tools"; others: "... does not support
+    # function calling"; Gemini (Gemma models): "Function calling is not enabled for models/gemma-3-27b-it"
+    (
+        re.compile(
+            r"does not support (?:tools|tool use|tool calling|function calling)|function calling is not enabled", re.I
+        ),
+        lambda _: Refusal("tools"),
+    ),
 )
 
 _SETTING_CHANGES: dict[str, dict[str, Any]] = {
@@ -80,6 +95,8 @@ _SETTING_CHANGES: dict[str, dict[str, Any]] = {
     "stop_sequences": {"max_stop": 0},
     "stopSequences": {"max_stop": 0},
     "system": {"system_messages": False},
+    "tools": {"tools": False},
+    "functions": {"tools": False},
     "sampling_together": {"sampling_exclusive": True},
 }
 

@@ -12,6 +12,7 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    Message,
     ModelProfile,
     OutputTextDelta,
     Prompt,
@@ -19,10 +20,15 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolDefinition,
 )
 
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
+from ._tools import arguments_object, arguments_text, has_tool_turns, synthetic_id
 
 __all__ = ("ANTHROPIC_VERSION", "AnthropicClient")
 
@@ -57,6 +63,9 @@ class AnthropicClient(HttpModelClient):
 
     ``max_tokens`` is required: without one from the caller the profile's default is sent.
     ``thinking`` content blocks (and ``thinking_delta`` events) come back as the thinking.
+    Assistant tool calls go out as ``tool_use`` blocks and tool results as ``tool_result`` blocks
+    of a user message (consecutive results in one); ``tool_use`` blocks come back as tool calls,
+    streamed as a ``content_block_start`` piece followed by its ``input_json_delta`` fragments.
     """
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -69,19 +78,24 @@ class AnthropicClient(HttpModelClient):
         self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
     ) -> dict[str, Any]:
         turns = wire_messages(prompt, profile)
-        # Anthropic has no tool-result role for plain text; such a message is sent as the user's.
-        messages = [
-            {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-            for m in turns
-            if m.role != "system"
-        ]
         body: dict[str, Any] = {"model": self.model}
         if settings.max_tokens is not None:
             body["max_tokens"] = settings.max_tokens
-        body["messages"] = messages
+        if has_tool_turns(turns):
+            body["messages"] = self._messages(turns)
+        else:
+            body["messages"] = [
+                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+                for m in turns
+                if m.role != "system"
+            ]
         system = "\n\n".join(m.content for m in turns if m.role == "system")
         if system:
             body["system"] = system
+        if settings.tools:
+            body["tools"] = [_tool(tool) for tool in settings.tools]
+            if settings.tool_choice is not None:
+                body["tool_choice"] = _tool_choice(settings.tool_choice)
         if settings.temperature is not None:
             body["temperature"] = settings.temperature
         if settings.top_p is not None:
@@ -92,6 +106,32 @@ class AnthropicClient(HttpModelClient):
         if stream:
             body["stream"] = True
         return body
+
+    def _messages(self, turns: tuple[Message, ...]) -> list[dict[str, Any]]:
+        """The turns after the system text: tool calls as ``tool_use`` blocks, results as ``tool_result`` blocks."""
+        messages: list[dict[str, Any]] = []
+        for m in turns:
+            if m.role == "system":
+                continue
+            if m.role == "tool":
+                result = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+                if _opens_with_results(messages):
+                    messages[-1]["content"].append(result)  # results of one turn go back in one message
+                else:
+                    messages.append({"role": "user", "content": [result]})
+            elif m.tool_calls:
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+                blocks += [
+                    {"type": "tool_use", "id": c.id, "name": c.name, "input": arguments_object(self.provider, c)}
+                    for c in m.tool_calls
+                ]
+                messages.append({"role": "assistant", "content": blocks})
+            elif m.role == "user" and _opens_with_results(messages):
+                if m.content:  # after the results, as Anthropic requires
+                    messages[-1]["content"].append({"type": "text", "text": m.content})
+            else:
+                messages.append({"role": "assistant" if m.role == "assistant" else "user", "content": m.content})
+        return messages
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         payload = await self.post_json(MESSAGES_PATH, prompt, settings)
@@ -104,9 +144,11 @@ class AnthropicClient(HttpModelClient):
             )
         text = "".join(_block_text(b, "text") for b in content)
         thinking = "".join(_block_text(b, "thinking") for b in content)
+        calls = _tool_uses(content)
         return Completion(
             texts=(text,),
             thinking=(thinking,) if thinking else (),
+            tool_calls=(calls,) if calls else (),
             usage=_usage(_usage_counts(payload.get("usage"), {})),
             finish_reasons=(map_finish(_FINISH, payload.get("stop_reason")),),
             model=payload.get("model") or self.model,
@@ -117,17 +159,15 @@ class AnthropicClient(HttpModelClient):
         finish: FinishReason | None = None
         model: str | None = None
         stopped = False
+        uses = _ToolUses()
         async with self.post_stream(MESSAGES_PATH, prompt, settings, iter_sse) as items:
             async for event in items:
                 payload = json_object(self.provider, event.data)
                 kind = payload.get("type", event.event)
-                if kind == "content_block_delta":
-                    delta = payload.get("delta") or {}
-                    delta_kind = delta.get("type")
-                    if delta_kind == "text_delta" and delta.get("text"):
-                        yield OutputTextDelta(delta=delta["text"])
-                    elif delta_kind == "thinking_delta" and delta.get("thinking"):
-                        yield ReasoningDelta(delta=delta["thinking"])
+                if kind in _BLOCK_EVENTS:
+                    piece = _block_event(kind, payload, uses)
+                    if piece is not None:
+                        yield piece
                 elif kind == "message_start":
                     message = payload.get("message") or {}
                     model = message.get("model")
@@ -149,6 +189,112 @@ class AnthropicClient(HttpModelClient):
         kind = error.get("type") if isinstance(error, dict) else None
         status = _ERROR_STATUS.get(str(kind), 500)
         return self.error(status, {}, json.dumps(payload).encode())
+
+
+def _tool(tool: ToolDefinition) -> dict[str, Any]:
+    wire: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        wire["description"] = tool.description
+    wire["input_schema"] = dict(tool.parameters)
+    return wire
+
+
+_CHOICE_TYPES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    """``auto``, ``none``, ``any`` (OpenAI's ``required``), or ``tool`` with the tool's name."""
+    wire: dict[str, Any] = {"type": _CHOICE_TYPES[choice.mode]}
+    if choice.name is not None:
+        wire["name"] = choice.name
+    return wire
+
+
+def _opens_with_results(messages: list[dict[str, Any]]) -> bool:
+    """Whether the last message is a user message of tool results (more results or text may join it)."""
+    if not messages or messages[-1]["role"] != "user":
+        return False
+    content = messages[-1]["content"]
+    return isinstance(content, list) and bool(content) and content[0].get("type") == "tool_result"
+
+
+def _tool_uses(content: list[Any]) -> tuple[ToolCall, ...]:
+    """The ``tool_use`` blocks of an answer as tool calls (arguments: the JSON of ``input``)."""
+    calls: list[ToolCall] = []
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            continue
+        call_id = block.get("id")
+        calls.append(
+            ToolCall(
+                id=call_id if isinstance(call_id, str) and call_id else synthetic_id(0, len(calls)),
+                name=str(block.get("name") or ""),
+                arguments=arguments_text(block.get("input")),
+            )
+        )
+    return tuple(calls)
+
+
+_BLOCK_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop"})
+
+
+def _block_event(kind: str, payload: dict[str, Any], uses: _ToolUses) -> ResponseEvent | None:
+    """The piece of answer, thinking or tool call a content block event brings, if any."""
+    if kind == "content_block_start":
+        return uses.start(payload.get("index"), payload.get("content_block"))
+    if kind == "content_block_stop":
+        return uses.stop(payload.get("index"))
+    delta = payload.get("delta") or {}
+    delta_kind = delta.get("type")
+    if delta_kind == "text_delta" and delta.get("text"):
+        return OutputTextDelta(delta=delta["text"])
+    if delta_kind == "thinking_delta" and delta.get("thinking"):
+        return ReasoningDelta(delta=delta["thinking"])
+    if delta_kind == "input_json_delta" and delta.get("partial_json"):
+        return uses.fragment(payload.get("index"), delta["partial_json"])
+    return None
+
+
+class _ToolUses:
+    """The ``tool_use`` blocks of a stream: content block index → the call's position among them."""
+
+    __slots__ = ("_empty", "_last", "_positions")
+
+    def __init__(self) -> None:
+        self._positions: dict[int, int] = {}
+        self._empty: set[int] = set()
+        """Positions of calls that have had no argument fragment yet."""
+        self._last: int | None = None
+
+    def start(self, index: object, block: object) -> ToolCallDelta | None:
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            return None
+        position = len(self._positions)
+        self._positions[index if isinstance(index, int) else -1 - position] = position
+        self._last = position
+        call_id = block.get("id")
+        # The block's ``input`` is ``{}`` here; the arguments follow as input_json_delta fragments.
+        self._empty.add(position)
+        return ToolCallDelta(
+            call=position,
+            id=call_id if isinstance(call_id, str) and call_id else synthetic_id(0, position),
+            name=str(block.get("name") or ""),
+        )
+
+    def fragment(self, index: object, partial_json: str) -> ToolCallDelta | None:
+        position = self._positions.get(index) if isinstance(index, int) else self._last
+        if position is None:
+            return None
+        self._empty.discard(position)
+        return ToolCallDelta(call=position, arguments=partial_json)
+
+    def stop(self, index: object) -> ToolCallDelta | None:
+        """A call whose block ended without any argument fragment took no arguments: ``{}``."""
+        position = self._positions.get(index) if isinstance(index, int) else None
+        if position is None or position not in self._empty:
+            return None
+        self._empty.discard(position)
+        return ToolCallDelta(call=position, arguments="{}")
 
 
 def _block_text(block: object, kind: str) -> str:

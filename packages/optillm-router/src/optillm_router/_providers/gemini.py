@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +13,7 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    Message,
     ModelProfile,
     OutputTextDelta,
     Prompt,
@@ -20,13 +21,24 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
 )
 
 from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
+from ._tools import (
+    answered_calls,
+    arguments_object,
+    arguments_text,
+    has_tool_turns,
+    synthetic_id,
+    whole_call_deltas,
+)
 
-__all__ = ("GeminiClient",)
+__all__ = ("SCHEMA_FIELDS", "GeminiClient", "gemini_schema")
 
 API_VERSION = "v1beta"
 TOP_LEVEL_EXTRA = frozenset({"safetySettings", "tools", "toolConfig", "cachedContent", "labels"})
@@ -42,13 +54,29 @@ _FINISH: dict[str, FinishReason] = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
     "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
 }
+SCHEMA_FIELDS = frozenset(
+    {
+        "type", "format", "title", "description", "nullable", "enum", "items", "properties", "required",
+        "minItems", "maxItems", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
+        "minimum", "maximum", "anyOf", "propertyOrdering", "default", "example",
+    }
+)  # fmt: skip
+"""The fields of Gemini's ``Schema`` (an OpenAPI subset); a tool's JSON Schema keeps only these
+(``additionalProperties``, ``$schema``, ``$ref``/``$defs``, ``const``… are refused as unknown fields)."""
 
 
 class GeminiClient(HttpModelClient):
     """``POST {base_url}/v1beta/models/{model}:generateContent``; ``n`` > 1 becomes ``candidateCount``.
 
     Parts marked ``thought: true`` (sent with ``thinkingConfig.includeThoughts``) are the thinking.
+    Tools go out as ``functionDeclarations`` (parameters fitted to Gemini's schema subset, see
+    :data:`SCHEMA_FIELDS`) and the tool choice as ``toolConfig.functionCallingConfig``; assistant
+    calls as ``functionCall`` parts and results as ``functionResponse`` parts named after the call
+    they answer. ``functionCall`` parts come back as tool calls, whole (Gemini streams whole calls),
+    with the id Gemini gives or ``call_<candidate>_<position>``; a candidate that called a tool and
+    stopped finishes with ``tool_calls``.
     """
 
     max_tokens_fields = frozenset({"maxOutputTokens"})
@@ -67,15 +95,22 @@ class GeminiClient(HttpModelClient):
         self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
     ) -> dict[str, Any]:
         turns = wire_messages(prompt, profile)
-        contents = [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in turns
-            if m.role != "system"
-        ]
+        if has_tool_turns(turns):
+            contents = self._contents(turns)
+        else:
+            contents = [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in turns
+                if m.role != "system"
+            ]
         body: dict[str, Any] = {"contents": contents}
         system = "\n\n".join(m.content for m in turns if m.role == "system")
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
+        if settings.tools:
+            body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in settings.tools]}]
+            if settings.tool_choice is not None:
+                body["toolConfig"] = {"functionCallingConfig": _calling_config(settings.tool_choice)}
         config: dict[str, Any] = {}
         if settings.temperature is not None:
             config["temperature"] = settings.temperature
@@ -90,10 +125,42 @@ class GeminiClient(HttpModelClient):
         if settings.n > 1:
             config["candidateCount"] = settings.n
         for key, value in settings.extra.items():
-            (body if key in TOP_LEVEL_EXTRA else config)[key] = value
+            if key == "tools" and "tools" in body and isinstance(value, list):
+                body["tools"] = [*value, *body["tools"]]  # Google Search and the like, beside the functions
+            else:
+                (body if key in TOP_LEVEL_EXTRA else config)[key] = value
         if config:
             body["generationConfig"] = config
         return body
+
+    def _contents(self, turns: tuple[Message, ...]) -> list[dict[str, Any]]:
+        """The turns with tool calls as ``functionCall`` parts and results as ``functionResponse`` parts."""
+        contents: list[dict[str, Any]] = []
+        for m, answered in answered_calls(turns):
+            if m.role == "system":
+                continue
+            if m.role == "tool":
+                if answered is None:
+                    raise BadRequestError(
+                        f"{self.provider} names a tool result after its tool, and no earlier assistant message "
+                        f"made the call {m.tool_call_id!r} it answers",
+                        provider=self.provider,
+                    )
+                part = {"functionResponse": {"name": answered.name, "response": _response(m.content)}}
+                last = contents[-1] if contents else None
+                if last is not None and last["role"] == "user" and "functionResponse" in last["parts"][0]:
+                    last["parts"].append(part)  # Gemini wants every response to a turn's calls in one turn
+                else:
+                    contents.append({"role": "user", "parts": [part]})
+            elif m.tool_calls:
+                parts: list[dict[str, Any]] = [{"text": m.content}] if m.content else []
+                parts += [
+                    {"functionCall": {"name": c.name, "args": arguments_object(self.provider, c)}} for c in m.tool_calls
+                ]
+                contents.append({"role": "model", "parts": parts})
+            else:
+                contents.append({"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]})
+        return contents
 
     async def request(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         payload = await self.post_json(self._path("generateContent"), prompt, settings)
@@ -101,15 +168,18 @@ class GeminiClient(HttpModelClient):
         candidates = self._candidates(payload)
         texts = [""] * len(candidates)
         thinking = [""] * len(candidates)
+        calls: list[tuple[ToolCall, ...]] = [()] * len(candidates)
         finish: list[FinishReason | None] = [None] * len(candidates)
         for position, candidate in enumerate(candidates):
             index = _index(candidate, position, len(candidates))
             texts[index] = _text(candidate)
             thinking[index] = _text(candidate, thought=True)
-            finish[index] = map_finish(_FINISH, candidate.get("finishReason"))
+            calls[index] = _calls(candidate, index)
+            finish[index] = _finish(candidate.get("finishReason"), bool(calls[index]))
         completion = Completion(
             texts=tuple(texts),
             thinking=tuple(thinking) if any(thinking) else (),
+            tool_calls=tuple(calls) if any(calls) else (),
             usage=_usage(payload.get("usageMetadata")),
             finish_reasons=tuple(finish),
             model=payload.get("modelVersion") or self.model,
@@ -123,9 +193,14 @@ class GeminiClient(HttpModelClient):
         return completion
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
+        """The events of ``streamGenerateContent``; a stream that never sends some of the ``candidateCount``
+        candidates (models that ignore it) ends with :class:`~optillm_router.FewerChoices` naming them."""
         finish: list[FinishReason | None] = [None] * settings.n
+        seen: set[int] = set()
         usage = TokenUsage()
         model: str | None = None
+        called: dict[int, int] = {}
+        """Calls each candidate has made so far."""
         path = self._path("streamGenerateContent") + "?alt=sse"
         async with self.post_stream(path, prompt, settings, iter_sse) as items:
             async for event in items:
@@ -137,17 +212,32 @@ class GeminiClient(HttpModelClient):
                     usage = _usage(payload["usageMetadata"])
                 for position, candidate in enumerate(payload.get("candidates") or ()):
                     index = _index(candidate, position, len(finish))
+                    seen.add(index)
                     thought = _text(candidate, thought=True)
                     if thought:
                         yield ReasoningDelta(delta=thought, index=index)
                     text = _text(candidate)
                     if text:
                         yield OutputTextDelta(delta=text, index=index)
+                    before = called.get(index, 0)
+                    calls = _calls(candidate, index, before)
+                    if calls:
+                        for piece in whole_call_deltas(index, calls, before):
+                            yield piece
+                        called[index] = before + len(calls)
                     if candidate.get("finishReason"):
-                        finish[index] = map_finish(_FINISH, candidate["finishReason"])
-        if None in finish:
+                        finish[index] = _finish(candidate["finishReason"], index in called)
+        missing = tuple(index for index in range(settings.n) if index not in seen)
+        if any(finish[index] is None for index in seen) or len(missing) == settings.n:
             raise ProtocolError(
                 f"{self.provider} stream ended before every candidate had a finishReason", provider=self.provider
+            )
+        if missing:
+            raise FewerChoices(
+                f"{self.provider} streamed {len(seen)} candidate(s) for candidateCount={settings.n}",
+                provider=self.provider,
+                completion=Completion(texts=(), usage=usage, finish_reasons=tuple(finish), model=model or self.model),
+                missing=missing,
             )
         yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
 
@@ -190,6 +280,90 @@ def _text(candidate: dict[str, Any], *, thought: bool = False) -> str:
     content = candidate.get("content") or {}
     parts = content.get("parts") or ()
     return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and bool(p.get("thought")) is thought)
+
+
+def _finish(reason: object, called: bool) -> FinishReason | None:
+    """Gemini finishes a candidate that called a tool with ``STOP``: that is OpenAI's ``tool_calls``."""
+    finish = map_finish(_FINISH, reason)
+    return "tool_calls" if called and finish == "stop" else finish
+
+
+def _calls(candidate: dict[str, Any], choice: int, before: int = 0) -> tuple[ToolCall, ...]:
+    """The candidate's ``functionCall`` parts as tool calls; ``before`` calls came in earlier stream frames."""
+    content = candidate.get("content") or {}
+    calls: list[ToolCall] = []
+    for part in content.get("parts") or ():
+        call = part.get("functionCall") if isinstance(part, dict) else None
+        if not isinstance(call, dict):
+            continue
+        call_id = call.get("id")
+        calls.append(
+            ToolCall(
+                id=call_id if isinstance(call_id, str) and call_id else synthetic_id(choice, before + len(calls)),
+                name=str(call.get("name") or ""),
+                arguments=arguments_text(call.get("args") or {}),
+            )
+        )
+    return tuple(calls)
+
+
+def _declaration(tool: ToolDefinition) -> dict[str, Any]:
+    """A ``functionDeclaration``; a tool without parameters has none (Gemini refuses an OBJECT with no properties)."""
+    declaration: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        declaration["description"] = tool.description
+    parameters = gemini_schema(tool.parameters)
+    if parameters.get("type") != "object" or parameters.get("properties"):
+        declaration["parameters"] = parameters
+    return declaration
+
+
+def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON Schema as Gemini's ``Schema`` takes it: its fields only (:data:`SCHEMA_FIELDS`), a type
+    list such as ``["string", "null"]`` as ``type`` with ``nullable``, a ``const`` as a one-value ``enum``."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, list):
+            types = [t for t in value if t != "null"]
+            if len(types) < len(value):
+                out["nullable"] = True
+            if len(types) == 1:
+                out["type"] = types[0]
+            elif types:
+                out["anyOf"] = [{"type": t} for t in types]
+        elif key == "const" and "enum" not in schema:
+            out["enum"] = [value]
+        elif key not in SCHEMA_FIELDS:
+            continue
+        elif key == "properties" and isinstance(value, Mapping):
+            out[key] = {name: gemini_schema(v) if isinstance(v, Mapping) else v for name, v in value.items()}
+        elif key == "items" and isinstance(value, Mapping):
+            out[key] = gemini_schema(value)
+        elif key == "anyOf" and isinstance(value, list):
+            out[key] = [gemini_schema(v) if isinstance(v, Mapping) else v for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+_CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
+
+
+def _calling_config(choice: ToolChoice) -> dict[str, Any]:
+    """``AUTO``, ``NONE``, ``ANY``; one named tool is ``ANY`` limited to it (``allowedFunctionNames``)."""
+    config: dict[str, Any] = {"mode": _CALLING_MODES[choice.mode]}
+    if choice.name is not None:
+        config["allowedFunctionNames"] = [choice.name]
+    return config
+
+
+def _response(content: str) -> dict[str, Any]:
+    """A tool result as ``functionResponse.response``: its JSON object, or ``{"content": text}``."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {"content": content}
+    return value if isinstance(value, dict) else {"content": content}
 
 
 def _usage(raw: object) -> TokenUsage:

@@ -11,6 +11,7 @@ from optillm_core import (
     Completion,
     FinishReason,
     GenerationSettings,
+    Message,
     ModelProfile,
     OutputTextDelta,
     Prompt,
@@ -18,11 +19,13 @@ from optillm_core import (
     ReasoningDelta,
     ResponseEvent,
     TokenUsage,
+    ToolCall,
 )
 
 from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
+from ._tools import ToolCallPieces, arguments_text, has_tool_turns, openai_tool_choice, openai_tools, synthetic_id
 
 __all__ = ("OpenAIClient", "OpenAICompatibleClient")
 
@@ -47,7 +50,10 @@ class OpenAICompatibleClient(HttpModelClient):
 
     The output limit goes out as the profile's ``max_tokens_field`` (``max_completion_tokens`` for
     OpenAI itself). Thinking in ``reasoning_content`` or ``reasoning`` comes back as the
-    completion's thinking and as :class:`~optillm_core.ReasoningDelta` events.
+    completion's thinking and as :class:`~optillm_core.ReasoningDelta` events. Tools, tool choices,
+    assistant tool calls and tool results go out in OpenAI's own shapes; ``message.tool_calls``
+    come back as the completion's tool calls and streamed ``delta.tool_calls`` fragments as
+    :class:`~optillm_core.ToolCallDelta` pieces.
     """
 
     max_tokens_fields = frozenset({"max_tokens", "max_completion_tokens"})
@@ -61,10 +67,16 @@ class OpenAICompatibleClient(HttpModelClient):
     def build_body(
         self, prompt: Prompt, settings: GenerationSettings, profile: ModelProfile, *, stream: bool
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in wire_messages(prompt, profile)],
-        }
+        body: dict[str, Any] = {"model": self.model}
+        turns = wire_messages(prompt, profile)
+        if has_tool_turns(turns):
+            body["messages"] = [_message(m) for m in turns]
+        else:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in turns]
+        if settings.tools:
+            body["tools"] = openai_tools(settings.tools)
+            if settings.tool_choice is not None:
+                body["tool_choice"] = openai_tool_choice(settings.tool_choice)
         if settings.temperature is not None:
             body["temperature"] = settings.temperature
         if settings.top_p is not None:
@@ -91,6 +103,7 @@ class OpenAICompatibleClient(HttpModelClient):
             raise ProtocolError(f"{self.provider} answered without choices: {_short(payload)}", provider=self.provider)
         texts: list[str] = [""] * len(choices)
         thinking: list[str] = [""] * len(choices)
+        calls: list[tuple[ToolCall, ...]] = [()] * len(choices)
         finish: list[FinishReason | None] = [None] * len(choices)
         for position, choice in enumerate(choices):
             index = choice.get("index", position)
@@ -99,10 +112,13 @@ class OpenAICompatibleClient(HttpModelClient):
             message = choice.get("message") or {}
             texts[index] = message.get("content") or ""
             thinking[index] = _reasoning(message)
+            if message.get("tool_calls"):
+                calls[index] = _tool_calls(message["tool_calls"], index)
             finish[index] = map_finish(_FINISH, choice.get("finish_reason"))
         completion = Completion(
             texts=tuple(texts),
             thinking=tuple(thinking) if any(thinking) else (),
+            tool_calls=tuple(calls) if any(calls) else (),
             usage=_usage(payload.get("usage")),
             finish_reasons=tuple(finish),
             model=payload.get("model") or self.model,
@@ -112,9 +128,11 @@ class OpenAICompatibleClient(HttpModelClient):
 
     async def request_stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[ResponseEvent]:
         finish: list[FinishReason | None] = [None] * settings.n
+        seen: set[int] = set()
         usage: TokenUsage | None = None
         model: str | None = None
         done = False
+        pieces = ToolCallPieces()
         async with self.post_stream(CHAT_PATH, prompt, settings, iter_sse) as items:
             async for event in items:
                 if event.data == "[DONE]":
@@ -131,6 +149,7 @@ class OpenAICompatibleClient(HttpModelClient):
                         raise ProtocolError(f"{self.provider} sent choice index {index!r}", provider=self.provider)
                     while index >= len(finish):
                         finish.append(None)
+                    seen.add(index)
                     delta = choice.get("delta") or {}
                     thought = _reasoning(delta)
                     if thought:
@@ -138,10 +157,22 @@ class OpenAICompatibleClient(HttpModelClient):
                     text = delta.get("content")
                     if text:
                         yield OutputTextDelta(delta=text, index=index)
+                    for item in delta.get("tool_calls") or ():
+                        piece = pieces.piece(index, item)
+                        if piece is not None:
+                            yield piece
                     if choice.get("finish_reason"):
                         finish[index] = map_finish(_FINISH, choice["finish_reason"])
         if not done:
             raise ProtocolError(f"{self.provider} stream ended before data: [DONE]", provider=self.provider)
+        missing = tuple(index for index in range(settings.n) if index not in seen) if seen else ()
+        if missing:
+            raise FewerChoices(
+                f"{self.provider} streamed {len(seen)} choice(s) for n={settings.n}: it ignores n",
+                provider=self.provider,
+                completion=Completion(texts=(), usage=usage or TokenUsage(), finish_reasons=tuple(finish), model=model),
+                missing=missing,
+            )
         yield Completed(usage=usage, finish_reasons=tuple(finish), model=model or self.model)
 
     def _raise_embedded_error(self, payload: dict[str, Any]) -> None:
@@ -166,6 +197,42 @@ class OpenAICompatibleClient(HttpModelClient):
 
 class OpenAIClient(OpenAICompatibleClient):
     """OpenAI itself (its profile sends ``max_completion_tokens``, which its reasoning models require)."""
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A message: with its tool calls (``content`` null when empty), or a tool result with its call's id."""
+    if not message.tool_calls and message.tool_call_id is None:
+        return {"role": message.role, "content": message.content}
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {
+        "role": message.role,
+        "content": message.content or None,
+        "tool_calls": [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ],
+    }
+
+
+def _tool_calls(raw: object, choice: int) -> tuple[ToolCall, ...]:
+    """``message.tool_calls`` of an answer (arguments sent as an object by some servers are written as JSON)."""
+    calls: list[ToolCall] = []
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, dict):
+            continue
+        function = item.get("function")
+        if not isinstance(function, dict):
+            function = {}
+        call_id = item.get("id")
+        calls.append(
+            ToolCall(
+                id=call_id if isinstance(call_id, str) and call_id else synthetic_id(choice, len(calls)),
+                name=str(function.get("name") or ""),
+                arguments=arguments_text(function.get("arguments")) or "{}",
+            )
+        )
+    return tuple(calls)
 
 
 def _reasoning(message: dict[str, Any]) -> str:
