@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from optillm_cli._output import solution_json, strategies_json, strategies_text
+from optillm_cli._listing import strategies_text
+from optillm_cli._output import solution_json, strategies_json
 from optillm_core import OptimizerMetadata, OptimizerRegistry, PluginFailure, Solution, TokenUsage
 from tests.cli.fanout import FanoutOptimizer
 
@@ -80,7 +81,7 @@ def test_strategies_json_lists_fields_with_types_and_defaults() -> None:
 
 def test_strategies_text_shows_names_fields_and_failures() -> None:
     failures = [PluginFailure(name="broken", package="x", error="ModuleNotFoundError: nope")]
-    text = strategies_text(_registry().infos(), failures)
+    text = strategies_text(strategies_json(_registry().infos(), failures))
     assert "fanout  (cli-tests)" in text
     assert "phase sampling (answer): gets the caller's max_tokens, temperature, top_p, seed" in text
     assert "--set samples=3  (int)  - answers drawn concurrently" in text
@@ -90,4 +91,4 @@ def test_strategies_text_shows_names_fields_and_failures() -> None:
 
 
 def test_strategies_text_says_when_none_are_installed() -> None:
-    assert "No strategies are installed" in strategies_text([], [])
+    assert "No strategies are installed" in strategies_text({"strategies": [], "failures": []})

@@ -325,12 +325,10 @@ def _build_client(choice: ProviderChoice, env: Mapping[str, str]) -> ModelClient
 
 
 def _dispatch(args: argparse.Namespace, env: Mapping[str, str], state: RunState, factory: ClientFactory) -> int:
-    from ._commands import run_command, serve_command, strategies_command
+    from ._commands import run_command, serve_command
 
     if args.command == "run":
         return run_command(args, env=env, state=state, client_factory=factory)
-    if args.command == "strategies":
-        return strategies_command(args)
     return serve_command(args, env=env, state=state, client_factory=factory)
 
 
@@ -360,6 +358,11 @@ def run_cli(
     try:
         args = build_parser().parse_args(argv)
         secrets = [getattr(args, "api_key", None), getattr(args, "require_key", None)]
+        if args.command == "strategies":
+            from ._listing import strategies_command
+
+            # Logging is set up only if the listing has to be built: read from its cache, it imports no structlog.
+            return strategies_command(args, env, lambda: _logging(args.verbose, _ERROR))
         with _logging(args.verbose, _WARNING if args.command == "serve" else _ERROR):
             return _dispatch(args, env, state, client_factory or _build_client)
     except SystemExit as exit_:  # --help and --version

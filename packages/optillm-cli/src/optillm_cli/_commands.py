@@ -28,7 +28,7 @@ from optillm_core import (
 )
 
 from ._codes import LOCAL_MAX_TOKENS, ExitCode, UsageError
-from ._output import solution_json, strategies_json, strategies_text, to_json
+from ._output import solution_json, to_json
 from ._overrides import parse_overrides
 from ._progress import EventLines, Progress, is_terminal
 from ._providers import LOCAL_NOTICE, ProviderChoice, ProviderOptions, resolve, routing_config
@@ -37,7 +37,7 @@ from ._state import RunState
 if TYPE_CHECKING:
     from optillm_server import ServerLimits, Upstream
 
-__all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command", "strategies_command")
+__all__ = ("LOCAL_MAX_TOKENS", "ClientFactory", "RunState", "run_command", "serve_command")
 
 ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
 
@@ -142,16 +142,6 @@ def run_command(
         print(to_json(solution_json(solution, strategy=optimizer.name, model=client.model_name)))
     else:
         print(solution.answer)
-    return ExitCode.OK
-
-
-def strategies_command(args: argparse.Namespace) -> int:
-    registry = default_registry()
-    infos, failures = registry.infos(), registry.failures
-    if args.json:
-        print(to_json(strategies_json(infos, failures)))
-    else:
-        sys.stdout.write(strategies_text(infos, failures))
     return ExitCode.OK
 
 

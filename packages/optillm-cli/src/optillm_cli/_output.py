@@ -12,7 +12,7 @@ from optillm_core import OptimizerInfo, PluginFailure, Solution
 
 from ._overrides import type_name
 
-__all__ = ("solution_json", "strategies_json", "strategies_text", "to_json")
+__all__ = ("solution_json", "strategies_json", "to_json")
 
 
 def to_json(value: Any) -> str:
@@ -78,27 +78,3 @@ def strategies_json(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFai
         ],
         "failures": [{"name": f.name, "package": f.package, "error": f.error} for f in failures],
     }
-
-
-def _default_text(field: dict[str, Any]) -> str:
-    if field["required"]:
-        return "required"
-    return json.dumps(to_jsonable_python(field["default"], fallback=str), ensure_ascii=False)
-
-
-def strategies_text(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFailure]) -> str:
-    lines = [] if infos else ["No strategies are installed (install a package such as optillm-moa)."]
-    for info in infos:
-        lines.append(f"{info.name}  ({info.package})")
-        lines.append(f"    {info.description}")
-        for phase in _phases(info):
-            reached = ", ".join(phase["caller_settings"])
-            lines.append(f"    phase {phase['phase']} ({phase['role']}): gets the caller's {reached}")
-        for field in _fields(info):
-            described = f"  - {field['description']}" if field["description"] else ""
-            lines.append(f"    --set {field['name']}={_default_text(field)}  ({field['type']}){described}")
-        lines.append("")
-    if failures:
-        lines.append("Failed to load:")
-        lines.extend(f"    {f.name}  ({f.package}): {f.error}" for f in failures)
-    return "\n".join(lines).rstrip() + "\n"
