@@ -94,8 +94,9 @@ class FaultPlan:
 
     ``script`` maps a request's number (0 for the first the server received) to its fault (or
     ``None`` for none); every other request fails with probability ``rate``, with a kind drawn
-    from ``kinds``. The draw depends only on ``seed``, the request's body and how many identical
-    bodies the server saw before it, never on arrival order, so concurrent runs are reproducible.
+    from ``kinds``. The draw depends only on ``seed``, the request's body (its JSON value, not its
+    bytes) and how many identical bodies the server saw before it, never on arrival order, so
+    concurrent runs are reproducible.
     """
 
     rate: float = 0.0
@@ -312,13 +313,13 @@ class FakeProviderServer(LoopbackServer):
         try:
             # Requests that arrived together are all stamped before any of them does its work.
             await anyio.lowlevel.checkpoint()
-            response = await self._answer(request, record, raw)
+            response = await self._answer(request, record)
             record.status = response.status
             return response
         finally:
             record.ended_at = time.monotonic()
 
-    async def _answer(self, request: web.Request, record: ServedRequest, raw: bytes) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, record: ServedRequest) -> web.StreamResponse:
         if not isinstance(record.body, dict) or not record.chat.get("messages"):
             return self._error(400, "the request body is not a chat request this server understands")
         if self.api_key is not None and _sent_key(self.wire, request) != self.api_key:
@@ -329,7 +330,8 @@ class FakeProviderServer(LoopbackServer):
         refused = tool_refusal(self.wire, record.body, tools=self.tools, model=self.model)
         if refused is not None:
             return web.json_response(dict(refused.payload), status=refused.status)
-        key = raw.decode("utf-8", "replace")
+        # The body's JSON written one way, so that a draw does not depend on how the client encoded it.
+        key = json.dumps(record.body)
         fault = self.faults.decide(record.number, key, self._seen[key])
         self._seen[key] += 1
         record.fault = fault
