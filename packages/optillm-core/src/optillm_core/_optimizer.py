@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import inspect
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Hashable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
@@ -210,6 +210,7 @@ class RunContext(Generic[ConfigT]):
         self.profile: ModelProfile = client.profile
         self._channel = channel
         self._observed = observed
+        self._call_settings: dict[Hashable, tuple[GenerationSettings, ModelProfile, GenerationSettings]] = {}
 
     @property
     def usage(self) -> RunUsage:
@@ -258,6 +259,29 @@ class RunContext(Generic[ConfigT]):
         - Finally the model's profile leaves out what the model refuses (a temperature on a
           reasoning model) and clips the output limit to its cap.
         """
+        # A phase asks for the same few settings with every call: built and validated once per run
+        # (they are frozen), again only if the caller's settings or the profile were replaced.
+        key: Hashable = (role, temperature, top_p, max_tokens, n, seed_offset, pinned)
+        try:
+            cached = self._call_settings.get(key)
+        except TypeError:  # an unhashable ``pinned``: built every time
+            return self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned)
+        if cached is not None and cached[0] is self.settings and cached[1] is self.profile:
+            return cached[2]
+        settings = self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned)
+        self._call_settings[key] = (self.settings, self.profile, settings)
+        return settings
+
+    def _build_call_settings(
+        self,
+        role: CallRole,
+        temperature: float | None,
+        top_p: float | None,
+        max_tokens: int | None,
+        n: int,
+        seed_offset: int,
+        pinned: Collection[str],
+    ) -> GenerationSettings:
         caller = self.settings
         answering = role != "judge"
         if answering:
