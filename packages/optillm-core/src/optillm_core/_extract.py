@@ -4,6 +4,7 @@ from __future__ import annotations as _annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from ._errors import AnswerExtractionError
 
@@ -38,6 +39,9 @@ _FRACTION = re.compile(r"^([+-]?\d+)\s*/\s*([+-]?\d+)$")
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
+_PARENTHESISED_FRACTION = re.compile(r"\(([^()]*)\)/\(([^()]*)\)")
+# Votes and comparisons normalise the same short answers over and over; long texts are not kept.
+_CACHED_ANSWER_LENGTH = 200
 
 
 def _closing_braces(text: str, start: int = 0) -> dict[int, int]:
@@ -222,6 +226,17 @@ def normalize_answer(answer: str) -> str:
     numbers (including fractions and ``\\frac``) become an integer or a reduced ``p/q``; other
     text is lower-cased with single spaces.
     """
+    if len(answer) <= _CACHED_ANSWER_LENGTH:
+        return _normalize_short(answer)
+    return _normalize(answer)
+
+
+@lru_cache(maxsize=4096)
+def _normalize_short(answer: str) -> str:
+    return _normalize(answer)
+
+
+def _normalize(answer: str) -> str:
     text = answer.strip()
     boxed = extract_boxed(text)
     if boxed is not None:
@@ -232,7 +247,7 @@ def normalize_answer(answer: str) -> str:
     text = text.replace("\\!", "").replace("\\,", "").replace("^\\circ", "").replace("°", "")
     text = _THOUSANDS.sub("", text)
     text = text.strip().rstrip(".").strip()
-    simple_fraction = re.fullmatch(r"\(([^()]*)\)/\(([^()]*)\)", text)
+    simple_fraction = _PARENTHESISED_FRACTION.fullmatch(text)
     if simple_fraction is not None:
         text = f"{simple_fraction.group(1)}/{simple_fraction.group(2)}"
     number = _canonical_number(text)
