@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -82,6 +83,38 @@ async def test_call_budget_returns_best_so_far_marked() -> None:
     assert solution.answer == "aa"
     assert "budget" in solution.metadata.extras
     assert solution.metadata.llm_calls == 4
+
+
+class DeferringSampler(Sampler):
+    """Records its best so far as a function, counting how often it is built."""
+
+    built = 0
+
+    async def run(self, ctx: RunContext[SampleConfig]) -> Outcome:
+        best = ""
+        for _ in range(ctx.config.rounds):
+            completions = await gather(sample(ctx) for _ in range(ctx.config.samples))
+            best = max([best, *(c.text for c in completions)], key=len)
+            ctx.defer_best(partial(self.build, best))  # this round's best, whatever later rounds find
+        return Outcome(answer=best, reasoning="done")
+
+    def build(self, answer: str) -> Outcome:
+        type(self).built += 1
+        return Outcome(answer=answer, reasoning="deferred", budget_exhausted=True)
+
+
+@pytest.mark.parametrize(("max_calls", "answer", "built"), [(None, "dddd", 0), (4, "aa", 1)])
+async def test_a_deferred_best_is_built_only_when_the_budget_needs_it(
+    max_calls: int | None, answer: str, built: int
+) -> None:
+    DeferringSampler.built = 0
+    client = ScriptedClient(["aa", "b", "c"] + ["dddd"] * 3)
+    solution = await DeferringSampler(SampleConfig(rounds=2)).optimize("q", client, budget=Budget(max_calls=max_calls))
+    assert (solution.answer, solution.metadata.budget_exhausted, DeferringSampler.built) == (
+        answer,
+        built == 1,
+        built,
+    )
 
 
 async def test_budget_without_best_so_far_raises() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import inspect
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast
@@ -206,7 +206,7 @@ class RunContext(Generic[ConfigT]):
         self.system_prompt = system_prompt
         self.settings = settings
         self.client = client
-        self.best: Outcome | None = None
+        self._best: Outcome | Callable[[], Outcome | None] | None = None
         self.profile: ModelProfile = client.profile
         self._channel = channel
         self._observed = observed
@@ -228,9 +228,29 @@ class RunContext(Generic[ConfigT]):
         if self._observed:  # nobody would see it: not even built
             self.emit(PhaseStarted(phase=name))
 
+    @property
+    def best(self) -> Outcome | None:
+        """The best outcome so far, returned if the run's budget runs out before the end (or ``None``)."""
+        if callable(self._best):
+            self._best = self._best()
+        return self._best
+
+    @best.setter
+    def best(self, outcome: Outcome | None) -> None:
+        self._best = outcome
+
     def record_best(self, answer: str, reasoning: str = "", *, thinking: str = "", **extras: Any) -> None:
         """Remember the best answer so far (and its thinking), returned if the run's budget runs out before the end."""
         self.best = Outcome(answer=answer, reasoning=reasoning, thinking=thinking, extras=extras, budget_exhausted=True)
+
+    def defer_best(self, build: Callable[[], Outcome | None]) -> None:
+        """Like setting :attr:`best`, but ``build`` runs only if the best outcome is ever asked for.
+
+        For strategies whose best-so-far is costly to write out (a whole workspace in its extras)
+        and recorded after every phase, while almost every run ends normally and never reads it.
+        ``build`` must work from a snapshot of the state it describes, since the run goes on.
+        """
+        self._best = build
 
     def prompt(self, user: str, *, system: str | None = None) -> Prompt:
         """A one-turn prompt; the caller's system prompt applies unless ``system`` is given."""

@@ -120,21 +120,30 @@ class MarsRun:
         self.emit(Error(phase=phase, message=message))
 
     def outcome(
-        self, solution: MarsSolution, method: SelectionMethod, *, iterations: int, budget_exhausted: bool = False
+        self,
+        solution: MarsSolution,
+        method: SelectionMethod,
+        *,
+        iterations: int,
+        budget_exhausted: bool = False,
+        workspace: Workspace | None = None,
     ) -> Outcome:
-        """The run's result with ``solution`` as the final answer; ``reasoning`` says how it was chosen."""
+        """The run's result with ``solution`` as the final answer; ``reasoning`` says how it was chosen.
+
+        ``workspace``: the state to account for, the run's own by default.
+        """
+        workspace = self.workspace if workspace is None else workspace
         return Outcome(
             answer=solution.visible,
-            reasoning=account(self.workspace, solution, method, offered_tools=self.offers_tools),
+            reasoning=account(workspace, solution, method, offered_tools=self.offers_tools),
             thinking=solution.thinking,
             tool_calls=solution.tool_calls,
             iterations=iterations,
-            extras=self.extras(solution, method),
+            extras=self.extras(solution, method, workspace),
             budget_exhausted=budget_exhausted,
         )
 
-    def extras(self, solution: MarsSolution, method: SelectionMethod) -> dict[str, Any]:
-        workspace = self.workspace
+    def extras(self, solution: MarsSolution, method: SelectionMethod, workspace: Workspace) -> dict[str, Any]:
         return {
             "selection_method": method.value,
             "final_solution_id": solution.id,
@@ -147,13 +156,21 @@ class MarsRun:
         }
 
     def record_best(self) -> None:
-        """Hand core the answer this run would give now, returned if a budget cuts the run short."""
-        choice = self.workspace.choice_without_call()
-        if choice is None:
-            return
-        solution, method = choice
-        # Set whole rather than through ctx.record_best, which would leave the thinking behind.
-        self.ctx.best = self.outcome(solution, method, iterations=max(self.round, 1), budget_exhausted=True)
+        """Hand core the answer this run would give now, returned if a budget cuts the run short.
+
+        Written out (the whole workspace, in the extras) only if it is ever asked for: runs that end
+        normally, nearly all of them, never read it.
+        """
+        workspace, iterations = self.workspace.snapshot(), max(self.round, 1)
+
+        def best_so_far() -> Outcome | None:
+            choice = workspace.choice_without_call()
+            if choice is None:
+                return None
+            solution, method = choice
+            return self.outcome(solution, method, iterations=iterations, budget_exhausted=True, workspace=workspace)
+
+        self.ctx.defer_best(best_so_far)
 
 
 def _empty_reply(completion: Completion) -> str:

@@ -48,6 +48,15 @@ class Workspace:
         self.strategies: list[Strategy] = []
         self._counters: Counter[str] = Counter()
 
+    def snapshot(self) -> Workspace:
+        """A copy that later changes to this workspace leave as it is (solutions are immutable)."""
+        copy = Workspace()
+        copy._solutions = dict(self._solutions)
+        copy._active = list(self._active)
+        copy.strategies = list(self.strategies)
+        copy._counters = Counter(self._counters)
+        return copy
+
     def next_number(self, prefix: str) -> int:
         """0, 1, 2 … per prefix, for ids such as ``aggregated-3``."""
         number = self._counters[prefix]
