@@ -232,6 +232,25 @@ async def test_unusable_synthesis_falls_back_to_first_complete_candidate(synthes
     assert solution.metadata.extras["final_source"] == "candidate"
     assert any(isinstance(e, SynthesisReady) and e.source == "candidate" for e in events)
     assert "first complete candidate" in solution.reasoning
+    assert solution.finish_reason == "stop"  # the candidate answering is whole
+
+
+@pytest.mark.parametrize(
+    ("synthesis", "answer"),
+    [(Reply("The answer is", finish_reason="length"), "The answer is"), (Reply("   "), "cut")],
+    ids=["cut-synthesis", "empty-synthesis"],
+)
+async def test_an_answer_cut_at_its_token_limit_says_so(synthesis: Reply, answer: str) -> None:
+    # Every candidate was cut too, so the cut text is the best there is: the caller learns it is cut.
+    cut = [Reply(text, finish_reason="length") for text in ("cut", "cut two", "cut three")]
+    client = ScriptedClient([*cut, "critique", synthesis], native_n=True)
+    solution = await MoaOptimizer(MoaConfig(truncated_candidates="keep")).optimize(QUERY, client)
+    assert (solution.answer, solution.finish_reason) == (answer, "length")
+
+
+async def test_a_whole_answer_finishes_with_stop() -> None:
+    solution = await MoaOptimizer().optimize(QUERY, ScriptedClient(happy_script(), native_n=True))
+    assert solution.finish_reason == "stop"
 
 
 async def test_phases_are_announced_in_order() -> None:

@@ -117,6 +117,41 @@ async def test_moa_whose_synthesis_is_cut_off_ends_its_stream_with_an_error_even
     assert plain.json()["choices"][0]["message"]["content"] == "Adding 12 and 7 gives 19. The answer is 19."
 
 
+# -- MoA: everything is cut off, so the cut synthesis is the answer, and the client is told so -------------
+
+CUT_SYNTHESIS = "Taking the best of both candidates, the sum of twelve and seven"
+
+
+def cut_moa_model(chat: dict[str, Any], choice: int) -> str | FakeReply:
+    _, user = messages_of(chat)
+    if "<review>" in user:
+        return FakeReply(CUT_SYNTHESIS, finish_reason="length")
+    if "Review every candidate" in user:
+        return "Candidate 1 is right; candidate 2 is right too."
+    return FakeReply("Adding 12 and 7 gives", finish_reason="length")
+
+
+async def test_an_answer_cut_at_its_token_limit_finishes_with_length_on_both_endpoints() -> None:
+    keep = {"optillm_config": {"truncated_candidates": "keep"}}
+    chat = {"model": "moa-fake-model", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 200, **keep}
+    async with FakeProviderServer(reply=cut_moa_model) as fake, proxy_over(fake) as url:
+        with anyio.fail_after(LIMIT):
+            async with httpx.AsyncClient(timeout=LIMIT) as http:
+                plain = await http.post(f"{url}/chat/completions", json=chat)
+                live = await http.post(f"{url}/chat/completions", json={**chat, "stream": True})
+                message = await http.post(f"{url}/messages", json=chat)
+                message_live = await http.post(f"{url}/messages", json={**chat, "stream": True})
+    assert plain.status_code == 200, plain.text
+    choice = plain.json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (CUT_SYNTHESIS, "length")
+    events = data_events(live)
+    assert (streamed(events), finish_reasons(events), events[-1]) == (CUT_SYNTHESIS, ["length"], "[DONE]")
+    assert message.status_code == 200, message.text
+    assert (message.json()["content"][0]["text"], message.json()["stop_reason"]) == (CUT_SYNTHESIS, "max_tokens")
+    deltas = [json.loads(line[6:]) for line in message_live.text.splitlines() if line.startswith("data: ")]
+    assert [d["delta"]["stop_reason"] for d in deltas if d["type"] == "message_delta"] == ["max_tokens"]
+
+
 # -- MARS: the synthesis stream breaks mid-answer -----------------------------------------------------
 
 CORRECT_ANSWERS = {"1": "19", "2": "18"}  # the agents disagree, so no majority spares the synthesis

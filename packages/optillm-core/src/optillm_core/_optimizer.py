@@ -31,7 +31,7 @@ from ._events import (
 from ._log import log
 from ._messages import GenerationSettings, Prompt
 from ._profiles import ModelProfile
-from ._responses import Completion, OutputTextDelta, ResponseEvent, TokenUsage
+from ._responses import Completion, FinishReason, OutputTextDelta, ResponseEvent, TokenUsage
 from ._tools import ToolCall
 
 __all__ = (
@@ -123,7 +123,12 @@ class OptimizerConfig(BaseModel):
 
 
 class Outcome(BaseModel):
-    """What a strategy's :meth:`Optimizer.run` returns; :meth:`Optimizer.optimize` adds the accounting."""
+    """What a strategy's :meth:`Optimizer.run` returns; :meth:`Optimizer.optimize` adds the accounting.
+
+    ``finish_reason``: why the answer's text ends, as the completion it came from said:
+    ``"length"`` when the answer is cut off at a token limit (a strategy that had nothing better to
+    answer with), ``"stop"`` when it is whole.
+    """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -131,6 +136,7 @@ class Outcome(BaseModel):
     reasoning: str = ""
     thinking: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
     iterations: int = 1
     extras: dict[str, Any] = Field(default_factory=dict)
     budget_exhausted: bool = False
@@ -154,7 +160,8 @@ class Solution(BaseModel):
     ``answer`` never contains the model's thinking; ``thinking`` holds the thinking behind the
     final answer where the model showed it, and ``reasoning`` the strategy's account of the run.
     ``tool_calls`` are the calls the final answer made to the caller's tools (only strategies with
-    :attr:`Optimizer.answers_with_tools` return any).
+    :attr:`Optimizer.answers_with_tools` return any). ``finish_reason`` is ``"length"`` when the
+    answer is cut off at a token limit (see :class:`Outcome`), so that a caller can tell.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -164,6 +171,7 @@ class Solution(BaseModel):
     reasoning: str
     thinking: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
     usage: TokenUsage
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     metadata: OptimizerMetadata
@@ -551,6 +559,7 @@ class Optimizer(ABC, Generic[ConfigT]):
             reasoning=outcome.reasoning,
             thinking=outcome.thinking,
             tool_calls=outcome.tool_calls,
+            finish_reason=outcome.finish_reason,
             usage=usage.tokens,
             metadata=OptimizerMetadata(
                 optimizer_name=self.name,

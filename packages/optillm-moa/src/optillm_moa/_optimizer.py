@@ -57,6 +57,7 @@ class MoaOptimizer(Optimizer[MoaConfig]):
             answer=synthesis.answer,
             thinking=synthesis.thinking,
             tool_calls=synthesis.tool_calls,
+            finish_reason="length" if synthesis.answer_cut else "stop",
             reasoning=_reasoning(candidates, critique, synthesis),
             extras={
                 "candidates": list(candidates.texts),

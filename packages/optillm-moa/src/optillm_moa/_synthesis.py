@@ -18,11 +18,15 @@ __all__ = ("Synthesis", "synthesize")
 
 @dataclass(frozen=True)
 class Synthesis:
+    """The answer and where it came from; ``truncated``: the synthesis (or, with every candidate
+    cut off, the answer) hit its token limit; ``answer_cut``: the answer itself ends there."""
+
     answer: str
     thinking: str
     source: Literal["synthesis", "candidate"]
     truncated: bool
     tool_calls: tuple[ToolCall, ...] = ()
+    answer_cut: bool = False
 
 
 async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critique: Critique) -> Synthesis:
@@ -54,9 +58,13 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
     if fallback is None:
         # Every candidate was cut off too: a cut-off synthesis still holds more than a cut-off candidate.
         if text.strip():
-            return Synthesis(answer=text, thinking=thinking, source="synthesis", truncated=True)
+            return Synthesis(answer=text, thinking=thinking, source="synthesis", truncated=True, answer_cut=True)
         return Synthesis(
-            answer=candidates.texts[0], thinking=candidates.thinking[0], source="candidate", truncated=True
+            answer=candidates.texts[0],
+            thinking=candidates.thinking[0],
+            source="candidate",
+            truncated=True,
+            answer_cut=candidates.truncated[0],
         )
     log.warning(
         "moa: synthesis unusable, answering with a candidate",

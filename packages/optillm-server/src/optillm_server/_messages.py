@@ -102,7 +102,7 @@ def _answer(job: _strategies.StrategyJob, parsed: MessagesRequest) -> Work:
             model=job.header.model,
             text=result.answer,
             usage=done.usage,
-            stop_reason=stop_reason_for("stop", result.tool_calls),
+            stop_reason=stop_reason_for(result.finish_reason, result.tool_calls),
             thinking=result.thinking if parsed.wants_thinking else "",
             tool_calls=result.tool_calls,
         )
@@ -151,7 +151,7 @@ def _stream(job: _strategies.StrategyJob, parsed: MessagesRequest) -> Work:
         await events.close_block()
         for position, call in enumerate(result.tool_calls):
             await events.tool_use(position, call)
-        await events.finish(stop_reason_for("stop", result.tool_calls), done.usage)
+        await events.finish(stop_reason_for(result.finish_reason, result.tool_calls), done.usage)
 
     return work
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from optillm_core import (
     AnswerDelta,
     BudgetExhausted,
+    FinishReason,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
@@ -61,6 +62,7 @@ class ChoiceResult:
     thinking: str = ""
     budget_exhausted: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ async def _pipeline(
     usage = TokenUsage()
     answer = thinking = ""
     calls: tuple[ToolCall, ...] = ()
+    finish: FinishReason = "stop"
     for position, optimizer in enumerate(stages):
         query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
         last = position == len(stages) - 1
@@ -174,12 +177,13 @@ async def _pipeline(
         except BudgetExhausted:
             if position == 0:
                 raise
-            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True)
+            return ChoiceResult(answer, usage, thinking, budget_exhausted=True, finish_reason=finish)
         usage = usage + solution.usage
         answer, thinking, calls = solution.answer, solution.thinking, solution.tool_calls
+        finish = solution.finish_reason
         if solution.metadata.budget_exhausted:
-            return ChoiceResult(answer=answer, usage=usage, thinking=thinking, budget_exhausted=True, tool_calls=calls)
-    return ChoiceResult(answer=answer, usage=usage, thinking=thinking, tool_calls=calls)
+            return ChoiceResult(answer, usage, thinking, budget_exhausted=True, tool_calls=calls, finish_reason=finish)
+    return ChoiceResult(answer, usage, thinking, tool_calls=calls, finish_reason=finish)
 
 
 def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:

@@ -86,7 +86,7 @@ def answer(job: StrategyJob) -> Work:
     async def work(exchange: Exchange) -> None:
         done = await run_job(job)
         results = done.results
-        choices: list[tuple[str, FinishReason | None]] = [(r.answer, "stop") for r in results]
+        choices: list[tuple[str, FinishReason | None]] = [(r.answer, r.finish_reason) for r in results]
         thinking, calls = [r.thinking for r in results], [r.tool_calls for r in results]
         payload = completion(job.header, choices, done.usage, thinking, calls)
         payload["optillm"] = budget_report(done.meter, done.exhausted)
@@ -220,7 +220,7 @@ async def _finish(exchange: Exchange, job: StrategyJob, done: JobResult, streame
         for delta in tool_call_chunks(result.tool_calls):
             await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
     for index, result in enumerate(results):
-        reason = "tool_calls" if result.tool_calls else "stop"
+        reason = "tool_calls" if result.tool_calls else result.finish_reason
         payload = chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field)
         payload["optillm"] = budget_report(done.meter, [index] if index in done.exhausted else [])
         await exchange.data(payload)
