@@ -112,6 +112,18 @@ async def test_failed_synthesis_falls_back_to_the_highest_ranked_solution() -> N
     assert solution.metadata.extras["selection_method"] == SelectionMethod.HIGHEST_SCORE
 
 
+@pytest.mark.parametrize(
+    ("synthesis", "finish"), [(Reply("So 12 + 7 is", finish_reason="length"), "length"), ("\\boxed{19}", "stop")]
+)
+async def test_a_synthesis_cut_at_its_token_limit_is_answered_as_cut(synthesis: Reply | str, finish: str) -> None:
+    client = FakeMars(
+        exploration=lambda p, s: boxed(str(17 + agent_of(p))), verification=INCORRECT, synthesis=synthesis
+    )
+    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(0)).optimize(QUERY, client, settings=DEFAULT)
+    assert solution.metadata.extras["selection_method"] == SelectionMethod.SYNTHESIZED
+    assert solution.finish_reason == finish
+
+
 async def test_failures_in_aggregation_and_strategy_network_degrade_gracefully() -> None:
     client = FakeMars(aggregation=ProviderUnavailable("down"), strategy=ProviderUnavailable("down"))
     channel = EventChannel()

@@ -269,6 +269,15 @@ async def test_truncated_replies_are_kept_and_marked() -> None:
     assert "[cut off]" in solution.reasoning
 
 
+@pytest.mark.parametrize(
+    ("root", "finish"), [(Reply("Use rev", finish_reason="length"), "length"), ("Use rev.", "stop")]
+)
+async def test_an_answer_cut_at_its_token_limit_says_so(root: Reply | str, finish: str) -> None:
+    model = DialogueModel(root_replies=(root,))
+    solution = await MctsOptimizer().optimize(QUERY, FunctionClient(model, native_n=True))
+    assert solution.finish_reason == finish
+
+
 def failing_at(kind_name: str) -> Callable[[int, Prompt, GenerationSettings], BaseException | None]:
     def rule(number: int, prompt: Prompt, settings: GenerationSettings) -> BaseException | None:
         return ProviderUnavailable("model server went away", status_code=503) if kind(prompt) == kind_name else None

@@ -100,6 +100,18 @@ async def test_a_cut_off_sample_is_not_the_one_returned_when_a_complete_one_agre
     solution = await MajorityVotingOptimizer(MajorityVotingConfig(k=3)).optimize(QUERY, client)
     assert solution.answer == "\\boxed{19}"
     assert solution.metadata.extras["chosen"] == 1
+    assert solution.finish_reason == "stop"
+
+
+@pytest.mark.parametrize(("stop", "finish"), [(None, "length"), (["END"], "stop")])
+async def test_a_cut_off_sample_returned_says_so_unless_a_stop_sequence_ends_it(
+    stop: list[str] | None, finish: str
+) -> None:
+    cut = Reply("... so \\boxed{19}\nEND and then more", finish_reason="length")
+    client = ScriptedClient([cut, Reply("\\boxed{20} and", finish_reason="length")], native_n=True)
+    settings = GenerationSettings(stop=stop)
+    solution = await MajorityVotingOptimizer(MajorityVotingConfig(k=2)).optimize(QUERY, client, settings=settings)
+    assert solution.finish_reason == finish
 
 
 async def test_a_failed_split_request_loses_only_its_samples() -> None:

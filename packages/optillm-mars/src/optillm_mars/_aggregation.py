@@ -125,4 +125,5 @@ async def _combine(run: MarsRun, group: Sequence[MarsSolution]) -> MarsSolution:
         temperature=settings.temperature,
         parent_ids=tuple(s.id for s in group),
         output_tokens=completion.usage.output_tokens,
+        truncated=completion.truncated(),
     )

@@ -49,4 +49,5 @@ async def _solve(run: MarsRun, agent: int) -> MarsSolution:
         thinking=completion.reasoning,
         temperature=settings.temperature,
         output_tokens=completion.usage.output_tokens,
+        truncated=completion.truncated(),
     )

@@ -69,7 +69,9 @@ async def improve(run: MarsRun, solution: MarsSolution, feedback: list[str]) -> 
     if isinstance(result, Exception):
         run.failed("improvement", result, solution_id=solution.id)
         return None
-    rewritten = solution.rewritten(result.text, settings.temperature, result.usage.output_tokens, result.reasoning)
+    rewritten = solution.rewritten(
+        result.text, settings.temperature, result.usage.output_tokens, result.reasoning, truncated=result.truncated()
+    )
     improved = run.workspace.update(rewritten)
     run.emit(SolutionImproved(solution_id=improved.id, revision=improved.revision))
     return improved

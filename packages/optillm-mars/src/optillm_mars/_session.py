@@ -138,6 +138,7 @@ class MarsRun:
             reasoning=account(workspace, solution, method, offered_tools=self.offers_tools),
             thinking=solution.thinking,
             tool_calls=solution.tool_calls,
+            finish_reason="length" if solution.truncated else "stop",
             iterations=iterations,
             extras=self.extras(solution, method, workspace),
             budget_exhausted=budget_exhausted,

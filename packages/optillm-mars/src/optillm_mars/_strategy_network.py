@@ -82,4 +82,5 @@ async def _enhance(run: MarsRun, agent: int, strategies: Sequence[Strategy]) -> 
         temperature=settings.temperature,
         strategy_ids=tuple(s.id for s in peers),
         output_tokens=completion.usage.output_tokens,
+        truncated=completion.truncated(),
     )

@@ -51,6 +51,7 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
                 parent_ids=tuple(s.id for s in top),
                 output_tokens=result.usage.output_tokens,
                 tool_calls=result.calls,
+                truncated=result.truncated(),
             )
             chosen = workspace.add(synthesized), SelectionMethod.SYNTHESIZED
     solution, method = chosen

@@ -105,6 +105,7 @@ class MarsSolution(BaseModel):
     ``thinking`` is the thinking behind it, kept for the caller when this solution becomes the
     answer. ``temperature`` is the one the call was sent with (``None`` when the model takes none).
     ``tool_calls`` are the calls the synthesis made to the caller's tools (its text may then be empty).
+    ``truncated``: the text was cut off at the call's token limit.
     An improvement keeps the ``id`` and raises ``revision``: the text is replaced, the
     verification history is kept (each result names the revision it judged), and the pass count
     starts again from zero.
@@ -126,6 +127,7 @@ class MarsSolution(BaseModel):
     consecutive_passes: int = 0
     is_verified: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
+    truncated: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -172,12 +174,15 @@ class MarsSolution(BaseModel):
             }
         )
 
-    def rewritten(self, text: str, temperature: float | None, output_tokens: int, thinking: str = "") -> MarsSolution:
+    def rewritten(
+        self, text: str, temperature: float | None, output_tokens: int, thinking: str = "", *, truncated: bool = False
+    ) -> MarsSolution:
         """The next revision of this solution with new text; its pass count starts again."""
         return self.model_copy(
             update={
                 "text": text,
                 "thinking": thinking,
+                "truncated": truncated,
                 "temperature": temperature,
                 "revision": self.revision + 1,
                 "phase": GenerationPhase.IMPROVED,

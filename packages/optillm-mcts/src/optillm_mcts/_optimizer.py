@@ -41,6 +41,7 @@ class MctsOptimizer(Optimizer[MctsConfig]):
         return Outcome(
             answer=chosen.reply,
             thinking=chosen.thinking,
+            finish_reason="length" if chosen.truncated else "stop",
             reasoning=_trace(search, chosen),
             iterations=len(search.records),
             extras={

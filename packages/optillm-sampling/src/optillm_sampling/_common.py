@@ -35,9 +35,16 @@ def representative(samples: Sequence[Sample], keys: Sequence[str | None], answer
 def chosen_outcome(
     ctx: RunContext[Any], sample: Sample, *, source: Source, reasoning: str, extras: dict[str, Any]
 ) -> Outcome:
-    """The chosen sample as the run's answer: the caller's ``stop`` applied, its thinking kept."""
+    """The chosen sample as the run's answer: the caller's ``stop`` applied, its thinking kept.
+
+    A sample cut off at its token limit is the answer only when no whole one carried it; its
+    ``finish_reason`` is then ``"length"``, unless a stop sequence ends the answer before the cut.
+    """
+    stop = ctx.settings.stop
+    stopped = any(s and s in sample.text for s in stop or ())
     return Outcome(
-        answer=apply_stop(sample.text, ctx.settings.stop),
+        answer=apply_stop(sample.text, stop),
+        finish_reason="length" if sample.truncated and not stopped else "stop",
         thinking=sample.thinking,
         reasoning=reasoning,
         extras={**extras, "chosen": sample.index, "source": source},
