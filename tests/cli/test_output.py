@@ -39,6 +39,7 @@ def test_solution_json_has_every_documented_field() -> None:
         "duration_ms": 15,
         "iterations": 1,
         "budget_exhausted": False,
+        "finish_reason": "stop",
         "dropped_settings": [],
         "selection": {"candidates": 3, "method": "model pick"},
     }

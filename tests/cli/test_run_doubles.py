@@ -11,7 +11,7 @@ import pytest
 
 import optillm_core._registry as core_registry
 from optillm_cli import ExitCode
-from optillm_cli._commands import LOCAL_MAX_TOKENS
+from optillm_cli._commands import CUT_ANSWER_NOTICE, LOCAL_MAX_TOKENS
 from optillm_cli._providers import LOCAL_NOTICE, ProviderChoice
 from optillm_core import (
     ENTRY_POINT_GROUP,
@@ -24,7 +24,7 @@ from optillm_core import (
     Prompt,
     ProviderUnavailable,
 )
-from optillm_core.testing import FunctionClient, count_tokens
+from optillm_core.testing import FunctionClient, Reply, count_tokens
 from tests.cli.conftest import CliRunner, clean_environ
 
 
@@ -69,6 +69,26 @@ def test_json_output_reports_the_run(cli: CliRunner) -> None:
     assert data["budget_exhausted"] is False
     assert isinstance(data["duration_ms"], int)
     assert data["reasoning"].startswith("Candidate 0:")
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["plain", "json"])
+def test_an_answer_cut_at_its_token_limit_is_printed_and_flagged_on_stderr(cli: CliRunner, as_json: bool) -> None:
+    pytest.importorskip("optillm_moa")
+    client = FunctionClient(lambda prompt, settings: Reply("12 plus 7 is", finish_reason="length"))
+    flags = ["--base-url", "http://127.0.0.1:9/v1", *(["--json"] if as_json else [])]
+    result = cli(
+        "run",
+        "moa",
+        "What is 12 + 7?",
+        "--set",
+        "truncated_candidates=keep",
+        *flags,
+        client_factory=lambda c, e: client,
+    )
+    assert result.code == ExitCode.OK, result.err
+    answer = json.loads(result.out) if as_json else {"answer": result.out.rstrip("\n"), "finish_reason": "length"}
+    assert (answer["answer"], answer["finish_reason"]) == ("12 plus 7 is", "length")
+    assert result.err == CUT_ANSWER_NOTICE + "\n"
 
 
 def test_plain_output_is_the_answer_alone(cli: CliRunner) -> None:

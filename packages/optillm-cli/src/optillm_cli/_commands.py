@@ -43,6 +43,7 @@ ClientFactory = Callable[[ProviderChoice, Mapping[str, str]], ModelClient]
 
 # Time a run gets past ``--timeout`` to return its best answer before it is stopped outright.
 TIMEOUT_GRACE_SECONDS = 5.0
+CUT_ANSWER_NOTICE = "optillm: the answer was cut off at its token limit; raise --max-tokens for a whole answer"
 
 
 def _provider_options(args: argparse.Namespace) -> ProviderOptions:
@@ -142,6 +143,8 @@ def run_command(
         print(to_json(solution_json(solution, strategy=optimizer.name, model=client.model_name)))
     else:
         print(solution.answer)
+    if solution.finish_reason == "length":
+        sys.stderr.write(CUT_ANSWER_NOTICE + "\n")
     return ExitCode.OK
 
 

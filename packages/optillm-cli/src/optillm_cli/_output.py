@@ -37,6 +37,7 @@ def solution_json(solution: Solution, *, strategy: str, model: str) -> dict[str,
         "duration_ms": meta.duration_ms,
         "iterations": meta.iterations,
         "budget_exhausted": meta.budget_exhausted,
+        "finish_reason": solution.finish_reason,
         "dropped_settings": list(meta.dropped_settings),
         "selection": meta.extras,
     }
