@@ -158,11 +158,30 @@ async def test_each_tool_choice_in_each_format(wire: HttpWireFormat, expected: l
         assert body[field] == wanted
 
 
+@pytest.mark.parametrize("parallel", [False, True, None])
+@pytest.mark.parametrize("wire", WIRES)
+async def test_one_call_at_a_time_in_each_format(wire: HttpWireFormat, parallel: bool | None) -> None:
+    for choice in CHOICES:
+        settings = GenerationSettings(tools=TOOLS, tool_choice=choice.model_copy(update={"parallel": parallel}))
+        body = await sent_body(wire, ASK, settings)  # every fake refuses a switch its API refuses
+        if wire == "openai":
+            sent = body.get("parallel_tool_calls")
+        else:
+            sent = body["tool_choice"].get("disable_parallel_tool_use") if wire == "anthropic" else None
+        expected = {
+            "openai": parallel,
+            # Anthropic's switch only turns parallel calls off, and tool_choice none takes none.
+            "anthropic": True if parallel is False and choice.mode != "none" else None,
+        }.get(wire)
+        assert sent == expected, (choice, body)
+        assert "parallel" not in json.dumps(body) or wire in ("openai", "anthropic")
+
+
 @pytest.mark.parametrize("wire", WIRES)
 async def test_no_tool_choice_goes_out_without_tools(wire: HttpWireFormat) -> None:
     # OpenAI answers 400 to a tool_choice without tools; none of the formats is sent one.
-    body = await sent_body(wire, ASK, GenerationSettings(tool_choice="required"))
-    assert not {"tools", "tool_choice", "toolConfig"} & set(body)
+    body = await sent_body(wire, ASK, GenerationSettings(tool_choice=ToolChoice(mode="required", parallel=False)))
+    assert not {"tools", "tool_choice", "toolConfig", "parallel_tool_calls"} & set(body)
 
 
 async def test_anthropic_sends_tool_use_blocks_and_one_user_message_of_results() -> None:

@@ -134,7 +134,8 @@ async def test_tool_results_go_back_to_the_model_as_tool_messages() -> None:
     [
         ({"type": "auto"}, ToolChoice(mode="auto")),
         ({"type": "none"}, ToolChoice(mode="none")),
-        ({"type": "any", "disable_parallel_tool_use": True}, ToolChoice(mode="required")),
+        ({"type": "any", "disable_parallel_tool_use": True}, ToolChoice(mode="required", parallel=False)),
+        ({"type": "auto", "disable_parallel_tool_use": False}, ToolChoice(mode="auto", parallel=True)),
         ({"type": "tool", "name": "get_weather"}, ToolChoice.tool("get_weather")),
     ],
 )
@@ -143,6 +144,18 @@ async def test_tool_choices_map_to_core_tool_choices(choice: Any, expected: Tool
     async with messages_proxy(model) as sdk:
         await sdk.messages.create(model="m", max_tokens=50, messages=USER, tools=[WEATHER], tool_choice=choice)
     assert model.requests[0].settings.tool_choice == expected
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [{"type": "none", "disable_parallel_tool_use": True}, {"type": "auto", "disable_parallel_tool_use": "yes"}],
+)
+async def test_a_parallel_switch_anthropic_would_refuse_is_a_400(choice: Any) -> None:
+    model = ScriptedClient([])
+    async with messages_proxy(model) as sdk:
+        with pytest.raises(anthropic.BadRequestError, match="disable_parallel_tool_use"):
+            await sdk.messages.create(model="m", max_tokens=50, messages=USER, tools=[WEATHER], tool_choice=choice)
+    assert model.requests == []
 
 
 async def test_a_tool_choice_naming_an_unknown_tool_is_a_400() -> None:

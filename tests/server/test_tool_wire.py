@@ -32,7 +32,7 @@ from optillm_server._tools import (
     stage_settings,
     tool_call_chunks,
 )
-from optillm_server._wire import ChatMessage
+from optillm_server._wire import ChatMessage, ChatRequest
 
 from .support import EchoStrategy, ShoutStrategy
 
@@ -132,6 +132,28 @@ def test_tool_choice_forms() -> None:
     assert parse_tools([]) is None
     with pytest.raises(ApiError, match="'tool_choice' must be"):
         parse_tool_choice({"type": "function", "name": "f"}, tools)  # the Responses API's form
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"parallel_tool_calls": False}, ToolChoice(mode="auto", parallel=False)),
+        ({"parallel_tool_calls": True, "tool_choice": "required"}, ToolChoice(mode="required", parallel=True)),
+        ({"tool_choice": "required"}, ToolChoice(mode="required")),
+        ({}, None),
+    ],
+)
+def test_parallel_tool_calls_is_part_of_the_tool_choice(fields: dict[str, Any], expected: ToolChoice | None) -> None:
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    request = ChatRequest.parse(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": tools, **fields}
+    )
+    assert request.settings().tool_choice == expected
+    # Without tools it asks for nothing, as tool_choice auto does.
+    bare = ChatRequest.parse(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "parallel_tool_calls": False}
+    )
+    assert bare.settings().tool_choice is None
 
 
 # -- conversations given to strategies -------------------------------------------------------------

@@ -404,6 +404,15 @@ async def test_a_named_tool_choice_reaches_the_final_call() -> None:
     assert synthesis.settings.tool_choice == ToolChoice.tool("get_weather")
 
 
+async def test_one_tool_call_at_a_time_reaches_the_final_call_only() -> None:
+    client = FunctionClient(weather_model)
+    async with strategy_proxy(client) as sdk:
+        await sdk.chat.completions.create(model="moa-m", messages=USER, tools=TOOLS, parallel_tool_calls=False)
+    (synthesis,) = with_tools(client.requests)
+    assert synthesis.settings.tool_choice == ToolChoice(mode="auto", parallel=False)
+    assert all(r.settings.tool_choice is None for r in client.requests if r is not synthesis)
+
+
 async def test_a_synthesis_that_fails_once_is_retried_by_the_router_and_its_tool_call_returned() -> None:
     model = FunctionClient(weather_model)
     # MoA without native n: 3 candidates, the critique, then the synthesis (call 4), which fails once.

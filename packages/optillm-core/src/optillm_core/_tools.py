@@ -32,13 +32,17 @@ class ToolChoice(BaseModel):
     """Whether the model must, may or must not call a tool, or which one it must call.
 
     ``mode``: ``auto`` (the model decides), ``none`` (answer in text), ``required`` (call some tool),
-    ``tool`` (call the tool named ``name``).
+    ``tool`` (call the tool named ``name``). ``parallel``: whether the model may call several tools
+    in one turn (``None``: the provider's default, which allows it). OpenAI's wire sends it as
+    ``parallel_tool_calls`` and Anthropic's as ``disable_parallel_tool_use``; Gemini and Ollama have
+    no such switch and send nothing for it.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     mode: Literal["auto", "none", "required", "tool"] = "auto"
     name: str | None = None
+    parallel: bool | None = None
 
     @model_validator(mode="after")
     def _name_only_for_one_tool(self) -> Self:

@@ -124,6 +124,13 @@ def _openai(body: Mapping[str, Any], takes_tools: bool) -> FakeError | None:
             "openai", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
             param="tool_choice",
         )  # fmt: skip
+    if body.get("parallel_tool_calls") is not None and not tools:
+        return error_of(
+            "openai",
+            "Invalid value for 'parallel_tool_calls': "
+            "'parallel_tool_calls' is only allowed when 'tools' are specified.",
+            param="parallel_tool_calls",
+        )  # fmt: skip
     if isinstance(choice, Mapping):
         name = (choice.get("function") or {}).get("name")
         if name not in _names(tools, "function", "name"):
@@ -191,6 +198,8 @@ def _anthropic(body: Mapping[str, Any], takes_tools: bool) -> FakeError | None:
     if tools and not takes_tools:
         return error_of("anthropic", "tools: this model does not support tool use")
     choice = body.get("tool_choice")
+    if isinstance(choice, Mapping) and choice.get("type") == "none" and "disable_parallel_tool_use" in choice:
+        return error_of("anthropic", "tool_choice.none.disable_parallel_tool_use: Extra inputs are not permitted")
     if isinstance(choice, Mapping) and choice.get("type") == "tool":
         name = choice.get("name")
         if name not in _names(tools, "name"):

@@ -211,16 +211,24 @@ class MessagesRequest(BaseModel):
     def core_tool_choice(self, tools: Sequence[ToolDefinition]) -> ToolChoice | None:
         """``auto``, ``any`` (some tool), ``tool`` (the named one) or ``none``.
 
-        ``disable_parallel_tool_use`` is not kept: core's tool choice has no such switch.
+        ``disable_parallel_tool_use: true`` (one tool call at a time) is core's ``parallel=False``.
         """
         choice = self.tool_choice
         if choice is None:
             return None
         kind = choice.get("type")
+        one_at_a_time = choice.get("disable_parallel_tool_use")
+        if one_at_a_time is not None and (kind == "none" or not isinstance(one_at_a_time, bool)):
+            raise ApiError(
+                400,
+                "'tool_choice.disable_parallel_tool_use' must be true or false, and only with auto, any or tool",
+                param="tool_choice.disable_parallel_tool_use",
+            )
+        parallel = None if one_at_a_time is None else not one_at_a_time
         if kind == "any":
-            return ToolChoice(mode="required")
+            return ToolChoice(mode="required", parallel=parallel)
         if kind in ("auto", "none"):
-            return ToolChoice(mode=kind)
+            return ToolChoice(mode=kind, parallel=parallel)
         if kind == "tool":
             name = choice.get("name")
             if not isinstance(name, str) or name not in {t.name for t in tools}:
@@ -229,7 +237,7 @@ class MessagesRequest(BaseModel):
                     f"'tool_choice.name' must name one of the request's tools (got {name!r})",
                     param="tool_choice.name",
                 )
-            return ToolChoice.tool(name)
+            return ToolChoice(mode="tool", name=name, parallel=parallel)
         raise ApiError(
             400, f"'tool_choice.type' must be auto, any, tool or none (got {kind!r})", param="tool_choice.type"
         )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from optillm_core import FinishReason, GenerationSettings, TokenUsage, ToolCall
+from optillm_core import FinishReason, GenerationSettings, TokenUsage, ToolCall, ToolChoice
 
 from ._errors import ApiError
 from ._tools import choice_finish_reason, message_tool_calls, parse_tool_choice, parse_tools
@@ -106,6 +106,9 @@ class ChatRequest(BaseModel):
     def settings(self) -> GenerationSettings:
         """The request's sampling settings (one choice; ``n`` is handled by the caller)."""
         tools = parse_tools(self.tools)
+        choice = parse_tool_choice(self.tool_choice, tools)
+        if tools and self.parallel_tool_calls is not None:  # without tools it asks for nothing
+            choice = (choice or ToolChoice()).model_copy(update={"parallel": self.parallel_tool_calls})
         values: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -113,7 +116,7 @@ class ChatRequest(BaseModel):
             "stop": self.stop,
             "seed": self.seed,
             "tools": tools,
-            "tool_choice": parse_tool_choice(self.tool_choice, tools),
+            "tool_choice": choice,
         }
         return GenerationSettings(**{k: v for k, v in values.items() if v is not None})
 

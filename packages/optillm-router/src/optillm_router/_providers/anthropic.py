@@ -203,10 +203,15 @@ _CHOICE_TYPES = {"auto": "auto", "none": "none", "required": "any", "tool": "too
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
-    """``auto``, ``none``, ``any`` (OpenAI's ``required``), or ``tool`` with the tool's name."""
+    """``auto``, ``none``, ``any`` (OpenAI's ``required``), or ``tool`` with the tool's name.
+
+    One call at a time is ``disable_parallel_tool_use``, which ``none`` does not take (it calls none).
+    """
     wire: dict[str, Any] = {"type": _CHOICE_TYPES[choice.mode]}
     if choice.name is not None:
         wire["name"] = choice.name
+    if choice.parallel is False and choice.mode != "none":
+        wire["disable_parallel_tool_use"] = True
     return wire
 
 

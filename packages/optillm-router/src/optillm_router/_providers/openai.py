@@ -77,6 +77,8 @@ class OpenAICompatibleClient(HttpModelClient):
             body["tools"] = openai_tools(settings.tools)
             if settings.tool_choice is not None:
                 body["tool_choice"] = openai_tool_choice(settings.tool_choice)
+                if settings.tool_choice.parallel is not None:
+                    body["parallel_tool_calls"] = settings.tool_choice.parallel
         if settings.temperature is not None:
             body["temperature"] = settings.temperature
         if settings.top_p is not None:
