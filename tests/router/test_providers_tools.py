@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from optillm_core import (
@@ -253,7 +254,11 @@ async def test_gemini_sends_declarations_function_calls_and_named_responses() ->
         {
             "role": "model",
             "parts": [
-                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                # Calls no Gemini model signed: the first gets the signature Google documents for them.
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "skip_thought_signature_validator",
+                },
                 {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}},
             ],
         },
@@ -266,6 +271,45 @@ async def test_gemini_sends_declarations_function_calls_and_named_responses() ->
         },
         {"role": "user", "parts": [{"text": "Which is warmer?"}]},
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_gemini_3_gets_its_thought_signatures_back_and_a_loop_goes_on(stream: bool) -> None:
+    # Gemini 3 signs each step's first call and refuses a function call turn sent back without it.
+    settings = GenerationSettings(tools=TOOLS)
+    async with (
+        FakeProviderServer("gemini", model="gemini-3-pro-preview", reply=calls_reply(CALLS)) as server,
+        client_of(server) as client,
+    ):
+        if stream:
+            first = await collect_stream(client.request_stream(ASK, settings))
+        else:
+            first = await client.request(ASK, settings)
+        signature = first.calls[0].signature
+        assert signature and first.calls[1].signature is None
+        results = tuple(Message.tool_result("18 C", tool_call_id=call.id) for call in first.calls)
+        turn = Message.assistant("", tool_calls=first.calls)
+        await client.request(Prompt(messages=(*ASK.messages, turn, *results)), settings)
+    assert [r.status for r in server.requests] == [200, 200], server.requests[-1].body
+    model_turn = server.requests[-1].body["contents"][1]
+    assert [p.get("thoughtSignature") for p in model_turn["parts"]] == [signature, None]
+
+
+async def test_gemini_3_refuses_a_call_turn_without_its_signature() -> None:
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    answer = {"functionResponse": {"name": "get_weather", "response": {"content": "18 C"}}}
+
+    def body(model_turn: dict[str, Any]) -> dict[str, Any]:
+        question = {"role": "user", "parts": [{"text": "Weather?"}]}
+        return {"contents": [question, {"role": "model", "parts": [model_turn]}, {"role": "user", "parts": [answer]}]}
+
+    async with FakeProviderServer("gemini", model="gemini-3-pro-preview") as server, httpx.AsyncClient() as http:
+        url = f"{server.base_url}/v1beta/models/gemini-3-pro-preview:generateContent"
+        refused = await http.post(url, json=body(call))
+        accepted = await http.post(url, json=body({**call, "thoughtSignature": "c2lnbmVk"}))
+    assert refused.status_code == 400
+    assert "missing a `thought_signature`" in refused.json()["error"]["message"]
+    assert accepted.status_code == 200, accepted.text
 
 
 def test_gemini_schema_keeps_the_fields_gemini_knows() -> None:

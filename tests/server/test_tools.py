@@ -38,6 +38,7 @@ from optillm_core import (
 )
 from optillm_core.testing import FaultyClient, FunctionClient, RecordedRequest, Reply
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
+from optillm_router.testing import FakeProviderServer, FakeReply
 from optillm_server import Upstream
 
 from .support import JumpClock, last_user, proxy, serving
@@ -118,6 +119,42 @@ def agent_turn(call: dict[str, str] | Any, result: str = RESULT) -> list[Any]:
 
 def with_tools(requests: list[RecordedRequest]) -> list[RecordedRequest]:
     return [r for r in requests if r.settings.tools]
+
+
+@pytest.mark.parametrize("client_keeps_extra", [True, False], ids=["echoed", "dropped"])
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_a_gemini_3_agent_loop_keeps_its_thought_signature(stream: bool, client_keeps_extra: bool) -> None:
+    # Gemini 3 refuses a call turn sent back without its signature: the proxy hands it to the client
+    # in extra_content.google (Google's OpenAI-compatible place), and signs for clients that drop it.
+    call = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+
+    def model(chat: Mapping[str, Any], choice: int) -> FakeReply:
+        answered = any(m.get("role") == "tool" for m in chat["messages"])
+        return FakeReply("It is 18 C." if answered else "", tool_calls=() if answered else (call,))
+
+    async with FakeProviderServer("gemini", model="gemini-3-pro-preview", reply=model) as fake:
+        router = ModelClientRouter(ProviderRoutingConfig(fake.spec(), max_retries=0), clock=JumpClock())
+        first_request: dict[str, Any] = {"model": "gemini-3-pro-preview", "messages": USER, "tools": TOOLS}
+        async with router, proxy(router, model="gemini-3-pro-preview") as sdk:
+            tool_call: dict[str, Any]
+            if stream:
+                chunks = [c async for c in await sdk.chat.completions.create(**first_request, stream=True) if c.choices]
+                pieces = [t.model_dump() for c in chunks for t in (c.choices[0].delta.tool_calls or ())]
+                tool_call = {**pieces[0], "function": {"name": "get_weather", "arguments": call.arguments}}
+                tool_call.pop("index")
+            else:
+                plain = await sdk.chat.completions.create(**first_request)
+                tool_call = (plain.choices[0].message.tool_calls or [])[0].model_dump()
+            signature = (tool_call.get("extra_content") or {}).get("google", {}).get("thought_signature")
+            assert signature, tool_call
+            if not client_keeps_extra:
+                tool_call.pop("extra_content")
+            history = [*USER, {"role": "assistant", "content": None, "tool_calls": [tool_call]}]
+            history.append({"role": "tool", "tool_call_id": tool_call["id"], "content": "18 C"})
+            second = await sdk.chat.completions.create(model="gemini-3-pro-preview", messages=history, tools=TOOLS)
+    assert second.choices[0].message.content == "It is 18 C."
+    sent = fake.requests[-1].body["contents"][1]["parts"][0]["thoughtSignature"]
+    assert sent == (signature if client_keeps_extra else "skip_thought_signature_validator")
 
 
 # -- pass-through over the model client ------------------------------------------------------------

@@ -200,22 +200,30 @@ class _ToolCallAssembly:
 
     def __init__(self) -> None:
         self._parts: dict[tuple[int, int], list[str]] = {}
+        """(choice, position) → the call's id, name, arguments and signature so far."""
 
     def add(self, delta: ToolCallDelta) -> None:
-        part = self._parts.setdefault((delta.index, delta.call), ["", "", ""])
+        part = self._parts.setdefault((delta.index, delta.call), ["", "", "", ""])
         if delta.id:
             part[0] = delta.id
         if delta.name:
             part[1] = part[1] or delta.name
         part[2] += delta.arguments
+        if delta.signature:
+            part[3] = delta.signature
 
     def result(self, choices: int) -> tuple[tuple[ToolCall, ...], ...]:
         if not self._parts:
             return ()
         per_choice: list[list[ToolCall]] = [[] for _ in range(max(choices, 1 + max(i for i, _ in self._parts)))]
-        for (index, call), (call_id, name, arguments) in sorted(self._parts.items()):
+        for (index, call), (call_id, name, arguments, signature) in sorted(self._parts.items()):
             per_choice[index].append(
-                ToolCall(id=call_id or f"call_{index}_{call}", name=name, arguments=arguments or "{}")
+                ToolCall(
+                    id=call_id or f"call_{index}_{call}",
+                    name=name,
+                    arguments=arguments or "{}",
+                    signature=signature or None,
+                )
             )
         return tuple(tuple(c) for c in per_choice)
 

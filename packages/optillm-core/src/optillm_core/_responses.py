@@ -84,7 +84,8 @@ class ToolCallDelta(BaseModel):
     """A piece of tool call ``call`` (its position in the choice) of choice ``index``.
 
     The first piece of a call carries its ``id`` and ``name``; every piece may carry a fragment of
-    its ``arguments`` JSON text. Providers that send whole calls send one piece per call.
+    its ``arguments`` JSON text. Providers that send whole calls send one piece per call. A piece
+    may carry the call's ``signature`` (see :class:`ToolCall`).
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -95,6 +96,7 @@ class ToolCallDelta(BaseModel):
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    signature: str | None = None
 
 
 class Completed(BaseModel):

@@ -57,13 +57,18 @@ class ToolChoice(BaseModel):
 
 
 class ToolCall(BaseModel):
-    """One call the model made: the provider's id for it, the tool's name and the arguments as JSON text."""
+    """One call the model made: the provider's id for it, the tool's name and the arguments as JSON text.
+
+    ``signature``: an opaque token the provider attached to the call, which must go back with it
+    when the conversation is sent again (Gemini's thought signature; ``None`` for most providers).
+    """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     name: str
     arguments: str = "{}"
+    signature: str | None = None
 
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict; ``{}`` for empty text. Raises ``ValueError`` when they are not a JSON object."""

@@ -408,11 +408,11 @@ def anthropic_events(
     return events
 
 
-def _gemini_parts(text: str, thinking: str, tool_calls: Sequence[ToolCall] = ()) -> list[dict[str, Any]]:
+def _gemini_parts(model: str, text: str, thinking: str, tool_calls: Sequence[ToolCall] = ()) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = [{"text": thinking, "thought": True}] if thinking else []
     if text or not tool_calls:
         parts.append({"text": text})
-    return parts + gemini_call_parts(tool_calls)
+    return parts + gemini_call_parts(tool_calls, model=model)
 
 
 def gemini_response(
@@ -426,7 +426,7 @@ def gemini_response(
     after it (the same calls in every candidate); ``usage`` is (prompt, answer, thoughts)."""
     candidates = [
         {
-            "content": {"role": "model", "parts": _gemini_parts(text, thought, tool_calls)},
+            "content": {"role": "model", "parts": _gemini_parts(model.name, text, thought, tool_calls)},
             "finishReason": "STOP",
             "index": i,
         }
@@ -446,7 +446,7 @@ def gemini_frames(
     """A streamGenerateContent answer: for each of ``n`` candidates thought parts first, then the text,
     word by word, then each ``functionCall`` part whole in a frame of its own."""
     parts: list[dict[str, Any]] = [{"text": piece, "thought": True} for piece in _words(thinking)]
-    parts += [{"text": p} for p in _words(text)] + gemini_call_parts(tool_calls)
+    parts += [{"text": p} for p in _words(text)] + gemini_call_parts(tool_calls, model=model.name)
     frames: list[dict[str, Any]] = []
     for index in range(n):
         candidates = [{"content": {"role": "model", "parts": [part]}, "index": index} for part in parts]

@@ -6,7 +6,8 @@ Pure functions over request bodies and replies, shared by every fake (``FakeOpen
 - :func:`tool_refusal`: the 400 a provider answers a request's tools and tool turns with, in its
   own words: tools sent to a model without them, a tool choice naming no offered tool, a tool
   result answering no call of the turn before it (and, where the provider insists, a call left
-  unanswered), arguments in the wrong form, a schema field Gemini does not know;
+  unanswered), arguments in the wrong form, a schema field Gemini does not know, a Gemini 3 function
+  call turn without its thought signature;
 - renderers of tool calls in each format, plain and streamed the way each provider streams them:
   OpenAI an id-and-name delta then argument fragments, Anthropic a ``tool_use`` block start then
   ``input_json_delta`` fragments, Gemini and Ollama whole calls;
@@ -19,6 +20,8 @@ errors as their APIs word them), close paraphrases otherwise.
 
 from __future__ import annotations as _annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ __all__ = (
     "chat_tool_choice",
     "chat_tools",
     "gemini_call_parts",
+    "gemini_signs_calls",
     "offered_calls",
     "ollama_tool_calls",
     "openai_tool_calls",
@@ -261,7 +265,17 @@ def _gemini(body: Mapping[str, Any], takes_tools: bool, model: str) -> FakeError
                 f"* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: function "
                 f"'{name}' is not declared in tools",
             )
-    return _gemini_turns([c for c in body.get("contents") or () if isinstance(c, Mapping)])
+    contents = [c for c in body.get("contents") or () if isinstance(c, Mapping)]
+    if _gemini_requires_signatures(model):
+        for index, content in enumerate(contents):
+            calls = [p for p in content.get("parts") or () if isinstance(p, Mapping) and "functionCall" in p]
+            if calls and not calls[0].get("thoughtSignature"):
+                name = (calls[0].get("functionCall") or {}).get("name")
+                return error_of(
+                    "gemini",
+                    f"Function call `{name}` in the `{index + 1}.` content block is missing a `thought_signature`.",
+                )
+    return _gemini_turns(contents)
 
 
 def _gemini_schema_problem(schema: Mapping[str, Any], where: str) -> str | None:
@@ -431,14 +445,30 @@ def anthropic_tool_events(calls: Sequence[ToolCall], first_index: int) -> list[t
     return events
 
 
-def gemini_call_parts(calls: Sequence[ToolCall], *, ids: bool = False) -> list[dict[str, Any]]:
-    """``functionCall`` parts; without ``ids`` as the older API sends them (no id)."""
+def gemini_signs_calls(model: str) -> bool:
+    """Whether ``model`` signs its function calls: the thinking models, Gemini 2.5 and 3."""
+    return model.startswith(("gemini-2.5", "gemini-3"))
+
+
+def _gemini_requires_signatures(model: str) -> bool:
+    """Gemini 3 refuses a function call turn sent back without its signature; 2.5 does not check."""
+    return model.startswith("gemini-3")
+
+
+def gemini_call_parts(calls: Sequence[ToolCall], *, ids: bool = False, model: str = "") -> list[dict[str, Any]]:
+    """``functionCall`` parts; without ``ids`` as the older API sends them (no id). A model that signs
+    its calls (:func:`gemini_signs_calls`) puts an opaque ``thoughtSignature`` on the first part, as
+    Gemini does for each step's first call."""
     parts: list[dict[str, Any]] = []
-    for call in calls:
+    for position, call in enumerate(calls):
         function: dict[str, Any] = {"name": call.name, "args": _object(call)}
         if ids:
             function["id"] = call.id
-        parts.append({"functionCall": function})
+        part: dict[str, Any] = {"functionCall": function}
+        if position == 0 and gemini_signs_calls(model):
+            digest = hashlib.sha256(f"{model}/{call.name}/{call.arguments}".encode()).digest()
+            part["thoughtSignature"] = base64.b64encode(digest).decode()
+        parts.append(part)
     return parts
 
 

@@ -806,7 +806,7 @@ class _Gemini(_Render):
     def body(self, model: str, replies: list[_Reply], usage: _Usage) -> Any:
         candidates = [
             {
-                "content": {"role": "model", "parts": self._parts(r)},
+                "content": {"role": "model", "parts": self._parts(r, model)},
                 "finishReason": self._STOP.get(r.finish, r.finish.upper()),
                 "index": i,
             }
@@ -820,7 +820,7 @@ class _Gemini(_Render):
         content: list[bytes] = []
         for i, reply in enumerate(replies):
             # Text word by word, then each function call whole in a frame of its own.
-            parts = [{"text": p} for p in _text_pieces(reply)] + gemini_call_parts(reply.tool_calls)
+            parts = [{"text": p} for p in _text_pieces(reply)] + gemini_call_parts(reply.tool_calls, model=model)
             for j, part in enumerate(parts):
                 candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": i}
                 if j == len(parts) - 1:
@@ -829,9 +829,9 @@ class _Gemini(_Render):
         ending = [_sse({"candidates": [], "usageMetadata": _gemini_usage(usage), "modelVersion": model})]
         return [], content, ending
 
-    def _parts(self, reply: _Reply) -> list[dict[str, Any]]:
+    def _parts(self, reply: _Reply, model: str) -> list[dict[str, Any]]:
         text = [{"text": reply.text}] if reply.text or not reply.tool_calls else []
-        return text + gemini_call_parts(reply.tool_calls)
+        return text + gemini_call_parts(reply.tool_calls, model=model)
 
     def error(self, status: int, message: str, retry_after: float) -> Any:
         error: dict[str, Any] = {

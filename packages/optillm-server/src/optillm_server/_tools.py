@@ -151,14 +151,33 @@ def parse_tool_calls(value: Any, param: str) -> tuple[ToolCall, ...]:
                 "a tool call's 'arguments' must be the JSON text the model wrote",
                 param=f"{where}.function.arguments",
             )
-        calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
+        calls.append(ToolCall(id=call_id, name=name, arguments=arguments, signature=_signature_of(item)))
     return tuple(calls)
 
 
+def _signature_of(item: dict[str, Any]) -> str | None:
+    """A call's thought signature where Google's OpenAI-compatible API puts it, ``extra_content.google``."""
+    extra = item.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
+
+
+def _with_signature(payload: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    """A tool call with its signature in ``extra_content.google.thought_signature`` (see :func:`_signature_of`),
+    so that a client sending the conversation back sends it too."""
+    if signature:
+        payload["extra_content"] = {"google": {"thought_signature": signature}}
+    return payload
+
+
 def message_tool_calls(calls: Iterable[ToolCall]) -> list[dict[str, Any]]:
-    """``message.tool_calls`` of a ``chat.completion``."""
+    """``message.tool_calls`` of a ``chat.completion``; a call's signature rides in ``extra_content``."""
     return [
-        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        _with_signature(
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}},
+            call.signature,
+        )
         for call in calls
     ]
 
@@ -199,10 +218,12 @@ class ToolCallPieces:
             self._started.add(key)
             call_id = event.id or f"call_{event.index}_{event.call}"
             function = {"name": event.name or "", "arguments": event.arguments}
-            return {"tool_calls": [{"index": event.call, "id": call_id, "type": "function", "function": function}]}
-        if not event.arguments:
+            first = {"index": event.call, "id": call_id, "type": "function", "function": function}
+            return {"tool_calls": [_with_signature(first, event.signature)]}
+        if not event.arguments and not event.signature:
             return None
-        return {"tool_calls": [{"index": event.call, "function": {"arguments": event.arguments}}]}
+        piece: dict[str, Any] = {"index": event.call, "function": {"arguments": event.arguments}}
+        return {"tool_calls": [_with_signature(piece, event.signature)]}
 
 
 def check_strategies_answer_with_tools(

@@ -102,7 +102,14 @@ def whole_call_deltas(choice: int, calls: Sequence[ToolCall], start: int = 0) ->
     """One piece per call, with everything (how providers that stream whole calls are relayed);
     the first call is the choice's call ``start``."""
     return [
-        ToolCallDelta(index=choice, call=start + offset, id=call.id, name=call.name, arguments=call.arguments)
+        ToolCallDelta(
+            index=choice,
+            call=start + offset,
+            id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            signature=call.signature,
+        )
         for offset, call in enumerate(calls)
     ]
 

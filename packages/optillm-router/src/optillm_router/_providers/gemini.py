@@ -67,6 +67,10 @@ SCHEMA_FIELDS = frozenset(
 (``additionalProperties``, ``$schema``, ``$ref``/``$defs``, ``const``… are refused as unknown fields)."""
 
 
+UNSIGNED_CALL_SIGNATURE = "skip_thought_signature_validator"
+"""The thought signature Google documents for function calls that no Gemini model signed."""
+
+
 class GeminiClient(HttpModelClient):
     """``POST {base_url}/v1beta/models/{model}:generateContent``; ``n`` > 1 becomes ``candidateCount``.
 
@@ -77,6 +81,12 @@ class GeminiClient(HttpModelClient):
     they answer. ``functionCall`` parts come back as tool calls, whole (Gemini streams whole calls),
     with the id Gemini gives or ``call_<candidate>_<position>``; a candidate that called a tool and
     stopped finishes with ``tool_calls``.
+
+    A call's ``thoughtSignature`` (a sibling of ``functionCall`` in its part; older models put it
+    inside) is kept as the call's ``signature`` and sent back with it, as thinking models ask (Gemini
+    3 refuses a function call turn without it). The first call of a turn that has none (a history
+    written by another model, or by a client that dropped it) is sent with
+    :data:`UNSIGNED_CALL_SIGNATURE`, the value Google documents for such histories.
     """
 
     max_tokens_fields = frozenset({"maxOutputTokens"})
@@ -154,9 +164,14 @@ class GeminiClient(HttpModelClient):
                     contents.append({"role": "user", "parts": [part]})
             elif m.tool_calls:
                 parts: list[dict[str, Any]] = [{"text": m.content}] if m.content else []
-                parts += [
-                    {"functionCall": {"name": c.name, "args": arguments_object(self.provider, c)}} for c in m.tool_calls
-                ]
+                for position, c in enumerate(m.tool_calls):
+                    call: dict[str, Any] = {
+                        "functionCall": {"name": c.name, "args": arguments_object(self.provider, c)}
+                    }
+                    signature = c.signature or (UNSIGNED_CALL_SIGNATURE if position == 0 else None)
+                    if signature:
+                        call["thoughtSignature"] = signature
+                    parts.append(call)
                 contents.append({"role": "model", "parts": parts})
             else:
                 contents.append({"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]})
@@ -297,11 +312,13 @@ def _calls(candidate: dict[str, Any], choice: int, before: int = 0) -> tuple[Too
         if not isinstance(call, dict):
             continue
         call_id = call.get("id")
+        signature = part.get("thoughtSignature") or call.get("thoughtSignature")
         calls.append(
             ToolCall(
                 id=call_id if isinstance(call_id, str) and call_id else synthetic_id(choice, before + len(calls)),
                 name=str(call.get("name") or ""),
                 arguments=arguments_text(call.get("args") or {}),
+                signature=signature if isinstance(signature, str) and signature else None,
             )
         )
     return tuple(calls)
