@@ -295,6 +295,24 @@ async def test_gemini_3_gets_its_thought_signatures_back_and_a_loop_goes_on(stre
     assert [p.get("thoughtSignature") for p in model_turn["parts"]] == [signature, None]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_signatures_on_openais_wire_come_back_and_go_out_in_extra_content(stream: bool) -> None:
+    # Google's OpenAI-compatible API carries a call's thought signature in extra_content.google.
+    signed = (CALLS[0].model_copy(update={"signature": "c2lnbmVk"}), CALLS[1])
+    settings = GenerationSettings(tools=TOOLS)
+    async with FakeProviderServer("openai", reply=calls_reply(signed)) as server, client_of(server) as client:
+        if stream:
+            first = await collect_stream(client.request_stream(ASK, settings))
+        else:
+            first = await client.request(ASK, settings)
+        assert [c.signature for c in first.calls] == ["c2lnbmVk", None]
+        results = tuple(Message.tool_result("18 C", tool_call_id=call.id) for call in first.calls)
+        turn = Message.assistant("", tool_calls=first.calls)
+        await client.request(Prompt(messages=(*ASK.messages, turn, *results)), settings)
+    sent = server.requests[-1].body["messages"][1]["tool_calls"]
+    assert [c.get("extra_content") for c in sent] == [{"google": {"thought_signature": "c2lnbmVk"}}, None]
+
+
 async def test_gemini_3_refuses_a_call_turn_without_its_signature() -> None:
     call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
     answer = {"functionResponse": {"name": "get_weather", "response": {"content": "18 C"}}}

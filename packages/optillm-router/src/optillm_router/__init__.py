@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._failures import TRANSPORT_FAILURES, FewerChoices, client_error, could_not_connect
     from ._http import HttpPool, parse_retry_after
     from ._providers import create_provider_client
+    from ._providers._tools import openai_call_signature, openai_tool_call
     from ._router import ClientFactory, ModelClientRouter
     from ._strategies import Candidate, RouteOrder, route_order
 
@@ -90,6 +91,8 @@ __all__ = (
     "estimate_tokens",
     "load_routing_config",
     "model_profile",
+    "openai_call_signature",
+    "openai_tool_call",
     "parse_retry_after",
     "retry_allowed",
     "retry_delay",
@@ -110,6 +113,8 @@ _LAZY = {
     "HttpPool": "._http",
     "parse_retry_after": "._http",
     "create_provider_client": "._providers",
+    "openai_call_signature": "._providers._tools",
+    "openai_tool_call": "._providers._tools",
     "ClientFactory": "._router",
     "ModelClientRouter": "._router",
     "Candidate": "._strategies",

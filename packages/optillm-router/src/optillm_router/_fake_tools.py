@@ -409,8 +409,17 @@ def _object(call: ToolCall) -> Any:
 
 
 def openai_tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
-    """``message.tool_calls`` of a chat completion."""
-    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+    """``message.tool_calls`` of a chat completion; a call with a ``signature`` carries it as Google's
+    OpenAI-compatible API does, in ``extra_content.google.thought_signature``."""
+    return [
+        {
+            "id": c.id,
+            "type": "function",
+            "function": {"name": c.name, "arguments": c.arguments},
+            **({"extra_content": {"google": {"thought_signature": c.signature}}} if c.signature else {}),
+        }
+        for c in calls
+    ]
 
 
 def openai_tool_deltas(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
@@ -418,6 +427,8 @@ def openai_tool_deltas(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
     deltas: list[dict[str, Any]] = []
     for index, call in enumerate(calls):
         first = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        if call.signature:
+            first["extra_content"] = {"google": {"thought_signature": call.signature}}
         deltas.append({"tool_calls": [first]})
         deltas += [
             {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}

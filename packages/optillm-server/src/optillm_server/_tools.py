@@ -23,6 +23,7 @@ from optillm_core import (
     ToolChoice,
     ToolDefinition,
 )
+from optillm_router import openai_call_signature, openai_tool_call
 
 from ._errors import ApiError
 
@@ -151,35 +152,14 @@ def parse_tool_calls(value: Any, param: str) -> tuple[ToolCall, ...]:
                 "a tool call's 'arguments' must be the JSON text the model wrote",
                 param=f"{where}.function.arguments",
             )
-        calls.append(ToolCall(id=call_id, name=name, arguments=arguments, signature=_signature_of(item)))
+        calls.append(ToolCall(id=call_id, name=name, arguments=arguments, signature=openai_call_signature(item)))
     return tuple(calls)
 
 
-def _signature_of(item: dict[str, Any]) -> str | None:
-    """A call's thought signature where Google's OpenAI-compatible API puts it, ``extra_content.google``."""
-    extra = item.get("extra_content")
-    google = extra.get("google") if isinstance(extra, dict) else None
-    signature = google.get("thought_signature") if isinstance(google, dict) else None
-    return signature if isinstance(signature, str) and signature else None
-
-
-def _with_signature(payload: dict[str, Any], signature: str | None) -> dict[str, Any]:
-    """A tool call with its signature in ``extra_content.google.thought_signature`` (see :func:`_signature_of`),
-    so that a client sending the conversation back sends it too."""
-    if signature:
-        payload["extra_content"] = {"google": {"thought_signature": signature}}
-    return payload
-
-
 def message_tool_calls(calls: Iterable[ToolCall]) -> list[dict[str, Any]]:
-    """``message.tool_calls`` of a ``chat.completion``; a call's signature rides in ``extra_content``."""
-    return [
-        _with_signature(
-            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}},
-            call.signature,
-        )
-        for call in calls
-    ]
+    """``message.tool_calls`` of a ``chat.completion``; a call's signature rides in ``extra_content``
+    (see :func:`optillm_router.openai_tool_call`)."""
+    return [openai_tool_call(call) for call in calls]
 
 
 def tool_call_chunks(calls: Iterable[ToolCall]) -> list[dict[str, Any]]:
@@ -219,11 +199,18 @@ class ToolCallPieces:
             call_id = event.id or f"call_{event.index}_{event.call}"
             function = {"name": event.name or "", "arguments": event.arguments}
             first = {"index": event.call, "id": call_id, "type": "function", "function": function}
-            return {"tool_calls": [_with_signature(first, event.signature)]}
+            return {"tool_calls": [_signed(first, event.signature)]}
         if not event.arguments and not event.signature:
             return None
         piece: dict[str, Any] = {"index": event.call, "function": {"arguments": event.arguments}}
-        return {"tool_calls": [_with_signature(piece, event.signature)]}
+        return {"tool_calls": [_signed(piece, event.signature)]}
+
+
+def _signed(piece: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    """A stream piece of a tool call with the call's signature where :func:`message_tool_calls` puts it."""
+    if signature:
+        piece["extra_content"] = {"google": {"thought_signature": signature}}
+    return piece
 
 
 def check_strategies_answer_with_tools(

@@ -22,11 +22,36 @@ __all__ = (
     "arguments_object",
     "arguments_text",
     "has_tool_turns",
+    "openai_call_signature",
+    "openai_tool_call",
     "openai_tool_choice",
     "openai_tools",
     "synthetic_id",
     "whole_call_deltas",
 )
+
+
+def openai_tool_call(call: ToolCall) -> dict[str, Any]:
+    """A tool call in OpenAI's chat shape. Its ``signature`` (Gemini's thought signature) rides in
+    ``extra_content.google.thought_signature``, where Google's OpenAI-compatible API puts it, so
+    that whoever sends the conversation back sends it too."""
+    payload: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if call.signature:
+        payload["extra_content"] = {"google": {"thought_signature": call.signature}}
+    return payload
+
+
+def openai_call_signature(item: object) -> str | None:
+    """The signature of an OpenAI-shaped tool call (or stream piece of one), if it carries one (see
+    :func:`openai_tool_call`)."""
+    extra = item.get("extra_content") if isinstance(item, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
 
 
 def has_tool_turns(messages: Iterable[Message]) -> bool:
@@ -144,15 +169,21 @@ class ToolCallPieces:
         text = arguments_text(arguments) if arguments is not None and arguments != "" else ""
         name = function.get("name") if isinstance(function.get("name"), str) else None
         key = (choice, position)
+        signature = openai_call_signature(item)
         started = self._calls.get(key)
         if started is None:
             self._calls[key] = (call_id or synthetic_id(choice, position), bool(name))
-            return ToolCallDelta(index=choice, call=position, id=self._calls[key][0], name=name, arguments=text)
+            call_id = self._calls[key][0]
+            return ToolCallDelta(
+                index=choice, call=position, id=call_id, name=name, arguments=text, signature=signature
+            )
         named = started[1]
         if name and not named:
             self._calls[key] = (started[0], True)
-            return ToolCallDelta(index=choice, call=position, name=name, arguments=text)
-        return ToolCallDelta(index=choice, call=position, arguments=text) if text else None
+            return ToolCallDelta(index=choice, call=position, name=name, arguments=text, signature=signature)
+        if text or signature:
+            return ToolCallDelta(index=choice, call=position, arguments=text, signature=signature)
+        return None
 
     def _position(self, choice: int, call_id: str | None) -> int:
         last = self._last.get(choice)

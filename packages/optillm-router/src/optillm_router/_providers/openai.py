@@ -25,7 +25,16 @@ from optillm_core import (
 from .._failures import FewerChoices
 from .._sse import iter_sse
 from ._common import HttpModelClient, json_object, map_finish, wire_messages
-from ._tools import ToolCallPieces, arguments_text, has_tool_turns, openai_tool_choice, openai_tools, synthetic_id
+from ._tools import (
+    ToolCallPieces,
+    arguments_text,
+    has_tool_turns,
+    openai_call_signature,
+    openai_tool_call,
+    openai_tool_choice,
+    openai_tools,
+    synthetic_id,
+)
 
 __all__ = ("OpenAIClient", "OpenAICompatibleClient")
 
@@ -210,10 +219,7 @@ def _message(message: Message) -> dict[str, Any]:
     return {
         "role": message.role,
         "content": message.content or None,
-        "tool_calls": [
-            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-            for call in message.tool_calls
-        ],
+        "tool_calls": [openai_tool_call(call) for call in message.tool_calls],
     }
 
 
@@ -232,6 +238,7 @@ def _tool_calls(raw: object, choice: int) -> tuple[ToolCall, ...]:
                 id=call_id if isinstance(call_id, str) and call_id else synthetic_id(choice, len(calls)),
                 name=str(function.get("name") or ""),
                 arguments=arguments_text(function.get("arguments")) or "{}",
+                signature=openai_call_signature(item),
             )
         )
     return tuple(calls)
