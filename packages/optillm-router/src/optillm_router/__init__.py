@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._failures import TRANSPORT_FAILURES, FewerChoices, client_error, could_not_connect
     from ._http import HttpPool, parse_retry_after
     from ._providers import create_provider_client
-    from ._providers._tools import openai_call_signature, openai_tool_call
+    from ._providers._tools import add_openai_signature, openai_call_signature, openai_tool_call
     from ._router import ClientFactory, ModelClientRouter
     from ._strategies import Candidate, RouteOrder, route_order
 
@@ -83,6 +83,7 @@ __all__ = (
     "TokenEstimate",
     "UsageTotals",
     "WireFormat",
+    "add_openai_signature",
     "beyond_cap",
     "client_error",
     "cost_of",
@@ -113,6 +114,7 @@ _LAZY = {
     "HttpPool": "._http",
     "parse_retry_after": "._http",
     "create_provider_client": "._providers",
+    "add_openai_signature": "._providers._tools",
     "openai_call_signature": "._providers._tools",
     "openai_tool_call": "._providers._tools",
     "ClientFactory": "._router",

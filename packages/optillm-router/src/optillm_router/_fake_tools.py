@@ -37,7 +37,6 @@ __all__ = (
     "chat_tool_choice",
     "chat_tools",
     "gemini_call_parts",
-    "gemini_signs_calls",
     "offered_calls",
     "ollama_tool_calls",
     "openai_tool_calls",
@@ -456,7 +455,7 @@ def anthropic_tool_events(calls: Sequence[ToolCall], first_index: int) -> list[t
     return events
 
 
-def gemini_signs_calls(model: str) -> bool:
+def _gemini_signs_calls(model: str) -> bool:
     """Whether ``model`` signs its function calls: the thinking models, Gemini 2.5 and 3."""
     return model.startswith(("gemini-2.5", "gemini-3"))
 
@@ -468,7 +467,7 @@ def _gemini_requires_signatures(model: str) -> bool:
 
 def gemini_call_parts(calls: Sequence[ToolCall], *, ids: bool = False, model: str = "") -> list[dict[str, Any]]:
     """``functionCall`` parts; without ``ids`` as the older API sends them (no id). A model that signs
-    its calls (:func:`gemini_signs_calls`) puts an opaque ``thoughtSignature`` on the first part, as
+    its calls (the thinking models, 2.5 and 3) puts an opaque ``thoughtSignature`` on the first part, as
     Gemini does for each step's first call."""
     parts: list[dict[str, Any]] = []
     for position, call in enumerate(calls):
@@ -476,7 +475,7 @@ def gemini_call_parts(calls: Sequence[ToolCall], *, ids: bool = False, model: st
         if ids:
             function["id"] = call.id
         part: dict[str, Any] = {"functionCall": function}
-        if position == 0 and gemini_signs_calls(model):
+        if position == 0 and _gemini_signs_calls(model):
             digest = hashlib.sha256(f"{model}/{call.name}/{call.arguments}".encode()).digest()
             part["thoughtSignature"] = base64.b64encode(digest).decode()
         parts.append(part)

@@ -23,7 +23,7 @@ from optillm_core import (
     ToolChoice,
     ToolDefinition,
 )
-from optillm_router import openai_call_signature, openai_tool_call
+from optillm_router import add_openai_signature, openai_call_signature, openai_tool_call
 
 from ._errors import ApiError
 
@@ -199,18 +199,11 @@ class ToolCallPieces:
             call_id = event.id or f"call_{event.index}_{event.call}"
             function = {"name": event.name or "", "arguments": event.arguments}
             first = {"index": event.call, "id": call_id, "type": "function", "function": function}
-            return {"tool_calls": [_signed(first, event.signature)]}
+            return {"tool_calls": [add_openai_signature(first, event.signature)]}
         if not event.arguments and not event.signature:
             return None
         piece: dict[str, Any] = {"index": event.call, "function": {"arguments": event.arguments}}
-        return {"tool_calls": [_signed(piece, event.signature)]}
-
-
-def _signed(piece: dict[str, Any], signature: str | None) -> dict[str, Any]:
-    """A stream piece of a tool call with the call's signature where :func:`message_tool_calls` puts it."""
-    if signature:
-        piece["extra_content"] = {"google": {"thought_signature": signature}}
-    return piece
+        return {"tool_calls": [add_openai_signature(piece, event.signature)]}
 
 
 def check_strategies_answer_with_tools(

@@ -18,6 +18,7 @@ from optillm_core import BadRequestError, Message, ToolCall, ToolCallDelta, Tool
 
 __all__ = (
     "ToolCallPieces",
+    "add_openai_signature",
     "answered_calls",
     "arguments_object",
     "arguments_text",
@@ -35,13 +36,15 @@ def openai_tool_call(call: ToolCall) -> dict[str, Any]:
     """A tool call in OpenAI's chat shape. Its ``signature`` (Gemini's thought signature) rides in
     ``extra_content.google.thought_signature``, where Google's OpenAI-compatible API puts it, so
     that whoever sends the conversation back sends it too."""
-    payload: dict[str, Any] = {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments},
-    }
-    if call.signature:
-        payload["extra_content"] = {"google": {"thought_signature": call.signature}}
+    payload = {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+    return add_openai_signature(payload, call.signature)
+
+
+def add_openai_signature(payload: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    """``payload`` (an OpenAI-shaped tool call or a stream piece of one) with ``signature`` in
+    ``extra_content.google.thought_signature``, when there is one; returned for convenience."""
+    if signature:
+        payload["extra_content"] = {"google": {"thought_signature": signature}}
     return payload
 
 
