@@ -15,7 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks._logs import quiet_logs
@@ -34,6 +34,8 @@ class ServerLog:
     max_in_flight: int
     kinds: dict[str, int]
     cpu_s: float
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """The chat requests' bodies, in arrival order (only when the log was asked for them)."""
 
     @property
     def calls(self) -> int:
@@ -69,8 +71,8 @@ class FakeServerProcess:
         """Clear the log and the oracle's draws; optionally change ``latency``, ``native_n``, ``p``, ``seed``."""
         self._post("/reset", settings)
 
-    def log(self) -> ServerLog:
-        data = self._post("/log", {})
+    def log(self, *, bodies: bool = False) -> ServerLog:
+        data = self._post("/log", {"bodies": bodies})
         return ServerLog(
             intervals=[(s, e) for s, e in data["intervals"]],
             ns=data["ns"],
@@ -78,6 +80,7 @@ class FakeServerProcess:
             max_in_flight=data["max_in_flight"],
             kinds=data["kinds"],
             cpu_s=data["cpu_s"],
+            bodies=data.get("bodies", []),
         )
 
 
@@ -134,8 +137,10 @@ def _serve(options: argparse.Namespace) -> None:
 
     async def log(request: web.Request) -> web.Response:
         chats = server.chat_requests
+        wanted = await request.json()
         return web.json_response(
             {
+                "bodies": [r.body for r in chats if r.ended_at is not None] if wanted.get("bodies") else [],
                 "intervals": [[r.started_at, r.ended_at] for r in chats if r.ended_at is not None],
                 "ns": [int(r.body.get("n") or 1) for r in chats if r.ended_at is not None],
                 "statuses": [r.status for r in chats if r.ended_at is not None],

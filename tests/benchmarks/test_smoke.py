@@ -52,6 +52,13 @@ async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -
     assert [row[1] for row in cpu_rows] == [1, 16, 128]
     assert [row[1] for row in section.tables[0].rows if str(row[0]).startswith("bare aiohttp")] == [1, 16, 128]
     assert all(isinstance(row[3], float) and row[3] > 0 for row in cpu_rows)
+    table = section.tables[0]
+    strategy_rows = [dict(zip(table.headers, row, strict=True)) for row in table.rows if "strategy" in str(row[0])]
+    assert strategy_rows
+    for row in strategy_rows:  # each held to its own requests made with bare aiohttp
+        http_ms = row["same requests, bare aiohttp (ms)"]
+        assert isinstance(http_ms, float) and http_ms > 0
+        assert str(row["target"]).startswith(f"≤ its HTTP + 0.3 ({http_ms + 0.3:.3f})")
     burst = section.tables[1].rows
     assert [(str(row[0]).split()[0], row[1]) for row in burst] == [
         ("bare", "cold pool"),

@@ -57,7 +57,7 @@ EXPECTED: dict[FaultKind, tuple[type[ClientError], str]] = {
     "truncated": (ProtocolError, "malformed JSON|stream ended before"),
     "cut": (ProtocolError, "cut its answer short"),
     "reset": (ProviderUnavailable, "dropped the connection"),
-    "hang": (ProviderTimeout, "timed out"),
+    "hang": (ProviderTimeout, r"did not answer within 0\.5 s|timed out"),  # plain: the whole request; stream: a read
     "400": (BadRequestError, "HTTP 400"),
     "401": (AuthenticationError, "HTTP 401"),
     "403": (AuthenticationError, "HTTP 403"),

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 
 from optillm_core import (
@@ -22,7 +23,7 @@ from optillm_core import (
     RateLimitError,
     collect_stream,
 )
-from optillm_router import model_profile
+from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec, model_profile
 from optillm_router._http import HttpPool
 from optillm_router._providers import PROVIDERS, create_provider_client
 from optillm_router.testing import FakeOpenAIServer
@@ -158,9 +159,9 @@ async def test_a_silent_server_times_out() -> None:
         WireServer([Scripted(hold=True)]) as server,
         client_for("vllm", server.url + "/v1", timeout=0.2) as client,
     ):
-        with pytest.raises(ProviderTimeout, match="vllm timed out"):
+        with pytest.raises(ProviderTimeout, match=r"vllm did not answer within 0\.2 s"):  # the whole request
             await client.complete(PROMPT)
-        with pytest.raises(ProviderTimeout, match="vllm timed out"):
+        with pytest.raises(ProviderTimeout, match="vllm timed out"):  # a stream: the wait for a read
             async with client.stream(PROMPT) as events:
                 await collect_stream(events)
 
@@ -402,3 +403,29 @@ async def test_clients_expose_provider_and_profile_and_hide_the_key() -> None:
         assert getattr(client, "provider", None) == "groq"
         assert client.profile == model_profile("groq", "llama-3")
         assert KEY not in repr(client)
+
+
+async def test_a_plain_answer_that_stops_halfway_times_out_as_a_whole() -> None:
+    async with (
+        WireServer([Scripted(chunks=(b'{"choices": [{"index": 0, ',), hold=True)]) as server,
+        client_for("vllm", server.url + "/v1", timeout=0.2) as client,
+    ):
+        with anyio.fail_after(5), pytest.raises(ProviderTimeout, match=r"vllm did not answer within 0\.2 s"):
+            await client.complete(PROMPT)
+
+
+@pytest.mark.parametrize(("client_timeout", "route_timeout"), [(0.2, 0.2), (30.0, 0.2)])
+async def test_a_router_attempt_ends_at_the_route_timeout(client_timeout: float, route_timeout: float) -> None:
+    """The client's own timeout bounds an attempt when it is no longer than the route's; else the route's does."""
+    spec = ProviderSpec(provider="vllm", model="m", base_url="http://127.0.0.1:1/v1", timeout_seconds=route_timeout)
+    async with WireServer([Scripted(hold=True)]) as server, HttpPool() as http:
+
+        def factory(spec: ProviderSpec, key: str | None) -> ModelClient:
+            url = server.url + "/v1"
+            return create_provider_client(
+                "vllm", model="m", api_key=key, base_url=url, http=http, timeout=client_timeout
+            )
+
+        router = ModelClientRouter(ProviderRoutingConfig.single(spec).with_max_retries(0), client_factory=factory)
+        with anyio.fail_after(5), pytest.raises(ProviderTimeout, match=r"did not answer within 0\.2 s"):
+            await router.complete(PROMPT)

@@ -22,7 +22,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from optillm_core import ClientError, OptillmError, error_for_status, redact
+from optillm_core import ClientError, OptillmError, ProviderTimeout, error_for_status, redact
 
 from ._failures import client_error
 
@@ -33,6 +33,7 @@ __all__ = (
     "error_message_from_body",
     "parse_retry_after",
     "transport_errors",
+    "whole_request_timeout",
 )
 
 DEFAULT_MAX_CONNECTIONS = 8192
@@ -111,8 +112,14 @@ class HttpPool:
 
 
 def request_timeout(timeout: float, connect_timeout: float) -> aiohttp.ClientTimeout:
-    """``timeout`` between reads, ``connect_timeout`` to connect, no limit on the whole call or the pool wait."""
+    """A stream's: ``timeout`` between reads, ``connect_timeout`` to connect, no limit on the whole stream."""
     return aiohttp.ClientTimeout(total=None, sock_read=timeout, sock_connect=connect_timeout)
+
+
+def whole_request_timeout(timeout: float, connect_timeout: float) -> aiohttp.ClientTimeout:
+    """A plain request's: ``timeout`` for all of it (pool wait, connecting, sending, the whole answer),
+    ``connect_timeout`` to connect. aiohttp raises a bare ``TimeoutError`` when ``timeout`` runs out."""
+    return aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
 
 
 # -- error bodies -----------------------------------------------------------------------------------
@@ -242,14 +249,17 @@ def error_from_response(
 # -- transport failures -----------------------------------------------------------------------------
 
 
-def transport_errors(provider: str, *, secrets: tuple[str | None, ...] = ()) -> _TransportErrors:
+def transport_errors(
+    provider: str, *, secrets: tuple[str | None, ...] = (), timeout: float | None = None
+) -> _TransportErrors:
     """Map httpx/aiohttp transport failures and malformed JSON inside the block to the error tree.
 
     The mapping is :data:`optillm_router._failures.TRANSPORT_FAILURES`: timeouts become
     :class:`ProviderTimeout`; refused, reset or dropped connections :class:`ProviderUnavailable`;
-    a body cut short or not JSON :class:`ProtocolError`.
+    a body cut short or not JSON :class:`ProtocolError`. ``timeout``: the whole request's limit
+    (:func:`whole_request_timeout`), which a bare ``TimeoutError`` in the block means ran out.
     """
-    return _TransportErrors(provider, secrets)
+    return _TransportErrors(provider, secrets, timeout)
 
 
 _TRANSPORT_FAILURES = (json.JSONDecodeError, httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError)
@@ -259,11 +269,12 @@ class _TransportErrors:
     """:func:`transport_errors`'s context manager: a plain class, entered twice per request, where a
     generator-based one would cost a generator and its frame every time."""
 
-    __slots__ = ("_provider", "_secrets")
+    __slots__ = ("_provider", "_secrets", "_timeout")
 
-    def __init__(self, provider: str, secrets: tuple[str | None, ...]) -> None:
+    def __init__(self, provider: str, secrets: tuple[str | None, ...], timeout: float | None) -> None:
         self._provider = provider
         self._secrets = secrets
+        self._timeout = timeout
 
     def __enter__(self) -> None:
         return None
@@ -273,6 +284,10 @@ class _TransportErrors:
     ) -> Literal[False]:
         if exc is None or isinstance(exc, OptillmError) or not isinstance(exc, _TRANSPORT_FAILURES):
             return False
+        if self._timeout is not None and type(exc) is TimeoutError:  # not a connect or read timeout
+            raise ProviderTimeout(
+                f"{self._provider} did not answer within {self._timeout:g} s", provider=self._provider
+            ) from exc
         error = client_error(exc, self._provider, secrets=self._secrets)
         if error is None:  # every class above has a row in the table
             return False

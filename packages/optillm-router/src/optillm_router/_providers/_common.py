@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
@@ -23,10 +24,11 @@ from optillm_core import (
     ModelProfile,
     Prompt,
     ProtocolError,
+    ProviderTimeout,
     check_allow_model_requests,
 )
 
-from .._http import HttpPool, error_from_response, request_timeout, transport_errors
+from .._http import HttpPool, error_from_response, request_timeout, transport_errors, whole_request_timeout
 from ._lessons import learned_profile
 
 __all__ = ("HttpModelClient", "check_n", "check_tools", "fit_settings", "json_object", "map_finish", "wire_messages")
@@ -157,7 +159,12 @@ class HttpModelClient(ModelClient):
         self._profile = profile
         self._api_key = api_key
         self._http = http
-        self._timeout = request_timeout(timeout, connect_timeout)
+        self.attempt_timeout = timeout
+        """Seconds a plain request may take in all: past it the request raises :class:`ProviderTimeout`
+        itself, so a router whose attempts are no shorter needs no timer of its own around it."""
+        self._connect_timeout = connect_timeout
+        self._timeout = whole_request_timeout(timeout, connect_timeout)
+        self._stream_timeout = request_timeout(timeout, connect_timeout)
         self._headers = self.auth_headers(api_key)
         self._urls: dict[str, URL] = {}
 
@@ -205,19 +212,20 @@ class HttpModelClient(ModelClient):
         check_allow_model_requests(self.base_url)
         return url
 
-    async def _open(self, path: str, body: Mapping[str, Any]) -> aiohttp.ClientResponse:
+    async def _open(self, path: str, body: Mapping[str, Any], limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         """POST ``body`` and return the response once its status is known to be a success."""
         url = self._url(path)
         session = self._http.session(self.base_url)
         secrets = (self._api_key,)
-        with transport_errors(self.provider, secrets=secrets):
+        whole = None if limits.total is None else self.attempt_timeout  # what a bare TimeoutError means
+        with transport_errors(self.provider, secrets=secrets, timeout=whole):
             # pydantic-core's encoder: several times faster than json.dumps on a long prompt, and
             # UTF-8 as it is rather than \u-escaped.
-            response = await session.post(url, data=to_json(body), headers=self._headers, timeout=self._timeout)
+            response = await session.post(url, data=to_json(body), headers=self._headers, timeout=limits)
         if response.status < 400:
             return response
         try:
-            with transport_errors(self.provider, secrets=secrets):
+            with transport_errors(self.provider, secrets=secrets, timeout=whole):
                 error_body = await response.read()
         finally:
             response.release()
@@ -226,16 +234,29 @@ class HttpModelClient(ModelClient):
     async def _send(
         self, path: str, prompt: Prompt, settings: GenerationSettings, *, stream: bool
     ) -> aiohttp.ClientResponse:
-        """Open the request; a 400 refusing a setting the profile allowed is learned and the request sent once more."""
+        """Open the request; a 400 refusing a setting the profile allowed is learned and the request sent once more.
+
+        A plain request's timeout covers all of it, the answer included; sent once more, it gets
+        what is left of it. A stream's bounds each read (the router bounds the wait for its first event).
+        """
         body = self.request_body(prompt, settings, stream=stream)
+        limits = self._stream_timeout if stream else self._timeout
+        started = time.monotonic()
         try:
-            return await self._open(path, body)
+            return await self._open(path, body, limits)
         except BadRequestError as exc:
             retry = self._learn(exc, prompt, settings, body, stream=stream)
             if retry is None:
                 raise
+        if not stream:
+            left = self.attempt_timeout - (time.monotonic() - started)
+            if left <= 0:
+                raise ProviderTimeout(
+                    f"{self.provider} did not answer within {self.attempt_timeout:g} s", provider=self.provider
+                )
+            limits = whole_request_timeout(left, self._connect_timeout)
         try:
-            return await self._open(path, retry)
+            return await self._open(path, retry, limits)
         except BadRequestError as exc:
             self._learn(exc, prompt, settings, retry, stream=stream)  # remembered for the next request only
             raise
@@ -281,7 +302,7 @@ class HttpModelClient(ModelClient):
         """Send the request and return the JSON object answered; an error status raises its ClientError."""
         response = await self._send(path, prompt, settings, stream=False)
         try:
-            with transport_errors(self.provider, secrets=(self._api_key,)):
+            with transport_errors(self.provider, secrets=(self._api_key,), timeout=self.attempt_timeout):
                 content = await response.read()
         finally:
             response.release()
