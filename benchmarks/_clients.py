@@ -100,14 +100,23 @@ def router_client(base_url: str, *, model: str = "fake-model", native_n: bool = 
     """
     pool = HttpPool()
     profile = model_profile("custom", model, {"native_n": native_n})
+    spec = ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")
+    config = ProviderRoutingConfig.single(spec)
 
     def factory(spec: ProviderSpec, key: str | None) -> ModelClient:
+        # The router's timeouts, as its own client factory passes them.
         return create_provider_client(
-            spec.provider, model=spec.model, api_key=key, base_url=spec.base_url, http=pool, profile=profile
+            spec.provider,
+            model=spec.model,
+            api_key=key,
+            base_url=spec.base_url,
+            http=pool,
+            profile=profile,
+            timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
         )
 
-    spec = ProviderSpec(provider="custom", model=model, base_url=base_url, api_key="x")
-    return _PooledClient(ModelClientRouter(ProviderRoutingConfig.single(spec), client_factory=factory), pool)
+    return _PooledClient(ModelClientRouter(config, client_factory=factory), pool)
 
 
 def local_client() -> ModelClient:

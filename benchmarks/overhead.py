@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -27,6 +28,11 @@ TARGET_ABOVE_FLOOR_MS = 0.3
 TARGET_BURST_RATIO = 1.2
 """The router's 1,000-call burst: at most this many times bare aiohttp's time in the same run."""
 STRATEGY_IN_FLIGHT = 16
+MIN_STRATEGY_CALLS = 1000
+"""Requests per try of a strategy row at least (runs added as needed): a full garbage collection costs
+tens of milliseconds here, so a try of a few dozen requests is doubled by one or spared it by chance;
+over a thousand requests the collector's share is what a process making many runs pays."""
+MAX_STRATEGY_RUNS = 1024
 CONCURRENCY = (1, 16, 128)
 REPEATS = 3
 """Each measurement is repeated and the least disturbed (lowest) one kept: this shared VM's speed drifts."""
@@ -150,17 +156,22 @@ async def _router_cpu(server: FakeServerProcess, total: int, table: Table, data:
 
 
 async def _strategy_cpu(
-    server: FakeServerProcess, runs: int, table: Table, data: dict[str, Any], *, smoke: bool
+    server: FakeServerProcess, runs: int, min_calls: int, table: Table, data: dict[str, Any], *, smoke: bool
 ) -> None:
     import aiohttp
 
-    questions = [q.text for q in generate_questions(runs, seed=3)]
+    pilot = [q.text for q in generate_questions(runs, seed=3)]
     for case in strategy_cases(max_tokens=8000, smoke=smoke):
         server.reset(latency=0.0, p=1.0)
         client = router_client(server.base_url)
         tries: list[_Try] = []
         try:
-            await client.complete(Prompt.from_query("Say hello."))
+            # The pilot warms the pool and counts the strategy's requests per run, which sets how many
+            # runs a try makes: enough for MIN_STRATEGY_CALLS requests.
+            await _run_all(case, client, pilot, STRATEGY_IN_FLIGHT)
+            per_run = max(server.log().calls / len(pilot), 1.0)
+            wanted = min(max(runs, math.ceil(min_calls / per_run)), MAX_STRATEGY_RUNS)
+            questions = [q.text for q in generate_questions(wanted, seed=3)]
             for _ in range(REPEATS):
                 server.reset()
                 cpu, wall = time.process_time(), time.perf_counter()
@@ -318,7 +329,8 @@ async def run(options: Options) -> Section:
     )
     with fake_server_process() as server:
         await _router_cpu(server, total, cpu, section.data)
-        await _strategy_cpu(server, strategy_runs, cpu, section.data, smoke=options.smoke)
+        min_calls = 1 if options.smoke else MIN_STRATEGY_CALLS
+        await _strategy_cpu(server, strategy_runs, min_calls, cpu, section.data, smoke=options.smoke)
         await _burst(server, burst_calls, burst_latency, burst, section.data)
     section.tables += [cpu, burst]
     section.notes += [
@@ -327,9 +339,11 @@ async def run(options: Options) -> Section:
         "Router rows: `ModelClientRouter.complete` with one `custom` provider. The bare-aiohttp rows make the same "
         "request with a plain `aiohttp.ClientSession` (no router, no httpx, no pydantic): the floor of this "
         "machine's HTTP stack. Workers each make calls back to back, so that exactly that many are in flight. "
-        "Strategy "
-        "rows: strategy runs at defaults (max_tokens 8000, oracle p = 1, native n), 16 runs in flight, kept so by "
-        "16 workers that each start the next run when theirs ends (no task per run, like the floor's workers); "
+        "Strategy rows: strategy runs at defaults (max_tokens 8000, oracle p = 1, native n), 16 runs in flight, "
+        "kept so by 16 workers that each start the next run when theirs ends (no task per run, like the floor's "
+        "workers); each try makes as many runs (64 to 1,024) as give it at least 1,000 requests, so that the "
+        "garbage collector's full collections (tens of ms each here) weigh on every row as on a long-running "
+        "process rather than on a few dozen requests by chance; "
         "this includes the strategy's prompt building, parsing, accounting and events, and core's metering. "
         "With native n a request carries all of a phase's samples, so its CPU includes parsing every choice and "
         "the strategy's work on each. 'Same requests, bare aiohttp': the strategy's own requests (the last "
