@@ -165,52 +165,54 @@ async def _strategy_cpu(
         server.reset(latency=0.0, p=1.0)
         client = router_client(server.base_url)
         tries: list[_Try] = []
+        replays: list[float] = []
         try:
-            # The pilot warms the pool and counts the strategy's requests per run, which sets how many
-            # runs a try makes: enough for MIN_STRATEGY_CALLS requests.
-            await _run_all(case, client, pilot, STRATEGY_IN_FLIGHT)
-            per_run = max(server.log().calls / len(pilot), 1.0)
-            wanted = min(max(runs, math.ceil(min_calls / per_run)), MAX_STRATEGY_RUNS)
-            questions = [q.text for q in generate_questions(wanted, seed=3)]
-            for _ in range(REPEATS):
-                server.reset()
-                cpu, wall = time.process_time(), time.perf_counter()
-                failures = await _run_all(case, client, questions, STRATEGY_IN_FLIGHT)
-                tries.append(_Try(time.process_time() - cpu, time.perf_counter() - wall, server.log(), failures))
-            bodies = server.log(bodies=True).bodies  # the last try's requests, to make again without optillm
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                # The pilot warms the pool and counts the strategy's requests per run, which sets how
+                # many runs a try makes (enough for MIN_STRATEGY_CALLS requests), and its requests warm
+                # the bare session's pool too.
+                await _run_all(case, client, pilot, STRATEGY_IN_FLIGHT)
+                pilot_log = server.log(bodies=True)
+                await _replay(session, server, pilot_log.bodies, STRATEGY_IN_FLIGHT)
+                per_run = max(pilot_log.calls / len(pilot), 1.0)
+                wanted = min(max(runs, math.ceil(min_calls / per_run)), MAX_STRATEGY_RUNS)
+                questions = [q.text for q in generate_questions(wanted, seed=3)]
+                bodies: list[dict[str, Any]] = []
+                # Each try is paired with a replay of the same requests right after it, so that the
+                # machine's drift over minutes moves both sides of the comparison alike.
+                for _ in range(REPEATS):
+                    server.reset()
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    failures = await _run_all(case, client, questions, STRATEGY_IN_FLIGHT)
+                    spent, log = (time.process_time() - cpu, time.perf_counter() - wall), server.log(bodies=True)
+                    tries.append(_Try(*spent, log, failures))
+                    bodies = bodies or log.bodies
+                    replays.append(await _replay(session, server, bodies, STRATEGY_IN_FLIGHT) / len(bodies) * 1000)
         finally:
             await client.aclose()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            http_ms = await _replay_cpu(session, server, bodies, STRATEGY_IN_FLIGHT)
         best = min(tries, key=lambda t: t.cpu_per_call)
         label = f"{case.name} runs (router + strategy)"
         in_flight = f"{STRATEGY_IN_FLIGHT} runs"
-        _cpu_row(label, in_flight, best.log.calls, best, _errors(tries), table, data, http_ms=http_ms)
+        _cpu_row(label, in_flight, best.log.calls, best, _errors(tries), table, data, http_ms=min(replays))
 
 
-async def _replay_cpu(session: Any, server: FakeServerProcess, bodies: list[dict[str, Any]], in_flight: int) -> float:
-    """Client CPU per call (ms) of making ``bodies`` again with bare aiohttp, ``in_flight`` at a time:
-    the same prompts, ``n`` and settings, so the same answers to receive and parse, without optillm."""
+async def _replay(session: Any, server: FakeServerProcess, bodies: list[dict[str, Any]], in_flight: int) -> float:
+    """Client CPU seconds of making ``bodies`` again with bare aiohttp, ``in_flight`` at a time: the same
+    prompts, ``n`` and settings, so the same answers to receive and parse, without optillm."""
     url = server.base_url + "/chat/completions"
+    pending = iter(bodies)
 
-    async def replay() -> float:
-        pending = iter(bodies)
+    async def worker() -> None:
+        for body in pending:  # shared: each worker takes the next request
+            async with session.post(url, json=body) as response:
+                await response.json()
 
-        async def worker() -> None:
-            for body in pending:  # shared: each worker takes the next request
-                async with session.post(url, json=body) as response:
-                    await response.json()
-
-        server.reset()
-        cpu = time.process_time()
-        async with anyio.create_task_group() as tg:
-            for _ in range(in_flight):
-                tg.start_soon(worker)
-        return time.process_time() - cpu
-
-    await replay()  # warm the pool to this width
-    best = min([await replay() for _ in range(REPEATS)])
-    return best / max(len(bodies), 1) * 1000
+    server.reset()
+    cpu = time.process_time()
+    async with anyio.create_task_group() as tg:
+        for _ in range(in_flight):
+            tg.start_soon(worker)
+    return time.process_time() - cpu
 
 
 async def _run_all(case: StrategyCase, client: ModelClient, questions: list[str], in_flight: int) -> int:
@@ -346,10 +348,11 @@ async def run(options: Options) -> Section:
         "process rather than on a few dozen requests by chance; "
         "this includes the strategy's prompt building, parsing, accounting and events, and core's metering. "
         "With native n a request carries all of a phase's samples, so its CPU includes parsing every choice and "
-        "the strategy's work on each. 'Same requests, bare aiohttp': the strategy's own requests (the last "
-        "try's bodies, as the server received them) made again with the floor's plain `aiohttp.ClientSession`, "
-        "16 at a time, each answer read and parsed with `response.json()`: the HTTP the strategy makes, without "
-        "optillm. A strategy row's target is that plus 0.3 ms.",
+        "the strategy's work on each. 'Same requests, bare aiohttp': the strategy's own requests (the bodies "
+        "the server received in its first try) made again with the floor's plain `aiohttp.ClientSession`, 16 at "
+        "a time, each answer read and parsed with `response.json()`, right after each try (the lowest of the "
+        "three is shown): the HTTP the strategy makes, without optillm. A strategy row's target is that plus "
+        "0.3 ms.",
         "The 1,000-call burst starts every call at once; 'cold pool' opens its connections during the burst "
         "(a new router each repetition), 'warm pool' reuses them. The router's target is 1.2 × bare aiohttp's "
         "best time in the same pool state and run.",

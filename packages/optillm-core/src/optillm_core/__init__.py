@@ -53,6 +53,7 @@ from ._guard import (
     check_allow_model_requests,
     set_model_requests_allowed,
 )
+from ._log import logger
 from ._messages import GenerationSettings, Message, Prompt, Role
 from ._optimizer import (
     CALLER_SETTINGS_BY_ROLE,
@@ -199,6 +200,7 @@ __all__ = (
     "extract_boxed",
     "gather",
     "gather_settled",
+    "logger",
     "map_client_errors",
     "merge_completions",
     "normalize_answer",

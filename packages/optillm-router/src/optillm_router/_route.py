@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
-import structlog
 
 from optillm_core import (
     AuthenticationError,
@@ -29,6 +28,7 @@ from optillm_core import (
     RateLimitError,
     ResponseEvent,
     TokenUsage,
+    logger,
     redact,
 )
 
@@ -43,7 +43,7 @@ from ._usage import CallRecord, ProviderStats, _Meter, cost_of
 
 __all__ = ("OpenStream", "Route")
 
-log = structlog.get_logger("optillm")
+log = logger  # bound once per structlog configuration: these log on every call
 
 LATENCY_SMOOTHING = 0.3
 """Weight of the newest observation in the latency moving average."""

@@ -9,7 +9,6 @@ from contextlib import aclosing, asynccontextmanager
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
-import structlog
 from pydantic_core import from_json, to_json
 from yarl import URL
 
@@ -26,6 +25,7 @@ from optillm_core import (
     ProtocolError,
     ProviderTimeout,
     check_allow_model_requests,
+    logger,
 )
 
 from .._http import HttpPool, error_from_response, request_timeout, transport_errors, whole_request_timeout
@@ -33,7 +33,7 @@ from ._lessons import learned_profile
 
 __all__ = ("HttpModelClient", "check_n", "check_tools", "fit_settings", "json_object", "map_finish", "wire_messages")
 
-log = structlog.get_logger("optillm")
+log = logger  # bound once per structlog configuration: these log on every call
 
 T = TypeVar("T")
 
