@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import pytest
@@ -205,3 +206,25 @@ def test_visible_text_stream_is_the_visible_part_of_the_whole_reply(parts: list[
         assert streamed == ""
     # However the reply is cut, the same pieces of it are passed on.
     assert streamed == _streamed([text])
+
+
+def _last_complete_box(text: str) -> str | None:
+    """A plain reference for ``extract_boxed``: pair every brace with a stack, take the last closed box."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    for index, char in enumerate(text):
+        if char == "{":
+            opened.append(index)
+        elif char == "}" and opened:
+            closes[opened.pop()] = index
+    boxes = [m.end() - 1 for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    for open_index in reversed(boxes):
+        if open_index in closes:
+            return text[open_index + 1 : closes[open_index]].strip()
+    return None
+
+
+@given(st.lists(st.sampled_from(["\\boxed{", "\\fbox {", "\\boxed", "{", "}", "7", " ", "x"]), max_size=30))
+def test_extract_boxed_agrees_with_pairing_every_brace(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert extract_boxed(text) == _last_complete_box(text)

@@ -61,8 +61,31 @@ def _closing_braces(text: str, start: int = 0) -> dict[int, int]:
     return closes
 
 
+def _closing_brace(text: str, open_index: int) -> int | None:
+    """The index of the brace closing the ``{`` at ``open_index``, or ``None`` when it is never closed."""
+    depth = 0
+    for match in _BRACE.finditer(text, open_index):
+        if text[match.start()] == "{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return match.start()
+    return None
+
+
 def extract_boxed(text: str) -> str | None:
     """The content of the last complete ``\\boxed{...}`` (nested braces allowed), or ``None``."""
+    last_at = max(text.rfind("\\boxed"), text.rfind("\\fbox"))  # a substring search, no regex
+    if last_at == -1:
+        return None
+    # Usually the last box is complete: its closing brace is where the depth, counted from its own
+    # opening brace, first returns to zero (braces before it cannot close it), a scan of its content.
+    last = _BOXED.match(text, last_at)
+    if last is not None:
+        close = _closing_brace(text, last.end() - 1)
+        if close is not None:
+            return text[last.end() : close].strip()
     matches = list(_BOXED.finditer(text))
     if not matches:
         return None

@@ -36,17 +36,26 @@ class _Logger:
             self._proxy = structlog.get_logger("optillm")
             self._get_config = structlog.get_config
         config = self._get_config()
-        key = (
-            config["processors"],
-            config["wrapper_class"],
-            config["logger_factory"],
-            config["context_class"],
-            sys.stdout,
-            sys.stderr,
-        )
-        cached = self._key
-        if len(cached) != len(key) or any(now is not then for now, then in zip(key, cached, strict=True)):
-            self._bound, self._key = self._proxy.bind(), key
+        key = self._key
+        # Compared one by one, by identity: this runs on every event, and a generator costs more.
+        if (
+            not key
+            or key[0] is not config["processors"]
+            or key[1] is not config["wrapper_class"]
+            or key[2] is not config["logger_factory"]
+            or key[3] is not config["context_class"]
+            or key[4] is not sys.stdout
+            or key[5] is not sys.stderr
+        ):
+            self._key = (
+                config["processors"],
+                config["wrapper_class"],
+                config["logger_factory"],
+                config["context_class"],
+                sys.stdout,
+                sys.stderr,
+            )
+            self._bound = self._proxy.bind()
         return self._bound
 
     def debug(self, event: str, **fields: Any) -> None:
