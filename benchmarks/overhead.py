@@ -30,11 +30,11 @@ TARGET_BURST_RATIO = 1.2
 STRATEGY_IN_FLIGHT = 16
 MIN_STRATEGY_CALLS = 1000
 """Requests per try of a strategy row at least (runs added as needed): a full garbage collection costs
-tens of milliseconds here, so a try of a few dozen requests is doubled by one or spared it by chance;
-over a thousand requests the collector's share is what a process making many runs pays."""
+tens of milliseconds in the harness, so a try of a few dozen requests (one voting run makes one) is
+doubled by one or spared it by chance; over a thousand, the collector's share is a long-running process's."""
 MAX_STRATEGY_RUNS = 1024
 CONCURRENCY = (1, 16, 128)
-REPEATS = 3
+REPEATS = 5
 """Each measurement is repeated and the least disturbed (lowest) one kept: this shared VM's speed drifts."""
 FLOOR = "bare aiohttp (floor, for reference)"
 ROUTER = "router"
@@ -243,22 +243,21 @@ async def _burst(server: FakeServerProcess, calls: int, latency: float, table: T
 
     server.reset(latency=latency, p=None)
     prompt = Prompt.from_query("Say hello.")
-    for label, client_kind in ((FLOOR, "aiohttp"), (ROUTER, "router")):
-        cold: Burst = []
-        warm: Burst = []
-        for _ in range(REPEATS):  # a new client each time: its pool starts empty
-            if client_kind == "aiohttp":
-                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                    await _burst_rounds(_aiohttp_call(session, server.base_url), calls, server, cold, warm)
-            else:
-                client = router_client(server.base_url)
-                try:
-                    await _burst_rounds(partial(client.complete, prompt), calls, server, cold, warm)
-                finally:
-                    await client.aclose()
-        for pool, rounds in (("cold pool", cold), ("warm pool", warm)):
+    rounds: dict[str, tuple[Burst, Burst]] = {FLOOR: ([], []), ROUTER: ([], [])}
+    # Floor and router take turns, a new client each time (its pool starts empty), so that the
+    # machine's drift over the section moves both alike.
+    for _ in range(REPEATS):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            await _burst_rounds(_aiohttp_call(session, server.base_url), calls, server, *rounds[FLOOR])
+        client = router_client(server.base_url)
+        try:
+            await _burst_rounds(partial(client.complete, prompt), calls, server, *rounds[ROUTER])
+        finally:
+            await client.aclose()
+    for label, (cold, warm) in rounds.items():
+        for pool, tries in (("cold pool", cold), ("warm pool", warm)):
             floor = data.get(f"burst/{FLOOR}/{pool}")
-            _burst_row(label, pool, calls, rounds, table, data, floor_s=None if floor is None else floor["wall_s"])
+            _burst_row(label, pool, calls, tries, table, data, floor_s=None if floor is None else floor["wall_s"])
 
 
 async def _burst_rounds(call: Call, calls: int, server: FakeServerProcess, cold: Burst, warm: Burst) -> None:
@@ -343,19 +342,20 @@ async def run(options: Options) -> Section:
         "machine's HTTP stack. Workers each make calls back to back, so that exactly that many are in flight. "
         "Strategy rows: strategy runs at defaults (max_tokens 8000, oracle p = 1, native n), 16 runs in flight, "
         "kept so by 16 workers that each start the next run when theirs ends (no task per run, like the floor's "
-        "workers); each try makes as many runs (64 to 1,024) as give it at least 1,000 requests, so that the "
-        "garbage collector's full collections (tens of ms each here) weigh on every row as on a long-running "
-        "process rather than on a few dozen requests by chance; "
+        "workers); each try makes as many runs (64 to 1,024) as give it at least 1,000 requests, so that no "
+        "row is a few dozen requests long, where one full garbage collection (tens of ms in this process) or a "
+        "moment of the VM's drift decides it; "
         "this includes the strategy's prompt building, parsing, accounting and events, and core's metering. "
         "With native n a request carries all of a phase's samples, so its CPU includes parsing every choice and "
         "the strategy's work on each. 'Same requests, bare aiohttp': the strategy's own requests (the bodies "
         "the server received in its first try) made again with the floor's plain `aiohttp.ClientSession`, 16 at "
-        "a time, each answer read and parsed with `response.json()`, right after each try (the lowest of the "
-        "three is shown): the HTTP the strategy makes, without optillm. A strategy row's target is that plus "
+        "a time, each answer read and parsed with `response.json()`, right after each try (the lowest is "
+        "shown): the HTTP the strategy makes, without optillm. A strategy row's target is that plus "
         "0.3 ms.",
         "The 1,000-call burst starts every call at once; 'cold pool' opens its connections during the burst "
-        "(a new router each repetition), 'warm pool' reuses them. The router's target is 1.2 × bare aiohttp's "
-        "best time in the same pool state and run.",
+        "(a new router each repetition), 'warm pool' reuses them; bare aiohttp and the router take turns, one "
+        "cold and one warm burst each per repetition. The router's target is 1.2 × bare aiohttp's best time in "
+        "the same pool state and run.",
         f"Every measurement is repeated {REPEATS} times and the lowest CPU (burst: wall time) is shown; errors "
         "count over all repetitions. This VM's speed drifts by up to 2× over minutes (the bare-aiohttp floor "
         "measured 0.15 ms and 0.3 ms per call an hour apart), so compare rows of one run, not of different runs.",
