@@ -429,3 +429,22 @@ async def test_a_router_attempt_ends_at_the_route_timeout(client_timeout: float,
         router = ModelClientRouter(ProviderRoutingConfig.single(spec).with_max_retries(0), client_factory=factory)
         with anyio.fail_after(5), pytest.raises(ProviderTimeout, match=r"did not answer within 0\.2 s"):
             await router.complete(PROMPT)
+
+
+async def test_a_request_sent_again_after_a_learned_400_is_still_bounded() -> None:
+    """The second sending, without the refused setting, gets a whole-request timeout of its own."""
+    refusal = {
+        "error": {
+            "message": "Unsupported parameter: 'seed' is not supported with this model.",
+            "type": "invalid_request_error",
+            "param": "seed",
+            "code": "unsupported_parameter",
+        }
+    }
+    async with (
+        WireServer([json_answer(refusal, status=400), Scripted(hold=True)]) as server,
+        client_for("vllm", server.url + "/v1", timeout=0.2) as client,
+    ):
+        with anyio.fail_after(5), pytest.raises(ProviderTimeout, match=r"vllm did not answer within 0\.2 s"):
+            await client.complete(PROMPT, GenerationSettings(seed=7))
+        assert [("seed" in r.body) for r in server.requests] == [True, False]
