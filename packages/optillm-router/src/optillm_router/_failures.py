@@ -46,7 +46,14 @@ from optillm_core import (
     redact,
 )
 
-__all__ = ("TRANSPORT_FAILURES", "FewerChoices", "client_error", "could_not_connect", "refused_locally")
+__all__ = (
+    "TRANSPORT_FAILURES",
+    "FewerChoices",
+    "attempt_timed_out",
+    "client_error",
+    "could_not_connect",
+    "refused_locally",
+)
 
 
 class FewerChoices(ProtocolError):
@@ -121,6 +128,11 @@ def client_error(
     _, error, message = row
     detail = redact(str(original) or type(original).__name__, secrets)
     return error(message.format(who=who, detail=detail), provider=provider or who)
+
+
+def attempt_timed_out(who: str, seconds: float, provider: str) -> ProviderTimeout:
+    """The error of an attempt that ran out of its whole time (not a connect or read timeout)."""
+    return ProviderTimeout(f"{who} did not answer within {seconds:g} s", provider=provider)
 
 
 def _row(exc: BaseException) -> _Row | None:

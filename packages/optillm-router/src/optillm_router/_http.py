@@ -22,9 +22,9 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from optillm_core import ClientError, OptillmError, ProviderTimeout, error_for_status, redact
+from optillm_core import ClientError, OptillmError, error_for_status, redact
 
-from ._failures import client_error
+from ._failures import attempt_timed_out, client_error
 
 __all__ = (
     "DEFAULT_MAX_CONNECTIONS",
@@ -285,9 +285,7 @@ class _TransportErrors:
         if exc is None or isinstance(exc, OptillmError) or not isinstance(exc, _TRANSPORT_FAILURES):
             return False
         if self._timeout is not None and type(exc) is TimeoutError:  # not a connect or read timeout
-            raise ProviderTimeout(
-                f"{self._provider} did not answer within {self._timeout:g} s", provider=self._provider
-            ) from exc
+            raise attempt_timed_out(self._provider, self._timeout, self._provider) from exc
         error = client_error(exc, self._provider, secrets=self._secrets)
         if error is None:  # every class above has a row in the table
             return False

@@ -24,7 +24,6 @@ from optillm_core import (
     ModelProfile,
     Prompt,
     ProtocolError,
-    ProviderTimeout,
     RateLimitError,
     ResponseEvent,
     TokenUsage,
@@ -34,7 +33,7 @@ from optillm_core import (
 
 from ._clock import Clock
 from ._config import ProviderRoutingConfig, ProviderSpec
-from ._failures import FewerChoices, client_error, could_not_connect, refused_locally
+from ._failures import FewerChoices, attempt_timed_out, client_error, could_not_connect, refused_locally
 from ._health import Health
 from ._limits import Paused, ProviderLimits, Ticket, estimate_tokens
 from ._providers._common import HttpModelClient
@@ -98,8 +97,8 @@ class Route:
         self._on_call = on_call
         self._timeout = spec.timeout_seconds or config.timeout_seconds
         # An HTTP client whose plain requests time out on their own within the attempt timeout needs
-        # no cancel scope around them: its timer is aiohttp's, which every request has anyway, and a
-        # scope per attempt cost about a tenth of a call's client CPU.
+        # no cancel scope around them: its timer is aiohttp's, which every request has anyway, where
+        # a scope adds a timer, two sets and the task-state bookkeeping to every attempt.
         self._bounded = isinstance(client, HttpModelClient) and client.attempt_timeout <= self._timeout
         self._prices = (spec.input_price_per_million, spec.output_price_per_million)
 
@@ -255,9 +254,7 @@ class Route:
         if isinstance(exc, ClientError):
             return exc
         if isinstance(exc, TimeoutError):
-            return ProviderTimeout(
-                f"{self.name} did not answer within {self._timeout:g} s", provider=self.spec.provider
-            )
+            return attempt_timed_out(self.name, self._timeout, self.spec.provider)
         return client_error(exc, self.name, provider=self.spec.provider, secrets=self._secrets) or exc
 
     def _attempt_failed(

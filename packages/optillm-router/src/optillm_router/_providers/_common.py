@@ -23,11 +23,11 @@ from optillm_core import (
     ModelProfile,
     Prompt,
     ProtocolError,
-    ProviderTimeout,
     check_allow_model_requests,
     logger,
 )
 
+from .._failures import attempt_timed_out
 from .._http import HttpPool, error_from_response, request_timeout, transport_errors, whole_request_timeout
 from ._lessons import learned_profile
 
@@ -231,32 +231,27 @@ class HttpModelClient(ModelClient):
             response.release()
         raise self.error(response.status, response.headers, error_body)
 
-    async def _send_again(
-        self,
-        refusal: BadRequestError,
-        path: str,
-        prompt: Prompt,
-        settings: GenerationSettings,
-        sent: Mapping[str, Any],
-        started: float,
-        *,
-        stream: bool,
+    async def _send(
+        self, path: str, prompt: Prompt, settings: GenerationSettings, *, stream: bool
     ) -> aiohttp.ClientResponse:
-        """After a 400: when it refused a setting the profile allowed, learn that and send the request once more.
+        """Open the request; a 400 refusing a setting the profile allowed is learned and the request sent once more.
 
         A plain request's timeout covers all of it, the answer included, so the second sending gets
         what is left of it; a stream's bounds each read (the router bounds the wait for its first event).
         """
-        retry = self._learn(refusal, prompt, settings, sent, stream=stream)
-        if retry is None:
-            raise refusal
-        limits = self._stream_timeout
+        body = self.request_body(prompt, settings, stream=stream)
+        limits = self._stream_timeout if stream else self._timeout
+        started = time.monotonic()
+        try:
+            return await self._open(path, body, limits)
+        except BadRequestError as exc:
+            retry = self._learn(exc, prompt, settings, body, stream=stream)
+            if retry is None:
+                raise
         if not stream:
             left = self.attempt_timeout - (time.monotonic() - started)
             if left <= 0:
-                raise ProviderTimeout(
-                    f"{self.provider} did not answer within {self.attempt_timeout:g} s", provider=self.provider
-                )
+                raise attempt_timed_out(self.provider, self.attempt_timeout, self.provider)
             limits = whole_request_timeout(left, self._connect_timeout)
         try:
             return await self._open(path, retry, limits)
@@ -303,12 +298,7 @@ class HttpModelClient(ModelClient):
 
     async def post_json(self, path: str, prompt: Prompt, settings: GenerationSettings) -> dict[str, Any]:
         """Send the request and return the JSON object answered; an error status raises its ClientError."""
-        body = self.request_body(prompt, settings, stream=False)
-        started = time.monotonic()
-        try:
-            response = await self._open(path, body, self._timeout)
-        except BadRequestError as exc:
-            response = await self._send_again(exc, path, prompt, settings, body, started, stream=False)
+        response = await self._send(path, prompt, settings, stream=False)
         try:
             with transport_errors(self.provider, secrets=(self._api_key,), timeout=self.attempt_timeout):
                 content = await response.read()
@@ -330,12 +320,7 @@ class HttpModelClient(ModelClient):
         answer was read to its end; aiohttp closes the connection instead when the caller stopped
         early, failed or was cancelled.
         """
-        body = self.request_body(prompt, settings, stream=True)
-        started = time.monotonic()
-        try:
-            response = await self._open(path, body, self._stream_timeout)
-        except BadRequestError as exc:
-            response = await self._send_again(exc, path, prompt, settings, body, started, stream=True)
+        response = await self._send(path, prompt, settings, stream=True)
         try:
             chunks = _guarded(response.content.iter_any(), self.provider, (self._api_key,))
             # Closed here rather than left to the garbage collector, which would finish them later
