@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks._main import SECTIONS, run_sections
 from benchmarks._options import Options
 from benchmarks._report import Section, read_section, update_docs
+from benchmarks.critical_path import rounds_of
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +46,19 @@ async def test_critical_path_measures_the_baseline_through_the_router(tmp_path: 
     assert [(row["oracle p"], row["native n"]) for row in rows] == [(1.0, "on"), (1.0, "off"), (0.5, "on")]
     for row in rows:
         assert (row["LLM calls"], row["requests on the wire"], row["sequential depth"]) == (1, 1, 1)
+        # the same request again with bare aiohttp: one round-trip of at least the latency
+        assert isinstance(row["same requests, bare aiohttp: ratio"], float)
+        assert row["same requests, bare aiohttp: ratio"] >= 1.0
+
+
+def test_rounds_of_groups_requests_by_their_round_trip() -> None:
+    # Two concurrent requests, then one after both, then one that started before the third ended.
+    intervals = [(0.0, 1.0), (0.1, 1.1), (1.2, 2.0), (1.5, 2.5)]
+    bodies: list[dict[str, Any]] = [{"id": i} for i in range(4)]
+    assert rounds_of(intervals, bodies) == [[{"id": 0}, {"id": 1}], [{"id": 2}, {"id": 3}]]
+    # A request that began after only the first ended still follows it: a chain of depth 3.
+    intervals = [(0.0, 1.0), (0.1, 3.0), (1.2, 2.0), (2.1, 2.5)]
+    assert rounds_of(intervals, bodies) == [[{"id": 0}, {"id": 1}], [{"id": 2}], [{"id": 3}]]
 
 
 async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -> None:

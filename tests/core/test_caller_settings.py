@@ -141,3 +141,20 @@ def test_pinned_names_only_fields_the_user_set() -> None:
     assert PhasesConfig(sample_temperature=0.5).pinned(temperature="sample_temperature") == {"temperature"}
     overridden = PhasesConfig().with_overrides({"judge_temperature": 0.0})
     assert overridden.pinned(temperature="sample_temperature") == frozenset()
+
+
+async def test_seed_offsets_give_seeded_calls_their_own_seed_and_share_one_build_without_a_seed() -> None:
+    contexts: list[RunContext[PhasesConfig]] = []
+
+    class Capture(Phases):
+        async def run(self, ctx: RunContext[PhasesConfig]) -> Outcome:
+            contexts.append(ctx)
+            return Outcome(answer="done")
+
+    await Capture().optimize("q", ScriptedClient([]), settings=GenerationSettings(seed=7))
+    await Capture().optimize("q", ScriptedClient([]), settings=GenerationSettings(temperature=0.3))
+    seeded, unseeded = contexts
+    assert [seeded.call_settings("answer", seed_offset=i).seed for i in range(3)] == [7, 8, 9]
+    first, *others = (unseeded.call_settings("answer", seed_offset=i) for i in range(3))
+    assert first.seed is None and first.temperature == 0.3
+    assert all(other is first for other in others)  # nothing to offset: built once, not once per answer

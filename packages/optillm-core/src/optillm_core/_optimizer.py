@@ -289,6 +289,8 @@ class RunContext(Generic[ConfigT]):
         """
         # A phase asks for the same few settings with every call: built and validated once per run
         # (they are frozen), again only if the caller's settings or the profile were replaced.
+        if self.settings.seed is None:
+            seed_offset = 0  # no seed to offset: parallel answers (an offset each) share one build
         key: Hashable = (role, temperature, top_p, max_tokens, n, seed_offset, pinned)
         try:
             cached = self._call_settings.get(key)

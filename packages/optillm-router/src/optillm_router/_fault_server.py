@@ -37,7 +37,7 @@ from ._fake_tools import (
     openai_tool_deltas,
     tool_refusal,
 )
-from ._loopback import LoopbackServer
+from ._loopback import LoopbackServer, sleep_until
 
 __all__ = (
     "PERMANENT_FAULTS",
@@ -342,15 +342,15 @@ class FakeProviderServer(LoopbackServer):
             answer_at += self.faults.hang_seconds
         elif fault == "reset":
             record.status = 0
-            await _sleep_until(record.started_at + self.latency)
+            await sleep_until(record.started_at + self.latency)
             return await _reset(request)
         elif fault is not None and fault.isdigit():
-            await _sleep_until(answer_at)
+            await sleep_until(answer_at)
             return self._error(int(fault), f"injected {fault}")
         count = min(n, self.max_choices) if self.max_choices is not None else n
         replies = [await self._reply(record.chat, choice) for choice in range(count)]
         usage = (sum(_words(str(m.get("content") or "")) for m in record.messages), [_words(r.text) for r in replies])
-        await _sleep_until(answer_at)
+        await sleep_until(answer_at)
         if record.stream:
             return await self._stream(request, record, replies, usage, fault)
         payload = json.dumps(_RENDER[self.wire].body(self.model, replies, usage)).encode()
@@ -423,10 +423,6 @@ class FakeProviderServer(LoopbackServer):
 
 
 # -- faults on the connection ------------------------------------------------------------------------
-
-
-async def _sleep_until(deadline: float) -> None:
-    await anyio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 async def _reset(request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:

@@ -76,7 +76,7 @@ from ._fault_server import (
     HttpWireFormat,
     ServedRequest,
 )
-from ._loopback import LoopbackServer
+from ._loopback import LoopbackServer, sleep_until
 
 __all__ = (
     "PERMANENT_FAULTS",
@@ -361,7 +361,7 @@ class FakeOpenAIServer(LoopbackServer):
         else:
             refused = tool_refusal("openai", body, tools=self.tools)
         if refused is not None:
-            await _sleep_until(record.started_at + self.latency)
+            await sleep_until(record.started_at + self.latency)
             return web.json_response(dict(refused.payload), status=refused.status)
         n = int(body.get("n") or 1)
         if n > 1 and not self.native_n:
@@ -369,7 +369,7 @@ class FakeOpenAIServer(LoopbackServer):
         fault = self._fault_for(index, body)
         answer_at = record.started_at + self.latency
         if fault is not None and fault.kind == "status":
-            await _sleep_until(answer_at)
+            await sleep_until(answer_at)
             payload = fault.body if fault.body is not None else {"error": {"message": f"injected {fault.status}"}}
             if isinstance(payload, str):
                 return web.Response(status=fault.status, text=payload, headers=dict(fault.headers))
@@ -387,10 +387,10 @@ class FakeOpenAIServer(LoopbackServer):
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": sum(count_words(r.text) for r in replies)}
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
-            await _sleep_until(answer_at)
+            await sleep_until(answer_at)
             return await self._stream(request, body, replies, usage, fault)
         response = self._completion_response(body, replies, usage, index, fault)
-        await _sleep_until(answer_at)
+        await sleep_until(answer_at)
         return response
 
     def _message(self, reply: FakeReply) -> dict[str, Any]:
@@ -473,10 +473,6 @@ class FakeOpenAIServer(LoopbackServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
-
-
-async def _sleep_until(deadline: float) -> None:
-    await anyio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None, param: str | None = None) -> web.Response:
