@@ -115,7 +115,7 @@ async def _runs(
 
 async def run(options: Options) -> Section:
     latency = 0.01 if options.smoke else 0.1
-    repeats = 1 if options.smoke else 5
+    repeats = 1 if options.smoke else 9
     section = Section(NAME, TITLE, options.command(NAME), smoke=options.smoke)
     table = Table(
         f"Wall time against the measured critical path at {latency * 1000:.0f} ms per call",

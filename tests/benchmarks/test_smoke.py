@@ -81,7 +81,12 @@ async def test_overhead_reports_each_concurrency_and_the_burst(tmp_path: Path) -
         ("router", "cold pool"),
         ("router", "warm pool"),
     ]
-    assert all(row[7] == 0 for row in burst)  # no errors in the burst
+    headers = section.tables[1].headers
+    rows = [dict(zip(headers, row, strict=True)) for row in burst]
+    assert all(row["errors"] == 0 for row in rows)  # no errors in the burst
+    for row in rows[2:]:  # the router's tries, each divided by the floor's try before it
+        assert str(row["÷ the floor's try before it"]).count(",") == 4
+        assert str(row["target"]).startswith("median ≤ 1.2")
 
 
 async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
