@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import gc
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
@@ -132,9 +133,16 @@ async def _forwarding(state: ServerState, upstream: Upstream | None, http_pool: 
 
 
 def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
-    """Run ``app`` with uvicorn until it is stopped (Ctrl-C); logging is left to the caller to configure."""
+    """Run ``app`` with uvicorn until it is stopped (Ctrl-C); logging is left to the caller to configure.
+
+    The objects that exist by now (modules, the app, its client and strategies) live as long as the
+    process, so they are frozen out of the garbage collector's reach: a full collection would
+    otherwise walk them all (about 9 ms for this heap) with every request on the loop stopped.
+    """
     options: dict[str, Any] = {"log_config": None, "timeout_graceful_shutdown": 10, **uvicorn_options}
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
+    gc.freeze()
+    server.run()
 
 
 def _single_model(client: ModelClient, model: str) -> Callable[[str], ModelClient]:
