@@ -74,15 +74,16 @@ async def _floor(server: FakeServerProcess, rounds: list[list[dict[str, Any]]], 
 
 async def _runs(
     case: StrategyCase, server: FakeServerProcess, native_n: bool, latency: float, repeats: int, p: float
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[list[list[dict[str, Any]]]]]:
     """One unmeasured warm-up run (connections, lazy imports), then ``repeats`` measured runs.
 
-    Each sample keeps its requests by round, for :func:`_floor`.
+    Returns the samples and, for :func:`_floor`, each sample's requests by round.
     """
     query = generate_questions(1, seed=7)[0].text
     server.reset(latency=latency, native_n=native_n, p=p)
     client = router_client(server.base_url, native_n=native_n)
     samples = []
+    rounds = []
     try:
         await case.build().optimize(query, client, settings=case.settings)
         for _ in range(repeats):
@@ -105,12 +106,12 @@ async def _runs(
                     "ratio": wall / (depth * latency) if depth else None,
                     "errors": log.errors,
                     "answer": solution.answer[-80:],
-                    "rounds": rounds_of(log.intervals, log.bodies),
                 }
             )
+            rounds.append(rounds_of(log.intervals, log.bodies))
     finally:
         await client.aclose()
-    return samples
+    return samples, rounds
 
 
 async def run(options: Options) -> Section:
@@ -142,11 +143,10 @@ async def run(options: Options) -> Section:
     with fake_server_process(latency=latency, p=1.0) as server:
         for case in strategy_cases(max_tokens=MAX_TOKENS, smoke=options.smoke):
             for p, native_n in MODES:
-                samples = await _runs(case, server, native_n, latency, repeats, p)
-                median = sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2]
-                floor = await _floor(server, median["rounds"], latency, repeats)
-                for sample in samples:
-                    del sample["rounds"]  # the bodies: only the floor needs them
+                samples, rounds = await _runs(case, server, native_n, latency, repeats, p)
+                middle = sorted(range(len(samples)), key=lambda i: samples[i]["wall_s"])[len(samples) // 2]
+                median = samples[middle]
+                floor = await _floor(server, rounds[middle], latency, repeats)
                 floors[f"{case.name}/p={p}/native_n={native_n}"] = floor
                 runs[f"{case.name}/p={p}/native_n={native_n}"] = samples
                 ratio = median["ratio"]
