@@ -133,6 +133,7 @@ async def run(options: Options) -> Section:
             "ratio",
             "overhead per round-trip (ms)",
             "same requests, bare aiohttp: ratio",
+            "optillm's part per round-trip (ms)",
             "target",
             "completion tokens",
             "upstream optillm 0.4.0",
@@ -163,6 +164,7 @@ async def run(options: Options) -> Section:
                     round(ratio, 3) if ratio is not None else None,
                     round((median["wall_s"] - median["depth"] * latency) / max(median["depth"], 1) * 1000, 1),
                     round(floor / (median["depth"] * latency), 3) if median["depth"] else None,
+                    round((median["wall_s"] - floor) / max(median["depth"], 1) * 1000, 1),
                     f"≤ {TARGET_RATIO:.2f} " + ("✅" if ratio is not None and ratio <= TARGET_RATIO else "❌"),
                     median["completion_tokens"],
                     UPSTREAM.get(case.name) if native_n and p == 1.0 else None,
@@ -190,6 +192,9 @@ async def run(options: Options) -> Section:
             "`aiohttp.ClientSession`, one anyio task per request (no router, no strategy, no pydantic): the same "
             f"bodies, answers and depth at the same latency, median of {repeats} after a warm-up. It is the part of "
             "the overhead that the HTTP round-trips between two processes on this VM cost without optillm.",
+            "optillm's part per round-trip: the median run's wall time less the bare-aiohttp median, over the depth "
+            "(what the router, core and the strategy add to each round-trip; negative where the floor's median run "
+            "was the slower one).",
             "Spread of wall times per row (min–max): "
             + "; ".join(
                 f"{key}: {min(s['wall_s'] for s in v):.3f}–{max(s['wall_s'] for s in v):.3f} s"

@@ -49,6 +49,9 @@ async def test_critical_path_measures_the_baseline_through_the_router(tmp_path: 
         # the same request again with bare aiohttp: one round-trip of at least the latency
         assert isinstance(row["same requests, bare aiohttp: ratio"], float)
         assert row["same requests, bare aiohttp: ratio"] >= 1.0
+        # the difference per round-trip, in milliseconds: far below the 10 ms latency either way
+        assert isinstance(row["optillm's part per round-trip (ms)"], float)
+        assert abs(row["optillm's part per round-trip (ms)"]) < 10
 
 
 def test_rounds_of_groups_requests_by_their_round_trip() -> None:
