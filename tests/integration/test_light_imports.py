@@ -86,6 +86,12 @@ def test_a_run_on_a_server_does_not_load_the_embedded_model() -> None:
     assert loaded == ["aiohttp"]
 
 
+def test_mars_loads_its_event_classes_when_first_asked_for() -> None:
+    assert loaded_after("import optillm_mars", ("optillm_mars._events",)) == []
+    code = "import optillm_mars\noptillm_mars.Completed"
+    assert loaded_after(code, ("optillm_mars._events",)) == ["optillm_mars._events"]
+
+
 def test_importing_mars_leaves_its_verdict_reader_uncompiled() -> None:
     """The reader's patterns compile when the first reply is read (about a quarter of what the package adds to core)."""
     probe = (

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ._config import MarsConfig
-from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated
 from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution
@@ -21,6 +20,8 @@ async def aggregate(run: MarsRun, initial: Sequence[MarsSolution]) -> list[MarsS
     Groups within a loop are combined concurrently; a loop needs the previous one's population.
     A failed combining call is left out; the population goes on without it.
     """
+    from ._events import AggregationStarted, SolutionGenerated, SolutionsAggregated  # not at import: see _events
+
     config = run.config
     population = rank(initial)[: config.aggregation_population_size]
     for loop in range(config.aggregation_loops):

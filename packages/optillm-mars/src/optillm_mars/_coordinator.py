@@ -20,7 +20,6 @@ from optillm_core import (
 
 from ._aggregation import aggregate, planned_combinations
 from ._config import MarsConfig
-from ._events import Completed
 from ._exploration import explore
 from ._improvement import improvement_loop
 from ._session import MarsRun
@@ -79,6 +78,8 @@ class MarsOptimizer(Optimizer[MarsConfig]):
         return self._timed_out(run, ctx)
 
     async def _pipeline(self, run: MarsRun) -> Outcome:
+        from ._events import Completed  # not at import: see _events
+
         initial = await explore(run)
         run.workspace.set_active(initial)
         run.record_best()

@@ -6,7 +6,6 @@ from functools import partial
 
 from optillm_core import NoSolutions
 
-from ._events import ExplorationStarted, SolutionGenerated
 from ._prompts import exploration_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution
@@ -16,6 +15,8 @@ __all__ = ("explore",)
 
 async def explore(run: MarsRun) -> list[MarsSolution]:
     """One solution per agent; agents whose call fails are left out. None at all is :class:`NoSolutions`."""
+    from ._events import ExplorationStarted, SolutionGenerated  # not at import: see _events
+
     config = run.config
     run.ctx.phase("exploration")
     run.emit(ExplorationStarted(num_agents=config.num_agents))

@@ -10,7 +10,6 @@ from functools import partial
 
 from optillm_core import gather
 
-from ._events import ImprovementStarted, SolutionImproved, VerificationStarted
 from ._prompts import improvement_prompt
 from ._session import MarsRun, settled
 from ._types import MarsSolution
@@ -24,6 +23,8 @@ async def improvement_loop(run: MarsRun) -> int:
 
     Returns the number of iterations run.
     """
+    from ._events import ImprovementStarted, VerificationStarted  # not at import: see _events
+
     config = run.config
     iterations = 0
     for iteration in range(1, config.max_iterations + 1):
@@ -59,6 +60,8 @@ async def _improve_and_verify(run: MarsRun, solution: MarsSolution, round_number
 
 async def improve(run: MarsRun, solution: MarsSolution, feedback: list[str]) -> MarsSolution | None:
     """The solution rewritten (same id, next revision), stored in the workspace; ``None`` if the call failed."""
+    from ._events import SolutionImproved  # not at import: see _events
+
     factor = run.config.improvement_temperature_factor
     temperature = None if solution.temperature is None else solution.temperature * factor
     settings = run.settings(

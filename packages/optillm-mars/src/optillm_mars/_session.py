@@ -3,7 +3,7 @@
 from __future__ import annotations as _annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from optillm_core import (
     CallRole,
@@ -18,11 +18,13 @@ from optillm_core import (
 
 from ._account import account
 from ._config import MarsConfig
-from ._events import Error, MarsEvent
 from ._log import log
 from ._prompts import solver_system
 from ._types import MarsSolution, SelectionMethod
 from ._workspace import Workspace
+
+if TYPE_CHECKING:
+    from ._events import MarsEvent
 
 __all__ = ("MarsRun", "settled")
 
@@ -115,6 +117,8 @@ class MarsRun:
 
     def failed(self, phase: str, error: Exception, **fields: Any) -> None:
         """Report a call the run goes on without."""
+        from ._events import Error  # not at import: see _events
+
         message = f"{type(error).__name__}: {error}"
         log.warning("mars call failed", phase=phase, error=message, **fields)
         self.emit(Error(phase=phase, message=message))

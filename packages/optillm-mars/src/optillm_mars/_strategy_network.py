@@ -6,7 +6,6 @@ import re
 from collections.abc import Sequence
 from functools import partial
 
-from ._events import SolutionGenerated, StrategyExtracted, StrategyNetworkStarted
 from ._prompts import STRATEGIST_SYSTEM, enhancement_prompt, strategy_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution, Strategy
@@ -24,6 +23,8 @@ async def strategy_network(run: MarsRun, initial: Sequence[MarsSolution]) -> lis
     the agents. A failed extraction leaves that strategy out; a failed enhancement leaves that
     solution out.
     """
+    from ._events import SolutionGenerated, StrategyExtracted, StrategyNetworkStarted  # not at import: see _events
+
     run.ctx.phase("strategy network")
     run.emit(StrategyNetworkStarted(num_solutions=len(initial)))
     extracted = await settled(partial(_extract, run, s) for s in initial)

@@ -6,7 +6,6 @@ with them: an answer chosen without a call could never call a tool.
 
 from __future__ import annotations as _annotations
 
-from ._events import AnswerSynthesized, SynthesisStarted
 from ._prompts import SYNTHESIZER_SYSTEM, synthesis_prompt
 from ._session import MarsRun, settled
 from ._types import GenerationPhase, MarsSolution, SelectionMethod
@@ -27,6 +26,8 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
     With the caller's tools, 1 and 2 are skipped: the synthesis call, made with the tools, writes
     the answer or calls a tool (its text may then be empty), and its tool calls are returned.
     """
+    from ._events import AnswerSynthesized, SynthesisStarted  # not at import: see _events
+
     workspace = run.workspace
     active = workspace.active()
     run.ctx.phase("synthesis")

@@ -13,7 +13,6 @@ from functools import partial
 
 from optillm_core import gather
 
-from ._events import SolutionVerified, VerificationStarted
 from ._prompts import VERIFIER_SYSTEM, verification_prompt
 from ._session import MarsRun, settled
 from ._types import MarsSolution, Verdict, VerificationResult
@@ -24,6 +23,8 @@ __all__ = ("verifiers_for", "verify", "verify_all")
 
 async def verify_all(run: MarsRun, solutions: Sequence[MarsSolution]) -> list[MarsSolution]:
     """One verification round over ``solutions``, all concurrently; returns their new states."""
+    from ._events import VerificationStarted  # not at import: see _events
+
     run.round += 1
     run.ctx.phase(f"verification {run.round}")
     run.emit(VerificationStarted(round=run.round, num_solutions=len(solutions)))
@@ -32,6 +33,8 @@ async def verify_all(run: MarsRun, solutions: Sequence[MarsSolution]) -> list[Ma
 
 async def verify(run: MarsRun, solution: MarsSolution, round_number: int) -> MarsSolution:
     """Ask for the passes ``solution`` still needs, concurrently; a failed call counts as not passed."""
+    from ._events import SolutionVerified  # not at import: see _events
+
     config = run.config
     needed = max(1, config.verification_passes_required - solution.consecutive_passes)
     verifiers = verifiers_for(solution.agent_id, config.num_agents, needed, round_number)
