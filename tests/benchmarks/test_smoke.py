@@ -12,6 +12,7 @@ from benchmarks._main import SECTIONS, run_sections
 from benchmarks._options import Options
 from benchmarks._report import Section, read_section, update_docs
 from benchmarks.critical_path import rounds_of
+from benchmarks.startup import ImportTimes
 
 pytestmark = pytest.mark.anyio
 
@@ -163,3 +164,26 @@ async def test_startup_times_imports_and_help_against_pydantic(tmp_path: Path) -
     assert rows["optillm --help"]["import time (ms)"] is None
     assert all(isinstance(row["best (ms)"], float) and row["best (ms)"] > 0 for row in rows.values())
     assert rows["optillm --help"]["heavy modules loaded"] == "none"
+    assert rows["import optillm_mars"]["target"] == "≤ core + 10%"
+    assert str(rows["import optillm_mars"]["over core, same process (median)"]).startswith("+")
+    assert rows["import optillm_core"]["over core, same process (median)"] is None
+
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       300 |        300 | site
+import time:      1000 |       1000 |   pydantic
+import time:       200 |       1200 | optillm_core
+import time:        50 |         50 |   optillm_mars._verdicts
+import time:       100 |        150 | optillm_mars
+"""
+
+
+def test_a_package_is_held_to_core_within_one_process() -> None:
+    times = ImportTimes.parse(IMPORTTIME)
+    assert times.cumulative_us["optillm_mars"] == 150
+    assert times.own_us["optillm_mars._verdicts"] == 50
+    # what the package added after core, over core's own 1200 us in the same process
+    assert times.added_to("optillm_core", "optillm_mars") == pytest.approx(0.125)
+    assert times.added_to("optillm_core", "optillm_moa") is None
+    assert times.added_to("optillm_router", "optillm_mars") is None

@@ -31,39 +31,18 @@ if _TYPE_CHECKING:
 
     __version__: str
 
-_EVENTS = frozenset(
-    {
-        "AggregationStarted",
-        "AnswerSynthesized",
-        "Completed",
-        "Error",
-        "ExplorationStarted",
-        "ImprovementStarted",
-        "MarsEvent",
-        "SolutionGenerated",
-        "SolutionImproved",
-        "SolutionVerified",
-        "SolutionsAggregated",
-        "StrategyExtracted",
-        "StrategyNetworkStarted",
-        "SynthesisStarted",
-        "VerificationStarted",
-    }
-)
-"""The event classes, imported when first asked for (see ``_events``)."""
-
 
 def __getattr__(name: str) -> _Any:
-    """The event classes, and ``__version__`` read from the distribution's metadata (importlib.metadata
-    is heavy), when first asked for."""
-    if name in _EVENTS:
-        from . import _events
-
-        value: _Any = getattr(_events, name)
-    elif name == "__version__":
+    """``__version__``, read from the distribution's metadata (importlib.metadata is heavy), and the event
+    classes (the names of ``__all__`` not imported above: see ``_events``), when first asked for."""
+    if name == "__version__":
         from importlib.metadata import version
 
-        value = version("optillm-mars")
+        value: _Any = version("optillm-mars")
+    elif name in __all__:
+        from . import _events
+
+        value = getattr(_events, name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
