@@ -8,8 +8,8 @@ ratios divide by the fastest ``import pydantic`` of the same run. One more run o
 A strategy package is held to core within one process: ``import optillm_core; import PACKAGE``
 under ``-X importtime`` times core's import and then what the package adds to it. Comparing the
 fastest package run with the fastest core run, two different processes, swung by ±10 % on this VM
-between runs of the section (a package that adds 5 ms read 15 % over core in one run), which is
-the whole margin.
+between runs of the section (MoA, which adds about 8 ms, read 15 % over core in one run),
+which is the whole margin.
 """
 
 from __future__ import annotations as _annotations
@@ -144,6 +144,7 @@ def _wall(code: str, env: dict[str, str]) -> float:
 
 
 def _importtime(code: str, env: dict[str, str]) -> ImportTimes:
+    """``code`` run once under ``python -X importtime``: every module it imported, with its times."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         env=env,
