@@ -43,7 +43,8 @@ def _peak_rss_mb() -> float:
 async def _moa_scale(base_url: str, runs: int, strategy: str) -> dict[str, Any]:
     from benchmarks._clients import router_client
     from benchmarks._oracle import generate_questions
-    from optillm_core import Prompt, default_registry, gather_settled
+    from optillm_core import Prompt, default_registry
+    from optillm_core.toolkit import gather_settled
 
     info = default_registry().get(strategy)
     client = router_client(base_url)

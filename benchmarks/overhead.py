@@ -16,7 +16,8 @@ from benchmarks._fakeproc import FakeServerProcess, ServerLog, fake_server_proce
 from benchmarks._options import Options
 from benchmarks._oracle import generate_questions
 from benchmarks._report import Section, Table
-from optillm_core import ModelClient, Prompt, gather_settled
+from optillm_core import ModelClient, Prompt
+from optillm_core.toolkit import gather_settled
 
 __all__ = ("run",)
 

@@ -21,19 +21,8 @@ from benchmarks._oracle import (
     plurality_bound,
 )
 from benchmarks._report import Section, Table
-from optillm_core import (
-    Completed,
-    Completion,
-    GenerationSettings,
-    ModelClient,
-    OutputTextDelta,
-    Prompt,
-    ResponseEvent,
-    TokenUsage,
-    answers_equal,
-    extract_answer,
-    gather_settled,
-)
+from optillm_core import Completed, Completion, GenerationSettings, ModelClient, OutputTextDelta, Prompt, ResponseEvent, TokenUsage
+from optillm_core.toolkit import answers_equal, extract_answer, gather_settled
 
 __all__ = ("OracleClient", "run")
 

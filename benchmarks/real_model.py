@@ -12,7 +12,8 @@ from benchmarks._options import Options
 from benchmarks._oracle import Question, generate_questions
 from benchmarks._report import Section, Table
 from benchmarks.quality import score
-from optillm_core import ModelClient, answers_equal, default_registry, extract_answer
+from optillm_core import ModelClient, default_registry
+from optillm_core.toolkit import answers_equal, extract_answer
 
 __all__ = ("run",)
 

@@ -20,7 +20,8 @@ from benchmarks._oracle import (
     plurality_bound,
 )
 from benchmarks.quality import OracleClient
-from optillm_core import APPROACHES, default_registry, rating_prompt, varied_query
+from optillm_core import default_registry
+from optillm_core.toolkit import APPROACHES, rating_prompt, varied_query
 from optillm_sampling import comparison_prompt, parse_choice
 
 

@@ -8,7 +8,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from optillm_core import CallRole, Completion, Optimizer, OptimizerConfig, Outcome, RunContext, gather
+from optillm_core import CallRole, Completion, Optimizer, OptimizerConfig, Outcome, RunContext
+from optillm_core.toolkit import gather
 
 
 class FanoutConfig(OptimizerConfig):

@@ -12,10 +12,9 @@ from optillm_core import (
     Prompt,
     ProviderUnavailable,
     TokenUsage,
-    gather,
-    gather_settled,
 )
 from optillm_core.testing import FaultyClient, LatencyClient, Reply, ScriptedClient, sequential_depth
+from optillm_core.toolkit import gather
 
 pytestmark = pytest.mark.anyio
 
@@ -79,18 +78,6 @@ async def test_gather_keeps_order_and_runs_concurrently() -> None:
     assert sequential_depth(client.requests) == 1
     await client.complete(PROMPT)
     assert sequential_depth(client.requests) == 2
-
-
-async def test_gather_settled_keeps_failures_in_their_slot() -> None:
-    async def ok() -> int:
-        return 1
-
-    async def bad() -> int:
-        raise ProviderUnavailable("nope")
-
-    results = await gather_settled([ok, bad, ok])
-    assert results[0] == 1 and results[2] == 1
-    assert isinstance(results[1], ProviderUnavailable)
 
 
 async def test_gather_first_error_cancels_siblings() -> None:

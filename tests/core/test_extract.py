@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import (
-    AnswerExtractionError,
+from optillm_core import AnswerExtractionError
+from optillm_core._extract import VisibleTextStream
+from optillm_core.toolkit import (
     answers_equal,
     extract_answer,
     extract_boxed,
@@ -16,7 +17,6 @@ from optillm_core import (
     require_answer,
     split_thinking,
 )
-from optillm_core._extract import VisibleTextStream
 
 # Brace-balanced LaTeX-ish content, to nest inside \boxed{}.
 balanced = st.recursive(

@@ -20,9 +20,9 @@ from optillm_core import (
     Outcome,
     ProviderUnavailable,
     RunContext,
-    gather,
 )
 from optillm_core.testing import FaultyClient, LatencyClient, Reply, ScriptedClient
+from optillm_core.toolkit import gather
 
 pytestmark = pytest.mark.anyio
 

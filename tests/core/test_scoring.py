@@ -10,22 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optillm_core import (
-    FunctionScorer,
     GenerationSettings,
     InvalidConfiguration,
-    LlmJudgeScorer,
     ModelProfile,
     Optimizer,
     OptimizerConfig,
     Outcome,
-    Rating,
     RunContext,
-    Scorer,
     TokenUsage,
-    parse_rating,
-    rating_prompt,
 )
 from optillm_core.testing import Reply, ScriptedClient
+from optillm_core.toolkit import FunctionScorer, LlmJudgeScorer, Rating, Scorer, parse_rating, rating_prompt
 
 pytestmark = pytest.mark.anyio
 

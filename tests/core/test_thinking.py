@@ -15,12 +15,11 @@ from optillm_core import (
     OutputTextDelta,
     Prompt,
     ReasoningDelta,
-    ThinkingSplitter,
     ThinkingStyle,
     collect_stream,
-    separate_thinking,
 )
 from optillm_core.testing import Reply, ScriptedClient
+from optillm_core.toolkit import ThinkingSplitter, separate_thinking
 
 pytestmark = pytest.mark.anyio
 

@@ -6,15 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from optillm_core import (
-    Completed,
-    OutputTextDelta,
-    ReasoningDelta,
-    ResponseEvent,
-    ToolCallDelta,
-    collect_stream,
-    split_thinking_stream,
-)
+from optillm_core import Completed, OutputTextDelta, ReasoningDelta, ResponseEvent, ToolCallDelta, collect_stream
+from optillm_core.toolkit import split_thinking_stream
 
 pytestmark = pytest.mark.anyio
 

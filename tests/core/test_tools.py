@@ -198,7 +198,9 @@ async def test_a_streamed_final_call_returns_its_tool_calls_too() -> None:
 
 async def test_a_strategy_that_cannot_return_tool_calls_refuses_tools_before_any_call() -> None:
     client = ScriptedClient([])
-    with pytest.raises(InvalidConfiguration, match="drafts_only strategy cannot pass tools"):
+    with pytest.raises(
+        InvalidConfiguration, match="drafts_only strategy cannot answer with tools: its answer is not a model call"
+    ):
         await DraftsOnly().optimize("weather?", client, settings=GenerationSettings(tools=(WEATHER,)))
     assert client.requests == []
 

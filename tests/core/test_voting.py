@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import MAX_PHRASE_WORDS, answer_key, normalize_answer, plurality_vote, tie_order
+from optillm_core.toolkit import MAX_PHRASE_WORDS, answer_key, normalize_answer, plurality_vote, tie_order
 
 
 @pytest.mark.parametrize(

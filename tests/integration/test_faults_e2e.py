@@ -32,6 +32,7 @@ from optillm_core import (
     OptimizerEvent,
     default_registry,
 )
+from optillm_core.testing import JumpClock
 from optillm_router import ModelClientRouter, ProviderRoutingConfig
 from optillm_router.testing import (
     RECOVERABLE_STREAM_FAULTS,
@@ -42,7 +43,7 @@ from optillm_router.testing import (
     HttpWireFormat,
 )
 from optillm_server import Upstream, create_app
-from tests.server.support import JumpClock, serving
+from tests.server.support import serving
 
 pytestmark = pytest.mark.anyio
 

@@ -19,10 +19,11 @@ from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
 from optillm_core import default_registry
+from optillm_core.testing import JumpClock
 from optillm_router import ModelClientRouter, ProviderRoutingConfig
 from optillm_router.testing import FakeProviderServer, FaultPlan, HttpWireFormat, tool_caller
 from optillm_server import create_app
-from tests.server.support import JumpClock, serving
+from tests.server.support import serving
 
 pytestmark = pytest.mark.anyio
 

@@ -23,6 +23,7 @@ from optillm_core import (
     ProviderUnavailable,
     collect_stream,
 )
+from optillm_core.testing import JumpClock
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, RoutingStrategy
 from optillm_router.testing import (
     PERMANENT_FAULTS,
@@ -32,8 +33,6 @@ from optillm_router.testing import (
     FaultPlan,
     HttpWireFormat,
 )
-
-from .router_support import JumpClock
 
 pytestmark = pytest.mark.anyio
 

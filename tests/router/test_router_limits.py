@@ -9,11 +9,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from optillm_core import GenerationSettings, ModelClient, Prompt, RateLimitError, TokenUsage
-from optillm_core.testing import FunctionClient, Reply, ScriptedClient
+from optillm_core.testing import FunctionClient, JumpClock, Reply, ScriptedClient, VirtualClock, all_tasks_blocked
 from optillm_router import RATE_WINDOW_SECONDS, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, estimate_tokens
 from optillm_router._limits import RateBudget
 
-from .router_support import JumpClock, VirtualClock, _all_tasks_blocked, factory, spec
+from .router_support import factory, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -106,7 +106,7 @@ async def test_concurrency_slot_is_held_until_a_stream_ends() -> None:
     async with anyio.create_task_group() as tg:
         for number in range(5):
             tg.start_soon(hold_stream, number)
-        await _all_tasks_blocked()
+        await all_tasks_blocked()
         assert len(client.requests) == 2  # two streams open; three callers wait for a slot
         release.set()
     assert sorted(finished) == [0, 1, 2, 3, 4]

@@ -34,11 +34,11 @@ from optillm_core import (
     collect_stream,
     run_time_left,
 )
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient
+from optillm_core.testing import FaultyClient, FunctionClient, JumpClock, Reply, ScriptedClient
 from optillm_router import CallRecord, FewerChoices, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router._health import Health
 
-from .router_support import JumpClock, factory, spec
+from .router_support import factory, spec
 
 pytestmark = pytest.mark.anyio
 

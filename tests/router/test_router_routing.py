@@ -24,10 +24,10 @@ from optillm_core import (
     TokenUsage,
     collect_stream,
 )
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient
+from optillm_core.testing import FaultyClient, FunctionClient, JumpClock, Reply, ScriptedClient, all_tasks_blocked
 from optillm_router import CallRecord, ModelClientRouter, ProviderRoutingConfig, ProviderSpec, RoutingStrategy
 
-from .router_support import JumpClock, _all_tasks_blocked, factory, spec
+from .router_support import factory, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -233,7 +233,7 @@ async def test_others_avoid_a_provider_while_its_probe_runs() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call)  # the probe, held open
-        await _all_tasks_blocked()
+        await all_tasks_blocked()
         for _ in range(3):
             await call()
         assert answers == ["b", "b", "b"]
@@ -444,7 +444,7 @@ async def test_cancelling_a_call_cancels_the_provider_call_and_frees_everything(
     router = _router({"vllm/a": client}, [spec("a", max_concurrency=1)], cooldown_failures=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(router.complete, PROMPT)
-        await _all_tasks_blocked()
+        await all_tasks_blocked()
         tg.cancel_scope.cancel()
     assert state == {"started": 1, "cancelled": 1}
     assert client.in_flight == 0

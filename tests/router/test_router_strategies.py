@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from optillm_core import BadRequestError, GenerationSettings, ModelProfile, Prompt
-from optillm_core.testing import FunctionClient
+from optillm_core.testing import FunctionClient, JumpClock, all_tasks_blocked
 from optillm_router import (
     Candidate,
     ModelClientRouter,
@@ -22,7 +22,7 @@ from optillm_router import (
     TokenEstimate,
 )
 
-from .router_support import JumpClock, _all_tasks_blocked, factory, spec
+from .router_support import factory, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -126,7 +126,7 @@ async def test_balance_load_picks_the_fewest_in_flight() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(6):
             tg.start_soon(call)
-            await _all_tasks_blocked()
+            await all_tasks_blocked()
         assert [router.provider_stats()[f"vllm/{m}"].in_flight for m in "abc"] == [2, 2, 2]
         release.set()
     assert Counter(results) == {"a": 2, "b": 2, "c": 2}

@@ -31,25 +31,9 @@ from optillm_core import (
     Outcome,
     Prompt,
     RunContext,
-    gather,
 )
+from optillm_core.toolkit import gather
 from optillm_server import Upstream, create_app
-
-
-class JumpClock:
-    """Virtual time for retry waits: ``sleep`` records the delay and returns at once."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.time = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += max(seconds, 0.0)
-        await anyio.lowlevel.checkpoint()
 
 
 @asynccontextmanager

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from optillm_core import ModelClient, default_registry
-from optillm_core.testing import ScriptedClient
+from optillm_core.testing import JumpClock, ScriptedClient
 from optillm_router import MAX_RETRIES, UNREACHED_RETRIES, ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeOpenAIServer, Fault
 from optillm_server import Upstream, create_app
 
 from .raw_upstream import ANSWER_EVENTS, Step, chunk, raw_upstream, sse
-from .support import JumpClock, serving
+from .support import serving
 
 pytestmark = pytest.mark.anyio
 

@@ -19,12 +19,13 @@ import httpx
 import pytest
 
 from optillm_core import ModelClient, default_registry
+from optillm_core.testing import JumpClock
 from optillm_mars import _prompts as mars_prompts
 from optillm_router import ModelClientRouter, ProviderRoutingConfig
 from optillm_router.testing import FakeProviderServer, FakeReply, FaultKind, FaultPlan
 from optillm_server import create_app
 
-from .support import JumpClock, serving
+from .support import serving
 
 pytestmark = [
     pytest.mark.anyio,

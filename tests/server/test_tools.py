@@ -36,12 +36,12 @@ from optillm_core import (
     ToolDefinition,
     default_registry,
 )
-from optillm_core.testing import FaultyClient, FunctionClient, RecordedRequest, Reply
+from optillm_core.testing import FaultyClient, FunctionClient, JumpClock, RecordedRequest, Reply
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeProviderServer, FakeReply
 from optillm_server import Upstream
 
-from .support import JumpClock, last_user, proxy, serving
+from .support import last_user, proxy, serving
 
 pytestmark = pytest.mark.anyio
 

@@ -52,7 +52,7 @@ class Progress:
 
     def __call__(self, event: OptimizerEvent) -> None:
         if isinstance(event, PhaseStarted):
-            self.phase = event.phase
+            self.phase = event.label
         elif isinstance(event, CallFinished):
             self.calls = event.llm_calls
             self.tokens = event.prompt_tokens + event.completion_tokens

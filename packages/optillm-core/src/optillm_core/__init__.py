@@ -1,4 +1,8 @@
-"""optillm-core: the contracts every optillm optimizer and provider builds on."""
+"""optillm-core: the contracts every optillm optimizer and provider builds on.
+
+The strategy toolkit (sampler, approaches, rating, voting, the absorb policy) is
+:mod:`optillm_core.toolkit`; test doubles, model profiles and clocks are :mod:`optillm_core.testing`.
+"""
 
 from __future__ import annotations as _annotations
 
@@ -6,7 +10,9 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._budget import Budget, MeteredClient, RunUsage, charge_call, run_time_left
 from ._client import ModelClient, WrapperClient, collect_stream, merge_completions
-from ._concurrency import gather, gather_settled, task_group
+from ._config import CALLER_SETTINGS_BY_ROLE, FINAL_ONLY_EXTRA, CallRole, OptimizerConfig, UnsupportedPolicy
+from ._context import RunContext
+from ._conversation import Conversation
 from ._errors import (
     AnswerExtractionError,
     AuthenticationError,
@@ -39,14 +45,6 @@ from ._events import (
     RunFailed,
     RunStarted,
 )
-from ._extract import (
-    answers_equal,
-    extract_answer,
-    extract_boxed,
-    normalize_answer,
-    require_answer,
-    split_thinking,
-)
 from ._guard import (
     ModelRequestsBlocked,
     allow_model_requests,
@@ -55,18 +53,8 @@ from ._guard import (
 )
 from ._log import logger
 from ._messages import GenerationSettings, Message, Prompt, Role
-from ._optimizer import (
-    CALLER_SETTINGS_BY_ROLE,
-    FINAL_ONLY_EXTRA,
-    CallRole,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerMetadata,
-    Outcome,
-    RunContext,
-    Solution,
-    UnsupportedPolicy,
-)
+from ._optimizer import Optimizer
+from ._outcome import OptimizerMetadata, Outcome, Solution
 from ._profiles import FittedSettings, MaxTokensField, ModelProfile, ThinkingStyle
 from ._registry import ENTRY_POINT_GROUP, OptimizerInfo, OptimizerRegistry, PluginFailure, default_registry
 from ._responses import (
@@ -79,19 +67,7 @@ from ._responses import (
     TokenUsage,
     ToolCallDelta,
 )
-from ._sampling import APPROACHES, Sample, Samples, sample_answers, sample_requests, varied_query
-from ._scoring import (
-    FunctionScorer,
-    LlmJudgeScorer,
-    Rating,
-    ScoreFunction,
-    Scorer,
-    parse_rating,
-    rating_prompt,
-)
-from ._thinking import ThinkingSplitter, separate_thinking, split_thinking_stream
 from ._tools import ToolCall, ToolChoice, ToolDefinition
-from ._voting import MAX_PHRASE_WORDS, Vote, answer_key, plurality_vote, tie_order
 
 if _TYPE_CHECKING:
     __version__: str
@@ -112,11 +88,9 @@ def __getattr__(name: str) -> str:
 
 
 __all__ = (
-    "APPROACHES",
     "CALLER_SETTINGS_BY_ROLE",
     "ENTRY_POINT_GROUP",
     "FINAL_ONLY_EXTRA",
-    "MAX_PHRASE_WORDS",
     "AnswerDelta",
     "AnswerExtractionError",
     "AuthenticationError",
@@ -128,14 +102,13 @@ __all__ = (
     "ClientError",
     "Completed",
     "Completion",
+    "Conversation",
     "EventChannel",
     "EventHandler",
     "FinishReason",
     "FittedSettings",
-    "FunctionScorer",
     "GenerationSettings",
     "InvalidConfiguration",
-    "LlmJudgeScorer",
     "MaxTokensField",
     "Message",
     "MeteredClient",
@@ -161,7 +134,6 @@ __all__ = (
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimitError",
-    "Rating",
     "ReasoningDelta",
     "ResponseEvent",
     "Role",
@@ -170,12 +142,7 @@ __all__ = (
     "RunFailed",
     "RunStarted",
     "RunUsage",
-    "Sample",
-    "Samples",
-    "ScoreFunction",
-    "Scorer",
     "Solution",
-    "ThinkingSplitter",
     "ThinkingStyle",
     "Timeout",
     "TokenUsage",
@@ -185,38 +152,18 @@ __all__ = (
     "ToolDefinition",
     "UnsupportedPolicy",
     "UnsupportedSetting",
-    "Vote",
     "WrapperClient",
     "__version__",
     "allow_model_requests",
-    "answer_key",
-    "answers_equal",
     "charge_call",
     "check_allow_model_requests",
     "collect_stream",
     "default_registry",
     "error_for_status",
-    "extract_answer",
-    "extract_boxed",
-    "gather",
-    "gather_settled",
     "logger",
     "map_client_errors",
     "merge_completions",
-    "normalize_answer",
-    "parse_rating",
-    "plurality_vote",
-    "rating_prompt",
     "redact",
-    "require_answer",
     "run_time_left",
-    "sample_answers",
-    "sample_requests",
-    "separate_thinking",
     "set_model_requests_allowed",
-    "split_thinking",
-    "split_thinking_stream",
-    "task_group",
-    "tie_order",
-    "varied_query",
 )

@@ -11,7 +11,7 @@ import anyio
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-__all__ = ("gather", "gather_settled", "task_group")
+__all__ = ("gather", "task_group")
 
 T = TypeVar("T")
 
@@ -66,18 +66,3 @@ async def gather(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
             tg.start_soon(run, index, calls[index])
         slots[0] = await calls[0]()
     return [slots[i] for i in range(len(calls))]
-
-
-async def gather_settled(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
-    """Like :func:`gather`, but a failing thunk leaves its exception in its slot and cancels nothing."""
-
-    def settled(thunk: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T | Exception]]:
-        async def run() -> T | Exception:
-            try:
-                return await thunk()
-            except Exception as exc:
-                return exc
-
-        return run
-
-    return await gather(settled(thunk) for thunk in thunks)

@@ -47,9 +47,15 @@ class RunStarted(OptimizerEvent):
 
 
 class PhaseStarted(OptimizerEvent):
-    """A strategy entered a phase (``exploration``, ``critique``, ``simulation 2`` …)."""
+    """A strategy entered one of its declared phases (``exploration``, ``critique`` …); ``round`` counts repeats."""
 
     phase: str
+    round: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The phase as people read it: ``improvement 2`` for round 2 of ``improvement``."""
+        return self.phase if self.round is None else f"{self.phase} {self.round}"
 
 
 class CallFinished(OptimizerEvent):

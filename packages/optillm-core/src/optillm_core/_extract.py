@@ -3,6 +3,7 @@
 from __future__ import annotations as _annotations
 
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from functools import lru_cache
 
@@ -10,6 +11,7 @@ from ._errors import AnswerExtractionError
 
 __all__ = (
     "answers_equal",
+    "apply_stop",
     "extract_answer",
     "extract_boxed",
     "normalize_answer",
@@ -282,3 +284,15 @@ def _normalize(answer: str) -> str:
 def answers_equal(a: str, b: str) -> bool:
     """Whether two answers are the same after :func:`normalize_answer`."""
     return normalize_answer(a) == normalize_answer(b)
+
+
+def apply_stop(text: str, stop: Sequence[str] | None) -> str:
+    """``text`` cut before the first of the caller's stop sequences, as a provider would have cut it.
+
+    For an answer a strategy returns that was generated without the caller's ``stop`` (a sample a
+    vote picked); a ``final`` call gets ``stop`` on the wire and needs no cutting.
+    """
+    if not stop:
+        return text
+    cut = min((found for found in (text.find(s) for s in stop if s) if found != -1), default=len(text))
+    return text[:cut].rstrip()

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._config import CallRole
 from ._errors import InvalidConfiguration, OptimizerError
 from ._log import log
-from ._optimizer import CallRole, Optimizer
+from ._optimizer import Optimizer
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint

@@ -18,9 +18,9 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._context import RunContext
 from ._errors import InvalidConfiguration
 from ._extract import split_thinking
-from ._optimizer import RunContext
 from ._responses import TokenUsage
 
 __all__ = (

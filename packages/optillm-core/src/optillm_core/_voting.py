@@ -1,16 +1,33 @@
-"""Voting over sampled answers: one key per answer, and a plurality whose tie rule ignores sample order."""
+"""Voting over sampled replies: one key per reply (its answer, or the tools it calls) and a plurality vote.
+
+The vote's tie rule ignores the order of the samples.
+"""
 
 from __future__ import annotations as _annotations
 
 import hashlib
+import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._extract import extract_answer, extract_boxed, normalize_answer, split_thinking
+from ._tools import ToolCall
 
-__all__ = ("MAX_PHRASE_WORDS", "Vote", "answer_key", "plurality_vote", "tie_order")
+__all__ = (
+    "MAX_PHRASE_WORDS",
+    "Vote",
+    "answer_key",
+    "canonical_arguments",
+    "plurality_vote",
+    "render_reply",
+    "reply_key",
+    "tie_order",
+    "tool_calls_key",
+)
 
 MAX_PHRASE_WORDS = 8
 """A reply of one line with at most this many words is taken as its own answer ("Paris", "No, it is not.")."""
@@ -153,3 +170,53 @@ def plurality_vote(keys: Iterable[str | None]) -> Vote:
     top = ranked[0][1]
     tied = tuple(answer for answer, count in ranked if count == top)
     return Vote(winner=ranked[0][0], counts=tuple(ranked), tied=tied if len(tied) > 1 else (), abstained=abstained)
+
+
+# -- replies that call tools ---------------------------------------------------------------------------
+
+
+def canonical_arguments(arguments: str) -> str:
+    """A tool call's JSON arguments in one canonical form, so that calls meaning the same compare equal.
+
+    Object keys are sorted, whitespace goes, a whole float is its integer (``2.0`` is ``2``) and
+    an empty text is ``{}``; strings are kept exactly. Text that is not JSON is kept, stripped.
+    """
+    if not arguments.strip():
+        return "{}"
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments.strip()
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def tool_calls_key(calls: Sequence[ToolCall]) -> str:
+    """The key of a reply that calls tools: each called tool with its canonical arguments, in any order.
+
+    Two replies have the same key when they call the same tools with the same arguments (ids and
+    the order of parallel calls do not count): its_hub's tool voting.
+    """
+    called = sorted(f"{call.name}({canonical_arguments(call.arguments)})" for call in calls)
+    return "tool call: " + "; ".join(called)
+
+
+def reply_key(text: str, calls: Sequence[ToolCall] = ()) -> str | None:
+    """What a reply says, to vote with: its tool calls' key when it calls tools, else its :func:`answer_key`."""
+    return tool_calls_key(calls) if calls else answer_key(text)
+
+
+def render_reply(text: str, calls: Sequence[ToolCall] = ()) -> str:
+    """A reply as a judge reads it: its text, then each tool call it makes with its arguments."""
+    lines = [text.strip()] if text.strip() else []
+    lines += [f"[calls the tool `{call.name}` with arguments {call.arguments.strip() or '{}'}]" for call in calls]
+    return "\n".join(lines)

@@ -12,17 +12,27 @@ separate reasoning channel).
 
 Every double records :class:`RecordedRequest` objects (prompt, settings, start and end times),
 from which :func:`sequential_depth` computes the longest chain of dependent calls of a run.
+
+Profiles of real models as they are (what they refuse, their caps, how they show thinking):
+:data:`O3_MINI`, :data:`CLAUDE_SONNET`, :data:`CLAUDE_OPUS`, :data:`GPT_4O_MINI`,
+:data:`DEEPSEEK_R1` and :data:`DEEPSEEK_REASONER`, all in :data:`MODEL_PROFILES`. Virtual time
+for code that sleeps (retry waits, rate limits): :class:`JumpClock` and :class:`VirtualClock`.
 """
 
 from __future__ import annotations as _annotations
 
+import asyncio
+import heapq
 import inspect
+import itertools
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 
 from ._client import ModelClient, WrapperClient
 from ._errors import BadRequestError
@@ -41,16 +51,78 @@ from ._responses import (
 from ._tools import ToolCall
 
 __all__ = (
+    "CLAUDE_OPUS",
+    "CLAUDE_SONNET",
+    "DEEPSEEK_R1",
+    "DEEPSEEK_REASONER",
+    "GPT_4O_MINI",
+    "MODEL_PROFILES",
+    "O3_MINI",
     "FaultyClient",
     "FunctionClient",
+    "JumpClock",
     "LatencyClient",
     "RecordedRequest",
     "Reply",
     "ScriptExhausted",
     "ScriptedClient",
+    "VirtualClock",
+    "all_tasks_blocked",
     "count_tokens",
     "refusal",
     "sequential_depth",
+)
+
+
+# -- models as they are (../shared/reference/models.md) -----------------------------------------------
+
+O3_MINI = ModelProfile(
+    name="o3-mini",
+    temperature=False,
+    top_p=False,
+    max_tokens_field="max_completion_tokens",
+    max_output_tokens=100_000,
+    native_n=True,
+    logprobs=False,
+    thinking="hidden",
+)
+"""o3 / o4-mini: the default temperature only, no top_p, native n, a large cap, hidden thinking."""
+
+CLAUDE_SONNET = ModelProfile(
+    name="claude-sonnet-4",
+    temperature_max=1.0,
+    sampling_exclusive=True,
+    max_output_tokens=64_000,
+    requires_max_tokens=True,
+    default_max_tokens=4096,
+    seed=False,
+    logprobs=False,
+    max_stop=4,
+    thinking="anthropic_blocks",
+)
+"""Claude 4.x: temperature up to 1 but not with top_p, max_tokens required, no n, no seed, thinking blocks."""
+
+CLAUDE_OPUS = CLAUDE_SONNET.model_copy(
+    update={"name": "claude-opus-4-7", "temperature": False, "top_p": False, "max_output_tokens": 32_000}
+)
+"""Claude Opus 4.7: no sampling settings at all."""
+
+GPT_4O_MINI = ModelProfile(name="gpt-4o-mini", max_output_tokens=16_384, native_n=True)
+"""gpt-4o-mini: every sampling setting, native n."""
+
+DEEPSEEK_R1 = ModelProfile(name="deepseek-r1", max_output_tokens=32_768, thinking="tags", logprobs=False)
+"""DeepSeek-R1 served open-weight: thinking as ``<think>`` tags in the text."""
+
+DEEPSEEK_REASONER = DEEPSEEK_R1.model_copy(update={"name": "deepseek-reasoner", "thinking": "reasoning_content"})
+"""DeepSeek's API: thinking in a separate ``reasoning_content`` channel."""
+
+MODEL_PROFILES: tuple[ModelProfile, ...] = (
+    O3_MINI,
+    CLAUDE_SONNET,
+    CLAUDE_OPUS,
+    GPT_4O_MINI,
+    DEEPSEEK_R1,
+    DEEPSEEK_REASONER,
 )
 
 
@@ -385,3 +457,101 @@ def sequential_depth(intervals: Sequence[RecordedRequest] | Sequence[tuple[float
         depth_at_end.append((end, depth))
         best = max(best, depth)
     return best
+
+
+# -- virtual time -------------------------------------------------------------------------------------
+
+
+class JumpClock:
+    """Virtual time for sequential code: ``sleep`` moves the clock forward at once and records the delay.
+
+    It has the router's clock interface (``now()``, ``await sleep(seconds)``).
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += max(seconds, 0.0)
+        await anyio.lowlevel.checkpoint()
+
+
+class VirtualClock:
+    """Virtual time for concurrent code: when every task is blocked, time jumps to the next sleeper's deadline.
+
+    Use ``async with clock.running():`` around the code under test (like trio's autojump
+    MockClock). It works on the asyncio backend, whose tasks it inspects to see that all wait.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+        self._sleepers: list[list[object]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        item: list[object] = [self.time + seconds, next(self._order), event]
+        heapq.heappush(self._sleepers, item)
+        try:
+            await event.wait()
+        finally:
+            item[2] = None
+
+    def _jump(self) -> bool:
+        heap = self._sleepers
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+        if not heap:
+            return False
+        deadline = heap[0][0]
+        assert isinstance(deadline, float)
+        self.time = max(self.time, deadline)
+        while heap and isinstance(heap[0][0], float) and heap[0][0] <= self.time:
+            event = heapq.heappop(heap)[2]
+            if isinstance(event, anyio.Event):
+                event.set()
+        return True
+
+    async def _drive(self) -> None:
+        while True:
+            await all_tasks_blocked()
+            if not self._jump():
+                await anyio.lowlevel.checkpoint()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[VirtualClock]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._drive)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def all_tasks_blocked() -> None:
+    """Return once every other task waits on an unfinished future (nothing can run without time passing).
+
+    For tests that must act exactly when the code under test is stuck waiting (asyncio backend).
+    """
+    me = asyncio.current_task()
+    while True:
+        await anyio.lowlevel.checkpoint()
+        for task in asyncio.all_tasks():
+            if task is me:
+                continue
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None or waiter.done():
+                break
+        else:
+            return

@@ -1,11 +1,10 @@
-"""Chat messages as a strategy sees them (query and system prompt) or as a model client sends them (a prompt).
+"""Chat messages as a strategy answers them (a :class:`~optillm_core.Conversation`) or as a model client sends them.
 
-A strategy answers one query. The query is the last user message, followed by the tool calls made
-for it since and their results, when the conversation ends with tool results (an agent's loop
-sending them back); system and developer messages become the system prompt; earlier turns, tool
-calls and results included, are added to the system prompt as a tagged transcript, so the strategy
-knows the context while the question stays a real user message and answers are never cut at
-speaker markers. Only the strategy's final call gets the request's tools, so it may call another.
+A strategy answers the conversation's last user message. Its calls that may answer with the
+request's tools get the conversation turn by turn, tool calls and results as real tool turns; its
+other calls get the question as one user message, with the tool calls and results made for it
+since, and the earlier turns as a transcript in the system prompt (see ``Conversation``). System
+and developer messages become the system prompt.
 
 Through a model client (pass-through without an upstream) the conversation goes turn by turn, tool
 calls and tool results as they are.
@@ -16,7 +15,7 @@ from __future__ import annotations as _annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from optillm_core import Message, Prompt, ToolCall
+from optillm_core import Conversation, InvalidConfiguration, Message, Prompt
 
 from ._errors import ApiError
 from ._tools import parse_tool_calls
@@ -26,28 +25,24 @@ __all__ = ("StrategyInput", "client_prompt", "strategy_input", "strategy_questio
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
-_HISTORY_INTRO = (
-    "Earlier turns of this conversation, oldest first, for context. "
-    "The user's latest message, which is what you answer now, follows separately."
-)
-
-_TOOL_RESULTS_INTRO = (
-    "Tools have already been called for this request; the calls and their results follow, oldest first. "
-    "Take the results into account in your response."
-)
-
 
 @dataclass(frozen=True)
 class StrategyInput:
-    query: str
-    system_prompt: str | None
+    """What a strategy answers: the conversation, and its question as one user message with its system prompt."""
+
+    conversation: Conversation
+
+    @property
+    def query(self) -> str:
+        return self.conversation.query
+
+    @property
+    def system_prompt(self) -> str | None:
+        return self.conversation.system_prompt
 
 
 def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
-    """The query (the last user message, plus the tool results that follow it) and the system prompt.
-
-    The system prompt holds the system messages and the earlier turns as a transcript.
-    """
+    """The conversation of a chat request, as a strategy answers it (see :class:`~optillm_core.Conversation`)."""
     system: list[str] = []
     turns: list[Message] = []
     for message in _converted(messages, "strategies"):
@@ -59,30 +54,15 @@ def strategy_input(messages: Sequence[ChatMessage]) -> StrategyInput:
 
 
 def strategy_question(system: Sequence[str], turns: Sequence[Message]) -> StrategyInput:
-    """The query and the system prompt of a conversation: chat completions and Anthropic messages both end up here.
+    """The conversation a strategy answers: chat completions and Anthropic messages both end up here.
 
     ``system`` holds the system prompt's parts; ``turns`` the user, assistant and tool messages,
-    oldest first. The query is the last user message, plus the tool calls and results after it.
+    oldest first. A conversation no strategy can answer is a 400 saying what to fix.
     """
-    parts = list(system)
-    last_user = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
-    if last_user is None or (turns[-1].role != "user" and turns[-1].role != "tool"):
-        raise ApiError(
-            400,
-            "the last non-system message must come from the user, or be the results of the assistant's tool calls: "
-            "a strategy answers that message",
-            param="messages",
-        )
-    history, request, since = turns[:last_user], turns[last_user], turns[last_user + 1 :]
-    if not request.content.strip():
-        raise ApiError(400, "the last user message is empty: send the question to answer", param="messages")
-    names = _call_names(turns)
-    query = request.content
-    if since:
-        query = f"{query}\n\n---\n{_TOOL_RESULTS_INTRO}\n\n{_transcript(since, names)}"
-    if history:
-        parts.append(f"{_HISTORY_INTRO}\n\n{_transcript(history, names)}")
-    return StrategyInput(query=query, system_prompt="\n\n".join(parts) if parts else None)
+    try:
+        return StrategyInput(Conversation(system=system, turns=turns))
+    except InvalidConfiguration as exc:
+        raise ApiError(400, str(exc), param="messages") from None
 
 
 def client_prompt(messages: Sequence[ChatMessage]) -> Prompt:
@@ -133,28 +113,6 @@ def _answered_call(message: ChatMessage, index: int, calls: set[str]) -> str:
             param=f"messages.{index}.tool_call_id",
         )
     return call_id
-
-
-def _call_names(turns: Sequence[Message]) -> dict[str, str]:
-    return {call.id: call.name for message in turns for call in message.tool_calls}
-
-
-def _transcript(turns: Sequence[Message], names: dict[str, str]) -> str:
-    return "\n".join(_render(message, names) for message in turns)
-
-
-def _render(message: Message, names: dict[str, str]) -> str:
-    if message.role == "tool":
-        call_id = message.tool_call_id or ""
-        return f'<tool_result call="{call_id}" name="{names.get(call_id, "")}">\n{message.content}\n</tool_result>'
-    parts = [message.content] if message.content else []
-    parts += [_render_call(call) for call in message.tool_calls]
-    body = "\n".join(parts)
-    return f"<{message.role}>\n{body}\n</{message.role}>"
-
-
-def _render_call(call: ToolCall) -> str:
-    return f'<tool_call id="{call.id}" name="{call.name}">\n{call.arguments}\n</tool_call>'
 
 
 def _text(message: ChatMessage, index: int, where: str) -> str:

@@ -22,8 +22,8 @@ from optillm_core import (
     TokenUsage,
     ToolCall,
     UnsupportedPolicy,
-    task_group,
 )
+from optillm_core.toolkit import task_group
 
 from ._conversation import StrategyInput
 from ._errors import ApiError
@@ -163,13 +163,16 @@ async def _pipeline(
     calls: tuple[ToolCall, ...] = ()
     finish: FinishReason = "stop"
     for position, optimizer in enumerate(stages):
-        query = question.query if position == 0 else _PIPELINE_HANDOFF.format(question=question.query, answer=answer)
+        conversation = question.conversation
+        if position > 0:
+            conversation = conversation.with_question(
+                _PIPELINE_HANDOFF.format(question=conversation.question, answer=answer)
+            )
         last = position == len(stages) - 1
         try:
             solution = await optimizer.optimize(
-                query,
+                conversation,
                 client,
-                system_prompt=question.system_prompt,
                 settings=stage_settings(optimizer, settings, last=last),
                 events=_forwarder(sink, index, final=last),
                 unsupported=unsupported,
@@ -195,7 +198,7 @@ def _forwarder(sink: RunSink | None, index: int, *, final: bool) -> Any:
             if final:
                 sink.delta(index, event.delta)
         elif isinstance(event, PhaseStarted):
-            sink.progress(index, f"phase {event.phase} ({event.optimizer})")
+            sink.progress(index, f"phase {event.label} ({event.optimizer})")
         elif isinstance(event, RunStarted):
             sink.progress(index, f"{event.optimizer} started")
 

@@ -23,8 +23,8 @@ from optillm_core import (
     ModelClient,
     TokenUsage,
     UnsupportedPolicy,
-    task_group,
 )
+from optillm_core.toolkit import task_group
 
 from ._conversation import StrategyInput
 from ._errors import ApiError

@@ -218,16 +218,15 @@ def check_strategies_answer_with_tools(
     if not settings.tools or (settings.tool_choice is not None and settings.tool_choice.mode == "none"):
         return
     answering = optimizers[-1:] if mode == "pipeline" else optimizers
-    refused = [o.name for o in answering if not o.answers_with_tools]
-    if not refused:
+    if all(o.answers_with_tools for o in answering):
         return
     able = sorted(info.name for info in registry if info.optimizer.answers_with_tools)
     alternatives = f"strategies that can: {', '.join(able)}" if able else "no installed strategy can"
+    refusing = next(o for o in answering if not o.answers_with_tools)
     raise ApiError(
         400,
-        f"the {refused[0]} strategy cannot answer with tool calls: its answer is not one model call made with "
-        f"the request's tools, so a tool call could not be returned; send the request without 'tools', without "
-        f"a strategy, or with a strategy that answers with tools ({alternatives})",
+        f"the {refusing.name} strategy cannot answer with tool calls: {refusing.without_tools_because}; send the "
+        f"request without 'tools', without a strategy, or with a strategy that answers with tools ({alternatives})",
         param="tools",
         code="tools_not_supported_by_strategy",
     )
