@@ -43,8 +43,8 @@ def _peak_rss_mb() -> float:
 async def _moa_scale(base_url: str, runs: int, strategy: str) -> dict[str, Any]:
     from benchmarks._clients import router_client
     from benchmarks._oracle import generate_questions
+    from benchmarks._settled import every_outcome
     from optillm_core import Prompt, default_registry
-    from optillm_core.toolkit import gather_settled
 
     info = default_registry().get(strategy)
     client = router_client(base_url)
@@ -54,7 +54,7 @@ async def _moa_scale(base_url: str, runs: int, strategy: str) -> dict[str, Any]:
     rounds = {}
     for label in ("cold", "warm"):
         started, cpu = time.perf_counter(), time.process_time()
-        results = await gather_settled(partial(info.optimizer().optimize, q, client) for q in questions)
+        results = await every_outcome(partial(info.optimizer().optimize, q, client) for q in questions)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         errors = [r for r in results if isinstance(r, Exception)]
         rounds[label] = {

@@ -42,12 +42,14 @@ class Baseline(Optimizer[OptimizerConfig]):
     """One plain model call: the single-sample baseline every strategy is compared with."""
 
     name = BASELINE
-    description = "One model call, its text returned as it is."
+    description = "One model call, its reply returned as it is."
     config_type = OptimizerConfig
+    answers_with_tools = True
 
     async def run(self, ctx: RunContext[OptimizerConfig]) -> Outcome:
-        completion = await ctx.generate(ctx.query, ctx.settings)
-        return Outcome(answer=completion.text)
+        prompt = ctx.conversation_prompt() if ctx.tools_offered else ctx.prompt(ctx.query)
+        completion = await ctx.generate(prompt, ctx.settings)
+        return Outcome(answer=completion.text, tool_calls=completion.calls)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,17 @@ The oracle's rules (also stated in docs/benchmarks.md):
   ``next_turn`` and ``strategy``: fixed sensible text without numbers.
 - Randomness is a hash of (seed, question, prompt kind, prompt text, how many draws this exact prompt
   has had), so results do not depend on scheduling, and native ``n`` on or off gives the same draws.
+- Tool-call turns (:meth:`Oracle.tool_reply`): offered the ``submit_answer`` tool, a ``solve`` or
+  ``combine`` prompt is answered by calling it with the value it would have boxed, its arguments
+  written in one of several equivalent JSON forms (spacing, ``19`` or ``19.0``); a judge reads a
+  reply that calls the tool, as strategies show it (``[calls the tool `submit_answer` with
+  arguments {...}]``), as that value boxed.
 """
 
 from __future__ import annotations as _annotations
 
 import hashlib
+import json
 import random
 import re
 from collections import Counter
@@ -40,6 +46,7 @@ from math import comb, factorial
 from typing import Literal
 
 __all__ = (
+    "SUBMIT_ANSWER",
     "Oracle",
     "PromptKind",
     "Question",
@@ -57,6 +64,12 @@ _QUESTION = re.compile(r"What is (\d+) ([+\-*]) (\d+) ([+\-*]) (\d+)\?")
 _BOXED_NUMBER = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 _OPS = ("+", "-", "*")
 DISTRACTORS = 4
+
+SUBMIT_ANSWER = "submit_answer"
+"""The tool of the tool-call turns: ``submit_answer(value: integer)``."""
+_RENDERED_CALL = re.compile(r"\[calls the tool `submit_answer` with arguments (\{[^\]]*\})\]")
+# Equivalent ways a model writes the same arguments; a vote must see through them.
+_ARGUMENT_FORMS = ('{{"value": {v}}}', '{{"value":{v}}}', '{{ "value": {v}.0 }}', '{{\n  "value": {v}\n}}')
 
 
 def _apply(op: str, x: int, y: int) -> int:
@@ -182,6 +195,19 @@ class Oracle:
             return "I need a concrete arithmetic question to answer."
         return _REPLIES[kind](self, question, rng, full_text)
 
+    def tool_reply(self, messages: Sequence[tuple[str, str]]) -> tuple[str, str | None]:
+        """The reply of a turn that offers ``submit_answer``: ``("", arguments)`` for a call, else ``(text, None)``."""
+        shown = [(role, _boxed_calls(content)) for role, content in messages]
+        full_text = "\n".join(content for _, content in shown)
+        kind = classify(instruction_of(shown), full_text)
+        question = Question.parse(full_text)
+        if question is None or kind not in ("solve", "combine"):
+            return self.reply(shown), None
+        self.kinds[f"{kind} (tool call)"] += 1
+        rng = self._rng(question, kind, full_text)
+        value = _boxed_value(_REPLIES[kind](self, question, rng, full_text))
+        return "", rng.choice(_ARGUMENT_FORMS).format(v=value)
+
     def _rng(self, question: Question | None, kind: str, text: str) -> random.Random:
         digest = hashlib.sha256(text.encode()).hexdigest()
         occurrence = self._draws[digest]
@@ -279,6 +305,25 @@ def _solution(question: Question, value: int) -> str:
         f"Evaluating {question.a} {question.op1} {question.b} {question.op2} {question.c} "
         f"with the usual operator precedence gives {value}.\n\nThe answer is \\boxed{{{value}}}."
     )
+
+
+def _boxed_value(reply: str) -> int:
+    value = _last_boxed(reply)
+    assert value is not None, reply
+    return value
+
+
+def _boxed_calls(text: str) -> str:
+    """``text`` with each shown ``submit_answer`` call replaced by its value, boxed, as a judge reads it."""
+
+    def boxed(match: re.Match[str]) -> str:
+        try:
+            value = json.loads(match.group(1)).get("value")
+        except (ValueError, AttributeError):
+            return match.group(0)
+        return f"\\boxed{{{int(value)}}}" if isinstance(value, int | float) else match.group(0)
+
+    return _RENDERED_CALL.sub(boxed, text)
 
 
 def _last_boxed(text: str) -> int | None:

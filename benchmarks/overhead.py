@@ -16,8 +16,8 @@ from benchmarks._fakeproc import FakeServerProcess, ServerLog, fake_server_proce
 from benchmarks._options import Options
 from benchmarks._oracle import generate_questions
 from benchmarks._report import Section, Table
+from benchmarks._settled import every_outcome
 from optillm_core import ModelClient, Prompt
-from optillm_core.toolkit import gather_settled
 
 __all__ = ("run",)
 
@@ -266,7 +266,7 @@ async def _burst_rounds(call: Call, calls: int, server: FakeServerProcess, cold:
     for rounds in (cold, warm):
         server.reset()
         started = time.perf_counter()
-        results = await gather_settled(call for _ in range(calls))
+        results = await every_outcome(call for _ in range(calls))
         rounds.append((time.perf_counter() - started, results, server.log()))
 
 

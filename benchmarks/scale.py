@@ -273,7 +273,7 @@ async def run(options: Options) -> Section:
     )
     section.tables += [moa, proxy]
     section.notes += [
-        "MoA runs: a fresh Python process runs every MoA run at once (`gather_settled`) through one router; peak RSS "
+        "MoA runs: a fresh Python process runs every MoA run at once (`every_outcome`) through one router; peak RSS "
         "is that process's `ru_maxrss` (before: after imports and one warm-up call). The fake server (oracle, "
         "p = 1) runs in another process. The cold round opens its connections while it runs; the warm round "
         "reuses them.",

@@ -215,3 +215,23 @@ async def test_each_sampling_strategys_calls_reach_the_oracle_as_their_kinds(nam
         solution = await default_registry().create(name).optimize(question.text, OracleClient(oracle))
         assert _boxed(solution.answer) in (question.answer, *question.distractors())
     assert set(oracle.kinds) == kinds
+
+
+def test_offered_the_tool_the_oracle_calls_it_with_the_value_it_would_box_in_equivalent_forms() -> None:
+    from benchmarks._oracle import SUBMIT_ANSWER, _boxed_calls
+    from optillm_core import ToolCall
+    from optillm_core.toolkit import canonical_arguments, render_reply
+
+    question = generate_questions(1, seed=3)[0]
+    oracle = Oracle(p=1.0, seed=3)
+    forms = set()
+    for attempt in range(12):
+        text, arguments = oracle.tool_reply([("user", f"{question.text} (try {attempt})")])
+        assert text == "" and arguments is not None
+        forms.add(arguments)
+        assert canonical_arguments(arguments) == f'{{"value":{question.answer}}}'
+    assert len(forms) > 1  # written differently, meaning the same
+    shown = render_reply("", [ToolCall(id="c", name=SUBMIT_ANSWER, arguments=arguments)])
+    assert _boxed_calls(shown) == f"\\boxed{{{question.answer}}}"
+    judged, none = oracle.tool_reply([("user", f"{question.text}\n\n{shown}\n\n{rating_prompt('q', 'a')}")])
+    assert none is None and judged  # a judge prompt gets a text reply, never a call

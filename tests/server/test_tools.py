@@ -41,7 +41,7 @@ from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpe
 from optillm_router.testing import FakeProviderServer, FakeReply
 from optillm_server import Upstream
 
-from .support import last_user, proxy, serving
+from .support import ShoutStrategy, last_user, proxy, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -279,7 +279,10 @@ async def test_a_model_without_tools_refuses_them_with_a_400_under_either_policy
 
 
 def strategy_proxy(client: ModelClient) -> Any:
-    return proxy(client, registry=default_registry())
+    """The proxy with the installed strategies, which all answer with tools, and ``shout``, which cannot."""
+    registry = default_registry()
+    registry.register(ShoutStrategy)
+    return proxy(client, registry=registry)
 
 
 async def test_a_moa_request_answers_with_the_synthesis_tool_call() -> None:
@@ -393,7 +396,7 @@ async def test_an_agent_loop_through_moa_calls_the_tool_then_answers_from_its_re
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-@pytest.mark.parametrize("model", ["mcts-m", "bon-m", "moa|bon-m"])
+@pytest.mark.parametrize("model", ["shout-m", "moa|shout-m"])
 async def test_a_strategy_that_cannot_answer_with_tools_is_a_400_naming_it(model: str, stream: bool) -> None:
     client = FunctionClient(weather_model)
     async with strategy_proxy(client) as sdk:
@@ -402,8 +405,9 @@ async def test_a_strategy_that_cannot_answer_with_tools_is_a_400_naming_it(model
     error = caught.value.body
     assert isinstance(error, dict)
     name = model.split("-")[0].split("|")[-1]
-    assert f"the {name} strategy cannot answer with tool calls" in error["message"]
-    assert "mars, moa" in error["message"]  # the strategies that can
+    assert f"the {name} strategy cannot answer with tool calls: its answer is not a model call" in error["message"]
+    # the strategies that can: every installed one
+    assert "bon, genselect, majority_voting, mars, mcts, moa, self_consistency)" in error["message"]
     assert (error["param"], error["code"]) == ("tools", "tools_not_supported_by_strategy")
     assert client.requests == []
 
@@ -411,11 +415,9 @@ async def test_a_strategy_that_cannot_answer_with_tools_is_a_400_naming_it(model
 async def test_in_a_pipeline_only_the_last_strategy_gets_the_tools() -> None:
     client = FunctionClient(weather_model)
     async with strategy_proxy(client) as sdk:
-        response = await sdk.chat.completions.create(
-            model="bon&moa-m", messages=USER, tools=TOOLS, extra_body={"optillm_config": {"bon": {"n": 2}}}
-        )
-        with pytest.raises(openai.BadRequestError, match="the bon strategy cannot answer with tool calls"):
-            await sdk.chat.completions.create(model="moa&bon-m", messages=USER, tools=TOOLS)
+        response = await sdk.chat.completions.create(model="shout&moa-m", messages=USER, tools=TOOLS)
+        with pytest.raises(openai.BadRequestError, match="the shout strategy cannot answer with tool calls"):
+            await sdk.chat.completions.create(model="moa&shout-m", messages=USER, tools=TOOLS)
     assert response.choices[0].message.tool_calls is not None
     (synthesis,) = with_tools(client.requests)
     assert synthesis is client.requests[-1]
@@ -424,10 +426,8 @@ async def test_in_a_pipeline_only_the_last_strategy_gets_the_tools() -> None:
 async def test_with_tool_choice_none_a_strategy_that_cannot_answer_with_tools_runs_without_them() -> None:
     client = FunctionClient(weather_model)
     async with strategy_proxy(client) as sdk:
-        response = await sdk.chat.completions.create(
-            model="bon-m", messages=USER, tools=TOOLS, tool_choice="none", extra_body={"optillm_config": {"n": 2}}
-        )
-    assert response.choices[0].message.content == "It depends on the weather, which I cannot see."
+        response = await sdk.chat.completions.create(model="shout-m", messages=USER, tools=TOOLS, tool_choice="none")
+    assert response.choices[0].message.content == "IT DEPENDS ON THE WEATHER, WHICH I CANNOT SEE."
     assert response.choices[0].finish_reason == "stop"
     assert client.requests and with_tools(client.requests) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations as _annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Generic, Self, cast
@@ -93,7 +94,7 @@ class Optimizer(ABC, Generic[ConfigT]):
         return RunContext(
             optimizer=self.name,
             config=self.config,
-            conversation=_PLANNING_CONVERSATION,
+            conversation=_planning_conversation(),
             settings=fitted,
             client=MeteredClient(_PlanningClient(client)),
             channel=EventChannel(),
@@ -233,7 +234,10 @@ class _PlanningClient(WrapperClient):
         raise RuntimeError("a planning context makes no model calls")
 
 
-_PLANNING_CONVERSATION = Conversation.from_query("(planning)")
+@functools.cache
+def _planning_conversation() -> Conversation:
+    """The conversation of planning contexts (built when first needed: no schema is built at import)."""
+    return Conversation.from_query("(planning)")
 
 
 def _conversation(query: str | Conversation, system_prompt: str | None) -> Conversation:
