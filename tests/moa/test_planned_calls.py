@@ -26,7 +26,7 @@ def answer(prompt: Any, settings: GenerationSettings) -> str:
         pytest.param({"num_completions": 6}, True, GenerationSettings(temperature=0), None, 8, id="temperature-0"),
         pytest.param({}, True, GenerationSettings(), ModelProfile(temperature=False), 5, id="no-temperature"),
         pytest.param({"candidate_temperatures": (0.2, 0.9, 1.1)}, True, GenerationSettings(), None, 5, id="per-temp"),
-        pytest.param({"num_completions": 4}, True, GenerationSettings(), ModelProfile(max_n=2), 6, id="max-n-2"),
+        pytest.param({"num_completions": 4}, True, GenerationSettings(), ModelProfile(max_n=2), 4, id="max-n-2"),
     ],
 )
 async def test_planned_calls_are_the_calls_a_run_makes(
