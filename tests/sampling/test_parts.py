@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import InvalidConfiguration, Sample, default_registry
+from optillm_core import InvalidConfiguration, default_registry
+from optillm_core.toolkit import Sample
 from optillm_sampling import (
     BestOfNOptimizer,
     GenSelectConfig,
