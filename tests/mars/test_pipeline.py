@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from optillm_core import AnswerDelta, GenerationSettings, OptimizerEvent, Prompt, normalize_answer
+from optillm_core import AnswerDelta, GenerationSettings, OptimizerEvent, Prompt
 from optillm_core.testing import count_tokens
+from optillm_core.toolkit import normalize_answer
 from optillm_mars import MarsConfig, MarsOptimizer, SelectionMethod, Verdict
 
 from .fakes import (

@@ -6,8 +6,10 @@ with them: an answer chosen without a call could never call a tool.
 
 from __future__ import annotations as _annotations
 
+from optillm_core.toolkit import settle
+
 from ._prompts import SYNTHESIZER_SYSTEM, synthesis_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import GenerationPhase, MarsSolution, SelectionMethod
 from ._workspace import majority_answer, rank
 
@@ -37,7 +39,9 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
         top = rank(active)[: run.config.synthesis_top_k]
         settings = run.settings("final", run.config.synthesis_temperature, field="synthesis_temperature")
         system, prompt = run.solver_system(SYNTHESIZER_SYSTEM), synthesis_prompt(run.query, top)
-        [result] = await settled([lambda: run.ask(system, prompt, settings, final=True)])
+        [result] = await settle(
+            [lambda: run.ask(system, prompt, settings, final=True)], optimizer="mars", what="synthesis"
+        )
         if isinstance(result, Exception):
             run.failed("synthesis", result)
             chosen = top[0], SelectionMethod.HIGHEST_SCORE

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from optillm_core import split_thinking
+from optillm_core.toolkit import split_thinking
 
 from ._types import Verdict
 
