@@ -42,6 +42,9 @@ async def test_only_the_synthesis_gets_the_tools_and_its_tool_call_is_returned()
     assert solution.tool_calls == (CALL,)
     assert solution.answer == ""
     assert solution.metadata.extras["final_source"] == "synthesis"
+    # No tool has been called yet: the synthesis may call one, and is told of no earlier results.
+    assert "call one of the available tools" in (synthesis.system_text or "")
+    assert "tool results in the conversation" not in (synthesis.system_text or "")
     assert "The synthesis called the caller's tools: get_weather." in solution.reasoning
 
 
@@ -150,7 +153,7 @@ def phase_of(request: RecordedRequest) -> str:
     text = request.user_text
     if "Review every candidate" in text:
         return "critique"
-    if "Write the single best response" in text:
+    if "Write the single best response" in f"{request.system_text}\n{text}":
         return "synthesis"
     return "candidate"
 
@@ -163,16 +166,18 @@ async def test_the_synthesis_gets_the_tool_call_and_result_as_real_turns_and_ans
     assert solution.tool_calls == ()
     (synthesis,) = [r for r in client.requests if phase_of(r) == "synthesis"]
     assert synthesis.settings.tools == (WEATHER,)
-    assert [m.role for m in turns(synthesis)] == ["user", "assistant", "tool", "user"]
+    # The conversation as the agent sent it, ending with the real tool result: no user turn after it.
+    assert [m.role for m in turns(synthesis)] == ["user", "assistant", "tool"]
     assert turns(synthesis)[0].content == QUERY
     assert turns(synthesis)[1].tool_calls == (CALL,)
     assert (turns(synthesis)[2].content, turns(synthesis)[2].tool_call_id) == (RESULT, CALL.id)
-    assert synthesis.system_text == SYSTEM
-    # The note after the tool result: the candidates, the review, and the instruction last, naming the results.
-    note = turns(synthesis)[3].content
-    assert f"It is {RESULT}: a light jacket." in note and "candidate 2 is more specific" in note
-    assert note.rstrip().endswith("without mentioning the candidates or the review.")
-    assert "The tool results above are already in" in note
+    # The caller's system prompt first, then the candidates, the review and the instruction last.
+    system = synthesis.system_text or ""
+    assert system.startswith(f"{SYSTEM}\n\n---\n")
+    assert f"It is {RESULT}: a light jacket." in system and "candidate 2 is more specific" in system
+    assert "The tool results in the conversation are already in" in system
+    assert system.endswith("without mentioning the candidates or the review.")
+    assert "Tools have already been called" not in system
 
 
 async def test_candidates_and_critique_get_no_tools_and_the_tool_result_flattened() -> None:
@@ -211,10 +216,9 @@ async def test_a_synthesis_that_calls_a_tool_after_a_user_message_returns_the_ca
     assert solution.answer == ""
     synthesis = client.requests[-1]
     assert [m.role for m in turns(synthesis)] == ["user", "assistant", "tool", "assistant", "user"]
-    # The note is joined to the latest user message, after it: the question stays first in that turn.
-    last = turns(synthesis)[-1].content
-    assert last.startswith(f"{follow_up}\n\n---\n")
-    assert "Write the single best response to the user's latest message above" in last
+    # The latest user message is the caller's as it is; MoA's material is in the system prompt.
+    assert turns(synthesis)[-1].content == follow_up
+    assert "Write the single best response to the user's latest message" in (synthesis.system_text or "")
     # The earlier turns reach the candidates as a transcript in their system prompt.
     candidate = client.requests[0]
     assert candidate.user_text == follow_up

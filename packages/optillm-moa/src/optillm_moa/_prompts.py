@@ -4,7 +4,7 @@ from __future__ import annotations as _annotations
 
 from collections.abc import Sequence
 
-__all__ = ("critique_prompt", "synthesis_note", "synthesis_prompt")
+__all__ = ("critique_prompt", "synthesis_instructions", "synthesis_prompt")
 
 
 def _candidate_block(candidates: Sequence[str]) -> str:
@@ -47,23 +47,30 @@ def synthesis_prompt(query: str, candidates: Sequence[str], critique: str, *, cr
     )
 
 
-def synthesis_note(candidates: Sequence[str], critique: str, *, critique_cut: bool, tool_results: bool) -> str:
-    """The synthesis's material and instruction, read right after the caller's conversation (with its tools).
+def synthesis_instructions(
+    system: str | None, candidates: Sequence[str], critique: str, *, critique_cut: bool, tool_results: bool
+) -> str:
+    """The synthesis's system prompt when it answers the caller's conversation as it is, with the tools.
 
-    ``tool_results``: the conversation holds tool calls and their results, which the synthesis is
-    told to use rather than ask for again.
+    The caller's ``system`` prompt comes first, then the candidates, the review and the instruction,
+    so that the conversation itself ends as the caller sent it: with the user's latest message, or
+    with the results of the tools called for it (``tool_results``), which the synthesis is told to
+    use rather than ask for again.
     """
     tools = "You may answer in text or call one of the available tools."
     if tool_results:
         tools += (
-            " The tool results above are already in: use them, and call a tool only for information they do "
-            "not hold, never again for what they already say."
+            " The tool results in the conversation are already in: use them, and call a tool only for "
+            "information they do not hold, never again for what they already say."
         )
-    return (
-        "Candidate responses to the user's latest message above were written independently, then reviewed.\n\n"
+    own = (
+        "You write the assistant's reply to the conversation that follows: to the user's latest message, "
+        "with any tool results that came after it. Candidate replies to it were drafted independently and "
+        "then reviewed:\n\n"
         f"{_candidate_block(candidates)}\n\n"
         f"<review>\n{_review(critique, critique_cut)}\n</review>\n\n"
-        "Write the single best response to the user's latest message above: keep what the candidates got "
-        f"right, correct what the review found wrong, and fill any gaps. {tools} Respond directly, as if the "
-        "message had been sent to you alone, without mentioning the candidates or the review."
+        "Write the single best response to the user's latest message: keep what the candidates got right, "
+        f"correct what the review found wrong, and fill any gaps. {tools} Reply to the user directly, "
+        "without mentioning the candidates or the review."
     )
+    return f"{system}\n\n---\n{own}" if system else own

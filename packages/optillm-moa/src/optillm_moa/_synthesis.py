@@ -11,7 +11,7 @@ from ._candidates import Candidates
 from ._config import MoaConfig
 from ._critique import Critique
 from ._log import log
-from ._prompts import synthesis_note, synthesis_prompt
+from ._prompts import synthesis_instructions, synthesis_prompt
 
 __all__ = ("Synthesis", "synthesize")
 
@@ -34,9 +34,10 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
 
     The run's final call: the caller's temperature, top_p and seed replace ``synthesis_temperature``
     (unless the config set it), and the caller's stop, response_format, tools and tool_choice reach
-    it. With tools offered it is asked the caller's conversation turn by turn (assistant tool calls
-    and tool results as real tool turns), then the candidates, the review and the instruction; else
-    one question holding the flattened conversation. A synthesis that calls the caller's tools is the
+    it. With tools offered it is asked the caller's conversation as it is, turn by turn (assistant
+    tool calls and tool results as real tool turns, ending as the caller's did), with the
+    candidates, the review and the instruction after the caller's system prompt; else one question
+    holding the flattened conversation. A synthesis that calls the caller's tools is the
     answer as it is, its text empty or not: the calls are returned with it (a candidate, written
     without the tools, could not stand in for them).
     """
@@ -84,13 +85,15 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
 
 def _prompt(ctx: RunContext[MoaConfig], candidates: Candidates, critique: Critique) -> Prompt:
     if ctx.tools_offered:
-        note = synthesis_note(
+        caller_system = "\n\n".join(ctx.conversation.system) or None
+        system = synthesis_instructions(
+            caller_system,
             candidates.texts,
             critique.text,
             critique_cut=critique.truncated,
             tool_results=ctx.conversation.has_tool_turns,
         )
-        return ctx.conversation_prompt(note)
+        return ctx.conversation_prompt(system=system)
     text = synthesis_prompt(ctx.query, candidates.texts, critique.text, critique_cut=critique.truncated)
     return ctx.prompt(text)
 
