@@ -20,6 +20,7 @@ from optillm_core import (
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     NoSolutions,
     OptimizerEvent,
     OutputTextDelta,
@@ -91,6 +92,18 @@ async def test_critical_path_is_three_round_trips(native_n: bool) -> None:
     await MoaOptimizer().optimize(QUERY, client)
     assert sequential_depth(client.requests) == 3
     assert len(client.requests) == (3 if native_n else 5)
+
+
+async def test_native_n_is_sent_in_chunks_of_the_models_max_n() -> None:
+    client = FunctionClient(lambda prompt, settings: "19", native_n=True, profile=ModelProfile(max_n=2))
+    seeded = GenerationSettings(seed=40)
+    solution = await MoaOptimizer(MoaConfig(num_completions=5)).optimize(QUERY, client, settings=seeded)
+    candidates = client.requests[:3]
+    assert sorted(r.settings.n for r in candidates) == [1, 2, 2]
+    # Each chunk starts at the seed offset of its first candidate, so no two chunks share a seed.
+    assert sorted(r.settings.seed or 0 for r in candidates) == [40, 42, 44]
+    assert len(solution.metadata.extras["candidates"]) == 5
+    assert solution.metadata.llm_calls == 5
 
 
 async def test_per_candidate_temperatures_send_one_request_each() -> None:
