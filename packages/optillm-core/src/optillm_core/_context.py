@@ -120,11 +120,12 @@ class RunContext(Generic[ConfigT]):
         return Prompt.from_query(user, system=system if system is not None else self.system_prompt)
 
     def conversation_prompt(self, note: str | None = None, *, system: str | None = None) -> Prompt:
-        """The caller's conversation turn by turn, then the strategy's ``note``: for calls made with the tools.
+        """The caller's conversation turn by turn, with the strategy's ``note`` after the system prompt: for calls with tools.
 
-        Tool calls and results stay real tool turns (see :meth:`Conversation.prompt`). Use it for
-        the calls whose settings carry the tools (``final`` calls, and answers that are returned as
-        they are); without tools offered, :meth:`prompt` reads better to the model.
+        The turns stay exactly as the caller sent them (see :meth:`Conversation.prompt`), so tool
+        calls and results are real tool turns and the model answers the caller's last turn. Use it
+        for the calls whose settings carry the tools (``final`` calls, and answers that are returned
+        as they are); without tools offered, :meth:`prompt` reads better to the model.
         """
         return self.conversation.prompt(note, system=system)
 
