@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from optillm_core import (
+    AuthenticationError,
     Budget,
     GenerationSettings,
     InvalidConfiguration,
@@ -460,3 +461,23 @@ async def test_every_child_an_expansion_makes_is_evaluated(
     # The root samples exactly the replies that become its children.
     expansions = [r for r in client.requests if kind(r.prompt) == "expand-root"]
     assert sum(r.settings.n for r in expansions) == len(root.children) == min(actions, simulations)
+
+
+async def test_a_reply_request_that_fails_retryably_loses_its_reply_and_the_search_goes_on() -> None:
+    def rule(number: int, prompt: Prompt, settings: GenerationSettings) -> BaseException | None:
+        return ProviderUnavailable("overloaded", status_code=529) if number == 0 else None
+
+    client = FaultyClient(FunctionClient(DialogueModel()), rule)
+    solution = await MctsOptimizer().optimize(QUERY, client)
+    assert len(solution.metadata.extras["root_children"]) == 1
+    assert solution.metadata.iterations == 2  # the second simulation rates the one child again
+    assert solution.answer in ROOT_REPLIES
+
+
+async def test_a_401_on_one_reply_request_ends_the_run_with_the_providers_message() -> None:
+    def rule(number: int, prompt: Prompt, settings: GenerationSettings) -> BaseException | None:
+        return AuthenticationError("Incorrect API key provided: sk-****9876", status_code=401) if number == 1 else None
+
+    client = FaultyClient(FunctionClient(DialogueModel()), rule)
+    with anyio.fail_after(5), pytest.raises(AuthenticationError, match=r"Incorrect API key provided: sk-\*+9876"):
+        await MctsOptimizer().optimize(QUERY, client)
