@@ -36,12 +36,18 @@ class MarsRun:
     @property
     def offers_tools(self) -> bool:
         """Whether the caller offered tools: then the answer is always the synthesis call, made with them."""
-        return bool(self.ctx.settings.tools)
+        return self.ctx.tools_offered
 
-    def solver_system(self, *extra: str) -> str:
-        """The solver's system prompt; the ``<think>`` format only for models that do not think on their own."""
+    def solver_system(self, *extra: str, real_turns: bool = False) -> str:
+        """The solver's system prompt; the ``<think>`` format only for models that do not think on their own.
+
+        It carries the caller's system prompt: with the earlier turns as a transcript for calls
+        that get the question flattened, alone for a call that gets the conversation as real turns
+        (``real_turns``), which shows those turns itself.
+        """
         asks_for_thinking = self.config.use_thinking_tags and self.ctx.profile.thinking == "none"
-        return "\n\n".join((solver_system(asks_for_thinking, self.ctx.system_prompt), *extra))
+        caller = "\n\n".join(self.ctx.conversation.system) or None if real_turns else self.ctx.system_prompt
+        return "\n\n".join((solver_system(asks_for_thinking, caller), *extra))
 
     def settings(
         self, role: CallRole, temperature: float | None, *, field: str | None = None, seed_offset: int = 0
