@@ -69,9 +69,12 @@ ISSUES:
 SUGGESTIONS:
 - one line per concrete fix (write "- none" if there is none)"""
 
-# Each agent's way into the problem. Temperature alone cannot make agents differ on a model that
-# refuses it (OpenAI reasoning models, Claude Opus 4.7) or when the caller's one temperature
-# replaces theirs, so every agent also starts from a different approach.
+# Each agent's persona: its way into the problem, part of who the agent is, as its temperature is.
+# It is not the toolkit's APPROACHES (which vary a sample's prompt only where sampling cannot set
+# samples apart): an agent keeps its persona on every model and at any temperature, in exploration
+# and again in strategy enhancement ("your usual approach"), so that the team's members really
+# differ, the premise of cross-agent verification; on a model that refuses temperature, or when the
+# caller's one temperature replaces the agents' own, it is also what keeps their first solutions apart.
 AGENT_APPROACHES = (
     "Work forward from the definitions: state precisely what is given and what is asked, then derive "
     "the result one justified step at a time.",
