@@ -126,6 +126,8 @@ async def test_a_budget_cut_after_the_replies_returns_the_first_one_with_its_too
 def test_tools_reach_the_replies_to_the_query_only() -> None:
     assert MctsOptimizer.answers_with_tools is True
     roles = MctsOptimizer.phases
-    assert {"tools", "tool_choice", "stop"} <= set(MctsOptimizer.caller_settings_for(roles["replies to the query"]))
+    assert {"tools", "tool_choice", "response_format"} <= set(
+        MctsOptimizer.caller_settings_for(roles["replies to the query"])
+    )
     for phase in ("user turns", "rollouts", "deeper replies", "evaluations"):
         assert "tools" not in MctsOptimizer.caller_settings_for(roles[phase])

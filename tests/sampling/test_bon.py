@@ -223,7 +223,7 @@ async def test_phases_are_samples_then_ratings() -> None:
     client = FunctionClient(Model(SAMPLES, rate=rate_by_table), native_n=True)
     await BestOfNOptimizer().optimize(QUERY, client, events=events.append)
     assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["samples", "ratings"]
-    assert dict(BestOfNOptimizer.phases) == {"samples": "answer", "ratings": "judge"}
+    assert dict(BestOfNOptimizer.phases) == {"samples": "returned", "ratings": "judge"}
 
 
 async def test_the_budgets_answer_keeps_its_thinking() -> None:

@@ -23,7 +23,7 @@ class MctsOptimizer(Optimizer[MctsConfig]):
     description: ClassVar[str] = "Monte Carlo Tree Search over dialogue states, with model-rated rollouts."
     config_type: ClassVar[type[MctsConfig]] = MctsConfig
     phases: ClassVar[Mapping[str, CallRole]] = {
-        "replies to the query": "final",
+        "replies to the query": "returned",
         "user turns": "answer",
         "rollouts": "answer",
         "deeper replies": "answer",
@@ -31,10 +31,9 @@ class MctsOptimizer(Optimizer[MctsConfig]):
     }
     """Each is entered once per simulation that makes such calls, with the simulation's number as its round.
 
-    The replies to the query are sampled as answers that may be returned as they are
-    (``returned=True``): the caller's tools, tool_choice and response_format reach them, and the
-    caller's stop cuts them as the provider would, so every caller setting a ``final`` call gets
-    shapes them.
+    The replies to the query are answers that may be returned as they are (``returned``): the
+    caller's tools, tool_choice and response_format reach them, and the caller's stop cuts them as
+    the provider would.
     """
     answers_with_tools: ClassVar[bool] = True
 

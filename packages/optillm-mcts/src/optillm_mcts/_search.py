@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import anyio
 
 from optillm_core import Message, NoSolutions, Outcome, RunContext
-from optillm_core.toolkit import Sample, gather, sample, sample_requests, task_group
+from optillm_core.toolkit import Sample, apply_stop, gather, sample, sample_requests, task_group
 
 from ._config import MctsConfig
 from ._evaluate import Score, evaluate
@@ -294,10 +294,10 @@ def _stopped(reply: Sample, stop: Sequence[str] | None) -> Sample:
 
     A reply cut there ends at a stop sequence, not at the token limit.
     """
-    cuts = [found for found in (reply.text.find(s) for s in stop or () if s) if found >= 0]
-    if not cuts:
+    cut = apply_stop(reply.text, stop)
+    if cut == reply.text:
         return reply
-    return replace(reply, text=reply.text[: min(cuts)].rstrip(), truncated=False)
+    return replace(reply, text=cut, truncated=False)
 
 
 def _sibling_index(node: Node) -> int:

@@ -42,7 +42,7 @@ class BestOfNOptimizer(SamplingOptimizer[BestOfNConfig]):
         "Best-of-n: n samples, each rated by a scorer (an LLM judge by default), the best kept."
     )
     config_type: ClassVar[type[BestOfNConfig]] = BestOfNConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer", "ratings": "judge"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned", "ratings": "judge"}
 
     def __init__(self, config: BestOfNConfig | None = None, *, scorer: Scorer | None = None) -> None:
         super().__init__(config)

@@ -42,7 +42,7 @@ class GenSelectOptimizer(SamplingOptimizer[GenSelectConfig]):
     name: ClassVar[str] = "genselect"
     description: ClassVar[str] = "GenSelect: N candidates, one comparison call that names the best."
     config_type: ClassVar[type[GenSelectConfig]] = GenSelectConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "comparison": "judge"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "returned", "comparison": "judge"}
 
     def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
         """The candidates' requests and one comparison (none with a single candidate)."""

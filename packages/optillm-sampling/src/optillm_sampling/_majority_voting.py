@@ -36,7 +36,7 @@ class MajorityVotingOptimizer(SamplingOptimizer[MajorityVotingConfig]):
     name: ClassVar[str] = "majority_voting"
     description: ClassVar[str] = "Majority voting: k samples in one request, a plurality vote on normalised answers."
     config_type: ClassVar[type[MajorityVotingConfig]] = MajorityVotingConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned"}
 
     async def run(self, ctx: RunContext[MajorityVotingConfig]) -> Outcome:
         samples = await self.draw(ctx, "samples")

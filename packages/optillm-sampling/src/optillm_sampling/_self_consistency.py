@@ -39,7 +39,7 @@ class SelfConsistencyOptimizer(SamplingOptimizer[SelfConsistencyConfig]):
     name: ClassVar[str] = "self_consistency"
     description: ClassVar[str] = "Self-consistency: k samples, a vote on their normalised final answers."
     config_type: ClassVar[type[SelfConsistencyConfig]] = SelfConsistencyConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned"}
 
     async def run(self, ctx: RunContext[SelfConsistencyConfig]) -> Outcome:
         samples = await self.draw(ctx, "samples")
