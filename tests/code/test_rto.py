@@ -127,7 +127,12 @@ async def test_a_model_that_refuses_temperature_gets_none_and_the_run_completes(
 
 
 async def test_thinking_stays_out_of_the_prompts_and_the_answer() -> None:
-    replies = [Reply(C1, thinking="secret one"), DESCRIPTION, Reply(C2_OTHER, thinking="secret two"), C3]
+    replies: list[str | Reply] = [
+        Reply(C1, thinking="secret one"),
+        DESCRIPTION,
+        Reply(C2_OTHER, thinking="secret two"),
+        C3,
+    ]
     client = ScriptedClient(replies, profile=DEEPSEEK_R1)
     solution = await RtoOptimizer().optimize(QUERY, client)
     assert solution.answer == C3
