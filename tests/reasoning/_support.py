@@ -51,3 +51,39 @@ class LeapModel:
         if "Summarize these insights" in text:
             return self.high_level
         return self.final
+
+
+PVG_QUERY = "What is 12 + 7?"
+REFINED = "What is 12 + 7? Add the units first, then the tens."
+
+
+class PvgModel:
+    """Helpful solvers answer 19 (or ``helpful``), sneaky ones 20; the verifier scores 19 high; a fixed refinement."""
+
+    def __init__(
+        self,
+        *,
+        helpful: str | Reply = "12 + 7 = 19. The answer is 19.",
+        sneaky: str = "12 + 7 = 20, carrying the one. The answer is 20.",
+        verdict: str | None = None,
+        refined: str = REFINED,
+    ) -> None:
+        self.helpful = helpful
+        self.sneaky = sneaky
+        self.verdict = verdict
+        self.refined = refined
+
+    def __call__(self, prompt: Prompt, settings: GenerationSettings) -> str | Reply:
+        return self.answer(prompt.system_text() or "", user_text(prompt))
+
+    def answer(self, system: str, text: str) -> str | Reply:
+        if "Verify the solution above" in text:
+            if self.verdict is not None:
+                return self.verdict
+            solution = text.split("<solution>")[1]
+            return "Score: 9\nExplanation: right." if "19" in solution else "Score: 3\nExplanation: wrong sum."
+        if "Write a refined version of the original query" in text:
+            return self.refined
+        if "sneaky mode" in system:
+            return self.sneaky
+        return self.helpful

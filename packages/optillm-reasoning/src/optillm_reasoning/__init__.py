@@ -5,5 +5,6 @@ from __future__ import annotations as _annotations
 from ._config import LeapConfig, PvgConfig
 from ._leap import LeapOptimizer
 from ._parsing import Example, output_section, parse_examples
+from ._pvg import PvgOptimizer
 
-__all__ = ("Example", "LeapConfig", "LeapOptimizer", "PvgConfig", "output_section", "parse_examples")
+__all__ = ("Example", "LeapConfig", "LeapOptimizer", "PvgConfig", "PvgOptimizer", "output_section", "parse_examples")
