@@ -19,6 +19,9 @@ PACKAGES = [
     "optillm_mcts",
     "optillm_mars",
     "optillm_sampling",
+    "optillm_prompting",
+    "optillm_reasoning",
+    "optillm_code",
     "optillm_server",
     "optillm_cli",
 ]

@@ -52,6 +52,12 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "majority_voting": {"k": 3},
     "self_consistency": {"k": 3},
     "genselect": {"n": 2},
+    "cot_reflection": {},
+    "re2": {},
+    "rto": {},
+    "plansearch": {"num_plans": 2, "num_derived_observations": 0},
+    "leap": {},
+    "pvg": {"num_rounds": 1, "num_solutions": 2},
 }
 
 
