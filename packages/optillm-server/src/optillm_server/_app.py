@@ -23,13 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from optillm_core import ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
 from optillm_router import AnyioClock, Clock
 
-from ._anthropic_wire import anthropic_error
+from ._chat import ChatFormat
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
+from ._formats import WireFormat, endpoint
 from ._http import HttpPool, http_timeout
 from ._limits import BodyLimit, ServerLimits
-from ._messages import messages
+from ._messages import MessagesFormat
 from ._passthrough import Upstream
-from ._routes import ServerState, chat_completions, health, list_models
+from ._routes import ServerState, health, list_models
 
 __all__ = ("create_app", "serve")
 
@@ -37,6 +38,9 @@ log = structlog.get_logger("optillm")
 
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
+
+FORMATS: tuple[WireFormat[Any], ...] = (ChatFormat(), MessagesFormat())
+"""Every wire format the proxy speaks, each served at its own path (see :mod:`optillm_server._formats`)."""
 
 
 def create_app(
@@ -99,8 +103,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/messages", messages, methods=["POST"]),
+            *(Route(fmt.path, endpoint(fmt), methods=["POST"]) for fmt in FORMATS),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],
@@ -163,8 +166,9 @@ def _single_model(client: ModelClient, model: str) -> Callable[[str], ModelClien
 
 
 def shaped(error: ApiError, path: str) -> ApiError:
-    """``error`` in the shape of the API that ``path`` belongs to: Anthropic's under ``/v1/messages``, else OpenAI's."""
-    return anthropic_error(error) if path.startswith("/v1/messages") else error
+    """``error`` in the shape of the wire format that ``path`` belongs to (OpenAI's for any other path)."""
+    fmt = next((fmt for fmt in FORMATS if path == fmt.path or path.startswith(fmt.path + "/")), None)
+    return fmt.shape(error) if fmt is not None else error
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""The endpoints: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /health``."""
+"""What every endpoint shares (the server state, the strategy job of every format), ``/v1/models`` and ``/health``."""
 
 from __future__ import annotations as _annotations
 
@@ -15,19 +15,17 @@ from optillm_core import ClientError, GenerationSettings, ModelClient, Optimizer
 from optillm_router import AnyioClock, Clock
 
 from . import _strategies
-from ._conversation import StrategyInput, strategy_input
+from ._conversation import StrategyInput
 from ._errors import ApiError, Scrubber, api_error_for
 from ._limits import ServerLimits, check_plan, check_request, request_budget
-from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._passthrough import Forwarding, Reach, Upstream, fetch_models
 from ._runs import plan_strategies
-from ._selection import Selection, select
-from ._streaming import DeferredResponse, Exchange
+from ._selection import Selection
 from ._tools import check_strategies_answer_with_tools
-from ._wire import ChatRequest, ResponseHeader, parse_body
+from ._wire import ResponseHeader
 
 __all__ = (
     "ServerState",
-    "chat_completions",
     "health",
     "list_models",
     "refuse_unsupported",
@@ -73,36 +71,6 @@ def server_state(request: Request) -> ServerState:
     return state
 
 
-async def chat_completions(request: Request) -> Response:
-    state = server_state(request)
-    raw = await request.body()
-    body = parse_body(raw)
-    approach = body.get("optillm_approach")
-    if approach is not None and not isinstance(approach, str):
-        raise ApiError(400, "'optillm_approach' must be a string such as 'moa' or 'moa&mars'", param="optillm_approach")
-    selection = select(body["model"], approach, state.registry.names(), default_model=state.model)
-    if selection.pass_through:
-        return _pass_through(state, raw, body, selection)
-    chat = ChatRequest.parse(body)
-    chat.reject_logprobs("strategies answer with text; send the request without a strategy to pass logprobs through")
-    chat.reject_structured_output()
-    job = strategy_job(
-        state,
-        selection,
-        question=strategy_input(chat.messages),
-        settings=chat.settings(),
-        config=chat.optillm_config,
-        n=chat.n,
-        messages=len(chat.messages),
-        strategy_param="optillm_approach" if approach else "model",
-        policy=chat.optillm_drop_unsupported,
-        header=ResponseHeader(model=chat.model),
-        include_usage=chat.include_usage,
-    )
-    work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
-    return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
-
-
 def strategy_job(
     state: ServerState,
     selection: Selection,
@@ -145,27 +113,6 @@ def strategy_job(
         unsupported=policy,
         budget=request_budget(limits),
     )
-
-
-def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
-    stream = bool(body.get("stream"))
-    if state.upstream is not None:
-        forwarding = state.forwarding(state.upstream)
-        payload = outgoing_body(raw, body)
-
-        async def relay(exchange: Exchange) -> None:
-            await forward(exchange, forwarding, payload, stream=stream)
-
-        return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
-    chat = ChatRequest.parse(body)
-    client = state.client_for_model(selection.model)
-    refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
-    header = ResponseHeader(model=chat.model)
-
-    async def direct(exchange: Exchange) -> None:
-        await serve_with_client(exchange, client, chat, header)
-
-    return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
 
 
 def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
