@@ -30,6 +30,8 @@ from ._http import HttpPool, http_timeout
 from ._limits import BodyLimit, ServerLimits
 from ._messages import MessagesFormat
 from ._passthrough import Upstream
+from ._response_store import ResponseStore
+from ._responses import ResponsesFormat, get_response
 from ._routes import ServerState, health, list_models
 
 __all__ = ("create_app", "serve")
@@ -39,7 +41,7 @@ log = structlog.get_logger("optillm")
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 
-FORMATS: tuple[WireFormat[Any], ...] = (ChatFormat(), MessagesFormat())
+FORMATS: tuple[WireFormat[Any], ...] = (ChatFormat(), MessagesFormat(), ResponsesFormat())
 """Every wire format the proxy speaks, each served at its own path (see :mod:`optillm_server._formats`)."""
 
 
@@ -91,6 +93,7 @@ def create_app(
         clock=clock or AnyioClock(),
         drop_unsupported=drop_unsupported,
         limits=limits,
+        responses=ResponseStore(limits.max_stored_responses, limits.stored_response_seconds),
     )
 
     @asynccontextmanager
@@ -104,6 +107,7 @@ def create_app(
     app = Starlette(
         routes=[
             *(Route(fmt.path, endpoint(fmt), methods=["POST"]) for fmt in FORMATS),
+            Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],

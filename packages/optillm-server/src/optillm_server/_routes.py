@@ -19,6 +19,7 @@ from ._conversation import StrategyInput
 from ._errors import ApiError, Scrubber, api_error_for
 from ._limits import ServerLimits, check_plan, check_request, request_budget
 from ._passthrough import Forwarding, Reach, Upstream, fetch_models
+from ._response_store import ResponseStore
 from ._runs import plan_strategies
 from ._selection import Selection
 from ._tools import check_strategies_answer_with_tools
@@ -54,6 +55,8 @@ class ServerState:
     reach: Reach = field(default_factory=Reach)
     """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
+    responses: ResponseStore = field(default_factory=lambda: ResponseStore(1000, 3600.0))
+    """Stored Responses API answers (``previous_response_id``, ``GET /v1/responses/{id}``)."""
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
