@@ -185,7 +185,8 @@ class Oracle:
         self.kinds.clear()
 
     def reply(self, messages: Sequence[tuple[str, str]]) -> str:
-        """The reply to a chat given as (role, content) pairs."""
+        """The reply to a chat given as (role, content) pairs (shown ``submit_answer`` calls read as their value)."""
+        messages = [(role, _boxed_calls(content)) for role, content in messages]
         full_text = "\n".join(content for _, content in messages)
         kind = classify(instruction_of(messages), full_text)
         self.kinds[kind] += 1
@@ -202,7 +203,7 @@ class Oracle:
         kind = classify(instruction_of(shown), full_text)
         question = Question.parse(full_text)
         if question is None or kind not in ("solve", "combine"):
-            return self.reply(shown), None
+            return self.reply(messages), None
         self.kinds[f"{kind} (tool call)"] += 1
         rng = self._rng(question, kind, full_text)
         value = _boxed_value(_REPLIES[kind](self, question, rng, full_text))

@@ -123,7 +123,10 @@ async def test_quality_scores_every_strategy_at_every_p(tmp_path: Path) -> None:
     rows = section.tables[0].rows
     assert {(row[0], row[1]) for row in rows} >= {("baseline", 0.4), ("baseline", 0.6), ("baseline", 0.8)}
     assert all(0 <= float(str(row[2])) <= 1 for row in rows)
-    assert [row[1] for row in section.tables[1].rows] == [3, 5, 7] * 3
+    turns = section.tables[1].rows  # tool-call turns: every strategy answers them with a call
+    assert {(row[0], row[1]) for row in turns} == {(row[0], row[1]) for row in rows}
+    assert all(row[5] == "100%" and row[7] == 0 for row in turns), turns
+    assert [row[1] for row in section.tables[2].rows] == [3, 5, 7] * 3
 
 
 def test_every_section_has_a_results_block_in_the_docs(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ def test_strategies_json_lists_fields_with_types_and_defaults() -> None:
             "caller_settings": ["max_tokens", "temperature", "top_p", "seed", "stop", "response_format"],
         },
     ]
+    assert entry["tools"] == "refuses requests with tools: its answer is not a model call that could return tool calls"
     assert data["failures"] == [{"name": "broken", "package": "x", "error": "ModuleNotFoundError: nope"}]
 
 
@@ -86,6 +87,7 @@ def test_strategies_text_shows_names_fields_and_failures() -> None:
     assert "fanout  (cli-tests)" in text
     assert "phase sampling (answer): gets the caller's max_tokens, temperature, top_p, seed" in text
     assert "--set samples=3  (int)  - answers drawn concurrently" in text
+    assert "    tools: refuses requests with tools: its answer is not a model call" in text
     assert "--set style=\"short\"  ('short' | 'long')" in text
     assert "Failed to load:" in text
     assert "broken  (x): ModuleNotFoundError: nope" in text

@@ -40,19 +40,21 @@ def test_as_one_question_the_tool_results_follow_the_last_user_message_and_histo
     assert "Weather in Paris?" not in system
 
 
-def test_as_real_turns_tool_calls_and_results_stay_tool_turns_and_the_note_comes_last() -> None:
+def test_as_real_turns_the_conversation_is_sent_as_it_came_with_the_note_after_the_system_prompt() -> None:
     prompt = AGENT_TURN.prompt("Candidates:\n1. It is sunny.")
-    assert [m.role for m in prompt.messages] == ["user", "assistant", "user", "assistant", "tool", "user"]
+    assert prompt.messages == AGENT_TURN.turns
+    assert [m.role for m in prompt.messages] == ["user", "assistant", "user", "assistant", "tool"]
     assert prompt.messages[3].tool_calls == (CALL,)
     assert prompt.messages[4].tool_call_id == "call_1"
-    assert prompt.messages[-1].content == "Candidates:\n1. It is sunny."
-    assert prompt.system == "Be brief."
-    assert AGENT_TURN.prompt(system="Own instructions.").system == "Own instructions."
+    assert prompt.system == "Be brief.\n\nCandidates:\n1. It is sunny."
+    assert AGENT_TURN.prompt().system == "Be brief."
+    assert AGENT_TURN.prompt("Note", system="Own instructions.").system == "Own instructions.\n\nNote"
 
 
-def test_a_note_after_a_user_message_joins_it() -> None:
+def test_a_note_without_a_system_prompt_is_the_system_prompt() -> None:
     prompt = Conversation.from_query("Q?").prompt("Material")
-    assert [m.content for m in prompt.messages] == ["Q?\n\n---\nMaterial"]
+    assert [m.content for m in prompt.messages] == ["Q?"]
+    assert prompt.system == "Material"
 
 
 def test_from_messages_takes_system_messages_out_of_the_turns() -> None:

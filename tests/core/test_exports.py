@@ -61,7 +61,9 @@ def all_modules() -> list[str]:
     for package in PACKAGES:
         module = importlib.import_module(package)
         names.append(package)
-        names += [f"{package}.{info.name}" for info in pkgutil.walk_packages(module.__path__)]
+        names += [
+            f"{package}.{info.name}" for info in pkgutil.walk_packages(module.__path__) if info.name != "__main__"
+        ]
     return names
 
 

@@ -44,7 +44,7 @@ def echo() -> Optimizer[Any]:
 
 
 def replies(prompt: Prompt, settings: GenerationSettings) -> str:
-    text = prompt.messages[-1].content
+    text = f"{prompt.system}\n{prompt.messages[-1].content}"
     if "Most drafts agree" in text:
         return "The answer is 19.\nEND of answer"
     return "19" if settings.seed != 2 else "20"
@@ -101,7 +101,8 @@ async def test_with_tools_the_final_call_sees_real_tool_turns_and_may_call_a_too
     solution = await echo().optimize(conversation, client, settings=GenerationSettings(tools=(weather,)))
     *drafts, final = client.requests
     assert all(r.settings.tools is None and [m.role for m in r.prompt.messages] == ["user"] for r in drafts)
-    assert [m.role for m in final.prompt.messages] == ["user", "assistant", "tool", "user"]
+    assert [m.role for m in final.prompt.messages] == ["user", "assistant", "tool"]
+    assert final.prompt.system is not None and "Most drafts agree with this one" in final.prompt.system
     assert solution.tool_calls == (again,)
 
 

@@ -58,7 +58,7 @@ class Sampler(Optimizer[SampleConfig]):
     name = "sampler"
     description = "samples k answers"
     config_type = SampleConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned"}
     answers_with_tools = True
 
     async def run(self, ctx: RunContext[SampleConfig]) -> Outcome:

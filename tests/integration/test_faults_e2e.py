@@ -129,7 +129,8 @@ async def test_every_run_fails_at_once_on_permanent_faults(strategy: str, kind: 
     assert isinstance(client_error_in(raised.value), error_type), repr(raised.value)
     assert router.usage.retries == 0
     assert clock.sleeps == []
-    assert len(server.requests) == router.usage.failures  # each failed call sent one request: none again
+    # nothing was sent again; the first failure ends the run and cancels the calls still in flight
+    assert 1 <= router.usage.failures <= len(server.requests)
 
 
 async def test_retries_stay_inside_the_run_call_budget() -> None:
@@ -325,4 +326,7 @@ async def test_every_proxy_request_fails_at_once_on_permanent_faults(model: str,
     assert "upstream-secret" not in response.text
     assert proxy.router.usage.retries == 0
     assert proxy.clock.sleeps == proxy.forward_clock.sleeps == []
-    assert len(server.requests) == (1 if model == "fake-model" else proxy.router.usage.failures)
+    if model == "fake-model":
+        assert len(server.requests) == 1
+    else:  # the first failure ends the run and cancels the calls still in flight; none was sent again
+        assert 1 <= proxy.router.usage.failures <= len(server.requests)

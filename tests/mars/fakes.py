@@ -16,8 +16,8 @@ from optillm_mars import _prompts
 Answer = str | Reply | BaseException
 Handler = Callable[[Prompt, GenerationSettings], Answer | Awaitable[Answer]]
 
-CORRECT = "VERDICT: CORRECT\nSCORE: 0.9\nISSUES:\n- none\nSUGGESTIONS:\n- none"
-INCORRECT = "VERDICT: INCORRECT\nSCORE: 0.2\nISSUES:\n- the sum is wrong\nSUGGESTIONS:\n- add again"
+CORRECT = "VERDICT: CORRECT\nRATING: 9/10\nISSUES:\n- none\nSUGGESTIONS:\n- none"
+INCORRECT = "VERDICT: INCORRECT\nRATING: 2/10\nISSUES:\n- the sum is wrong\nSUGGESTIONS:\n- add again"
 SOLUTION = "<think>12 + 7 = 19, and 19 - 7 = 12 checks.</think>\nAdding gives 19. The answer is \\boxed{19}."
 STRATEGY = "- Add the two numbers\n- Check the result by subtraction"
 

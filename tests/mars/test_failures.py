@@ -7,9 +7,11 @@ import pytest
 
 from optillm_core import (
     AnswerDelta,
+    AuthenticationError,
     BadRequestError,
     Budget,
     BudgetExhausted,
+    ClientError,
     EventChannel,
     GenerationSettings,
     ModelProfile,
@@ -324,17 +326,46 @@ async def test_a_synthesis_that_is_all_thinking_falls_back_to_the_best_solution(
     assert not [e for e in events if isinstance(e, AnswerDelta) and e.delta.strip()]
 
 
-async def test_a_model_refusing_some_requests_with_400_costs_only_those_calls() -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthenticationError("Incorrect API key provided: sk-...abcd", status_code=401),
+        AuthenticationError("Your organization may not use this model", status_code=403),
+        BadRequestError("Unsupported value: 'temperature' does not support 0.1", status_code=400),
+    ],
+    ids=["401", "403", "400"],
+)
+async def test_an_error_retrying_cannot_fix_during_verification_ends_the_run_with_the_providers_message(
+    error: ClientError,
+) -> None:
+    """Only retryable errors and unreadable replies are absorbed (the one policy); this one is for the caller to fix."""
+
     def verify(prompt: Prompt, settings: GenerationSettings) -> Answer:
-        if "written by agent 1" in user_text(prompt):
-            return BadRequestError("Unsupported value: 'temperature' does not support 0.1", status_code=400)
-        return CORRECT
+        return error if "written by agent 1" in user_text(prompt) else CORRECT
 
     client = FakeMars(verification=verify)
-    solution = await MarsOptimizer(NO_EXTRAS.with_max_iterations(1)).optimize(QUERY, client, settings=DEFAULT)
-    verified = solution.metadata.extras["verified_solution_ids"]
-    assert sorted(verified) == ["agent2-initial", "agent3-initial"]
-    assert solution.metadata.extras["selection_method"] == SelectionMethod.BEST_VERIFIED
+    with pytest.raises(type(error), match=str(error).split(":")[0]):
+        await MarsOptimizer(NO_EXTRAS.with_max_iterations(1)).optimize(QUERY, client, settings=DEFAULT)
+    assert client.of("synthesis") == []
+
+
+@pytest.mark.parametrize("phase", ["exploration", "aggregation", "strategy", "enhancement", "improvement", "synthesis"])
+async def test_a_401_in_any_phase_ends_the_run_with_the_providers_message(phase: str) -> None:
+    unauthorised = AuthenticationError("Incorrect API key provided: sk-...abcd", status_code=401)
+    handlers: dict[str, object] = {phase: unauthorised}
+    if phase == "improvement":  # reached only when the reviews fail the solutions
+        handlers["verification"] = INCORRECT
+    if phase == "synthesis":  # reached only when no solution is verified and no two agree
+        handlers["exploration"] = lambda p, s: boxed(str(17 + agent_of(p)))
+        handlers["verification"] = INCORRECT
+    config = MarsConfig(
+        enable_aggregation=phase == "aggregation",
+        enable_strategy_network=phase in ("strategy", "enhancement"),
+        max_iterations=1 if phase == "improvement" else 0,
+    )
+    client = FakeMars(**handlers)  # type: ignore[arg-type]
+    with pytest.raises(AuthenticationError, match="Incorrect API key provided"):
+        await MarsOptimizer(config).optimize(QUERY, client, settings=DEFAULT)
 
 
 async def test_every_verifier_down_ends_with_a_vote_not_a_crash() -> None:

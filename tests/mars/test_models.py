@@ -12,7 +12,16 @@ from collections.abc import Callable
 import pytest
 
 from optillm_core import BadRequestError, GenerationSettings, ModelProfile, Prompt
-from optillm_core.testing import Reply
+from optillm_core.testing import (
+    CLAUDE_OPUS,
+    CLAUDE_SONNET,
+    DEEPSEEK_R1,
+    DEEPSEEK_REASONER,
+    GPT_4O_MINI,
+    MODEL_PROFILES,
+    O3_MINI,
+    Reply,
+)
 from optillm_mars import MarsConfig, MarsOptimizer, SelectionMethod
 
 from .fakes import INCORRECT, FakeMars, agent_of, boxed, phase_of, without_agent_numbers
@@ -21,33 +30,6 @@ pytestmark = pytest.mark.anyio
 
 QUERY = "What is 12 + 7?"
 
-O3_MINI = ModelProfile(
-    name="o3-mini",
-    temperature=False,
-    top_p=False,
-    max_tokens_field="max_completion_tokens",
-    max_output_tokens=100_000,
-    logprobs=False,
-    thinking="hidden",
-)
-CLAUDE_SONNET = ModelProfile(
-    name="claude-sonnet-4",
-    temperature_max=1.0,
-    sampling_exclusive=True,
-    requires_max_tokens=True,
-    max_output_tokens=64_000,
-    seed=False,
-    logprobs=False,
-    thinking="anthropic_blocks",
-)
-CLAUDE_OPUS_47 = CLAUDE_SONNET.model_copy(
-    update={"name": "claude-opus-4-7", "temperature": False, "top_p": False, "max_output_tokens": 32_000}
-)
-GPT_4O_MINI = ModelProfile(name="gpt-4o-mini", max_output_tokens=16_384, native_n=True)
-DEEPSEEK_R1 = ModelProfile(name="deepseek-r1", max_output_tokens=32_768, thinking="tags", logprobs=False)
-DEEPSEEK_API = DEEPSEEK_R1.model_copy(update={"name": "deepseek-reasoner", "thinking": "reasoning_content"})
-
-PROFILES = [O3_MINI, CLAUDE_SONNET, CLAUDE_OPUS_47, GPT_4O_MINI, DEEPSEEK_R1, DEEPSEEK_API]
 # What a user would pass: sampling settings, a seed, and upstream MARS's own 64,000 output limit.
 EAGER_CALLER = GenerationSettings(temperature=0.5, top_p=0.9, seed=11, max_tokens=64_000)
 
@@ -73,7 +55,7 @@ def thinking_model() -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", MODEL_PROFILES, ids=lambda p: p.name)
 @pytest.mark.parametrize("caller", [GenerationSettings(), EAGER_CALLER], ids=["no settings", "eager caller"])
 async def test_every_model_runs_to_the_end_without_a_refused_request(
     profile: ModelProfile, caller: GenerationSettings
@@ -91,7 +73,7 @@ async def test_every_model_runs_to_the_end_without_a_refused_request(
             assert limit is not None
 
 
-@pytest.mark.parametrize("profile", [O3_MINI, CLAUDE_OPUS_47], ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", [O3_MINI, CLAUDE_OPUS], ids=lambda p: p.name)
 async def test_the_fakes_refuse_what_upstream_mars_sends(profile: ModelProfile) -> None:
     """Upstream's explorer request (temperature 0.3, 64,000 tokens) is a 400 here, as on the real model."""
     client = FakeMars(profile=profile)
@@ -127,7 +109,8 @@ async def test_claude_gets_the_required_limit_and_one_sampling_setting() -> None
     solution = await MarsOptimizer().optimize(QUERY, client, settings=GenerationSettings(temperature=1.5, top_p=0.9))
 
     assert client.refused == []
-    assert {r.settings.max_tokens for r in client.requests} == {64_000}  # the cap: nobody gave a limit
+    # Nobody gave a limit, so every call gets the one the profile sends where a limit is required.
+    assert {r.settings.max_tokens for r in client.requests} == {CLAUDE_SONNET.default_max_tokens}
     assert {r.settings.top_p for r in client.requests} == {None}  # Claude 4 takes temperature or top_p
     explorers = client.of("exploration")
     assert {r.settings.temperature for r in explorers} == {1.0}  # the caller's 1.5, lowered to Claude's top
@@ -146,7 +129,7 @@ async def test_phase_limits_above_the_cap_are_clipped(profile: ModelProfile) -> 
     assert {r.settings.max_tokens for r in client.of("verification")} == {1_000}
 
 
-@pytest.mark.parametrize("profile", [DEEPSEEK_R1, DEEPSEEK_API, CLAUDE_SONNET], ids=lambda p: p.thinking)
+@pytest.mark.parametrize("profile", [DEEPSEEK_R1, DEEPSEEK_REASONER, CLAUDE_SONNET], ids=lambda p: p.thinking)
 async def test_thinking_never_reaches_another_call_or_the_answer(profile: ModelProfile) -> None:
     client = FakeMars(profile=profile, **thinking_model())  # type: ignore[arg-type]
     config = MarsConfig(max_iterations=1)
@@ -178,7 +161,7 @@ async def test_models_that_think_on_their_own_are_not_asked_for_think_tags() -> 
 async def test_a_verifier_that_thinks_the_verdict_is_read_only_from_its_answer() -> None:
     """A verifier whose thinking says CORRECT but whose answer says INCORRECT fails the solution."""
     client = FakeMars(
-        profile=DEEPSEEK_API,
+        profile=DEEPSEEK_REASONER,
         verification=Reply(INCORRECT, thinking="VERDICT: CORRECT, surely"),
     )
     solution = await MarsOptimizer(MarsConfig(enable_aggregation=False, max_iterations=0)).optimize(QUERY, client)

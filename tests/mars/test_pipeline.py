@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from optillm_core import AnswerDelta, GenerationSettings, OptimizerEvent, Prompt, normalize_answer
+from optillm_core import AnswerDelta, EventChannel, GenerationSettings, OptimizerEvent, PhaseStarted, Prompt
 from optillm_core.testing import count_tokens
+from optillm_core.toolkit import normalize_answer
 from optillm_mars import MarsConfig, MarsOptimizer, SelectionMethod, Verdict
 
 from .fakes import (
@@ -165,6 +166,31 @@ async def test_unverifiable_run_uses_every_iteration_then_votes() -> None:
     assert solution.metadata.iterations == 4
     assert solution.metadata.extras["selection_method"] == SelectionMethod.MAJORITY_VOTING
     assert calls["synthesis"] == 0
+
+
+async def test_every_phase_a_run_enters_is_declared_and_repeats_count_rounds() -> None:
+    client = FakeMars(
+        exploration=lambda p, s: boxed(str(17 + agent_of(p))), verification=INCORRECT, improvement=boxed("21")
+    )
+    channel = EventChannel()
+    await MarsOptimizer(MarsConfig(max_iterations=2)).optimize(QUERY, client, settings=DEFAULT, events=channel)
+
+    started = [e for e in channel.drain() if isinstance(e, PhaseStarted)]
+    declared = set(MarsOptimizer.phases)
+    assert {e.phase for e in started} == declared  # every declared phase is entered, and nothing else
+    labels = [e.label for e in started]
+    assert labels[:1] == ["exploration"]
+    assert [label for label in labels if label.startswith("aggregation")] == [
+        "aggregation 1",
+        "aggregation 2",
+        "aggregation 3",
+    ]
+    assert [label for label in labels if label.startswith(("verification", "improvement"))] == [
+        "verification 1",
+        "improvement 1",
+        "improvement 2",
+    ]
+    assert labels[-1] == "synthesis"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from optillm_core.toolkit import answer_key, plurality_vote, tie_order
 from optillm_mars import GenerationPhase, MarsSolution, SelectionMethod, Verdict, VerificationResult
 from optillm_mars._aggregation import select_groups
 from optillm_mars._verification import verifiers_for
@@ -36,6 +37,26 @@ def test_majority_needs_two_agreeing_normalised_answers() -> None:
     voted = majority_answer([solution(0, "19"), solution(1, "20"), solution(2, "$19$")])
     assert voted is not None
     assert voted.id in {"s0", "s2"}
+
+
+def test_a_solutions_answer_key_is_the_toolkits() -> None:
+    for text in ("Work. The answer is \\boxed{19.0}.", "So 12 + 7 = 19", "19", "The answer is indeed 19, as checked."):
+        candidate = MarsSolution(id="s", agent_id=0, phase=GenerationPhase.INITIAL, text=text, temperature=None)
+        assert candidate.answer_key == answer_key(text) == "19"
+
+
+@given(st.permutations([("19", 0.9), ("19", 0.1), ("20", 0.95), ("20", 0.2), ("7", 0.99)]))
+def test_a_tie_between_answers_goes_by_the_votes_fixed_tie_order_whatever_the_order_or_ranking(
+    shuffled: list[tuple[str, float]],
+) -> None:
+    """Two answers with two solutions each: the winner is the toolkit's tie order, not the better-ranked one."""
+    solutions = [solution(index, answer, score=score) for index, (answer, score) in enumerate(shuffled)]
+    voted = majority_answer(solutions)
+    expected = min(("19", "20"), key=tie_order)
+    assert voted is not None and voted.answer_key == expected
+    assert plurality_vote(s.answer_key for s in solutions).winner == expected
+    # Among the solutions of the winning answer, the best-ranked one is returned.
+    assert voted.verification_score == max(s.verification_score for s in solutions if s.answer_key == expected)
 
 
 def test_majority_prefers_the_larger_group() -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from optillm_core.toolkit import parse_rating
 from optillm_mars import Verdict, parse_verdict
 
 TABLE: list[tuple[str, Verdict, float, tuple[str, ...]]] = [
@@ -47,7 +48,7 @@ TABLE: list[tuple[str, Verdict, float, tuple[str, ...]]] = [
         0.2,
         (),
     ),
-    ("VERDICT:\n**CORRECT**\nSCORE: 1", Verdict.CORRECT, 1.0, ()),
+    ("VERDICT:\n**CORRECT**\nRATING: 10/10", Verdict.CORRECT, 1.0, ()),
     ("The solution is correct and complete.", Verdict.CORRECT, 1.0, ()),
     ("The method is correct but the final answer is wrong.", Verdict.INCORRECT, 0.0, ()),
     ("I could not follow this argument.", Verdict.UNCLEAR, 0.0, ()),
@@ -200,6 +201,30 @@ def test_the_requested_format_round_trips(verdict: Verdict, score: float) -> Non
     assert parsed.verdict is verdict
     assert parsed.score == pytest.approx(round(score, 3))
     assert parsed.issues == ()
+
+
+@given(st.sampled_from(list(Verdict)[:3]), st.integers(min_value=0, max_value=10))
+def test_the_requested_rating_round_trips(verdict: Verdict, rating: int) -> None:
+    parsed = parse_verdict(f"VERDICT: {verdict.value.upper()}\nRATING: {rating}/10\nISSUES:\n- none")
+    assert parsed.verdict is verdict
+    assert parsed.score == pytest.approx(rating / 10)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["RATING: 8/10", "Rating: 8", "SCORE: 0.8", "**Score:** 80%", "Confidence: 8 out of 10", "SCORE: 1", "Rating: 7.5"],
+)
+def test_a_verifiers_rating_reads_as_the_toolkits_parse_rating_reads_it(line: str) -> None:
+    """The same judge number means the same to MARS as to every strategy: "SCORE: 1" is 1 on the asked scale of 10."""
+    expected = parse_rating(line, scale=10)
+    assert expected is not None
+    assert parse_verdict(f"VERDICT: CORRECT\n{line}\nISSUES:\n- none").score == pytest.approx(expected)
+
+
+def test_numbers_the_review_discusses_are_not_its_rating() -> None:
+    """Without a rating line the verdict's default stands, whatever numbers the review cites."""
+    assert parse_verdict("VERDICT: INCORRECT - the answer should be 20, not 19.").score == 0.0
+    assert parse_verdict("VERDICT: CORRECT\nISSUES:\n- step 2 rounds 0.5 up").score == 1.0
 
 
 def test_the_most_severe_of_several_verdict_lines_stands() -> None:

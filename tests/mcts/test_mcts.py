@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from optillm_core import (
+    AuthenticationError,
     Budget,
     GenerationSettings,
     InvalidConfiguration,
@@ -172,14 +173,18 @@ async def test_garbage_evaluations_count_as_neutral_and_are_reported() -> None:
     assert not any(s["score_parsed"] for s in solution.metadata.extras["simulations"])
     finished = [e for e in events if isinstance(e, SimulationFinished)]
     assert [e.score_parsed for e in finished] == [False, False]
-    assert "no score in the evaluation; neutral" in solution.reasoning
+    assert "no rating in the evaluation; neutral" in solution.reasoning
 
 
 async def test_events_per_simulation() -> None:
     events: list[OptimizerEvent] = []
     model = DialogueModel({ROOT_REPLIES[0]: "0.4", ROOT_REPLIES[1]: "0.8"})
     await MctsOptimizer().optimize(QUERY, FunctionClient(model, native_n=True), events=events.append)
-    assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["search", "simulation 1", "simulation 2"]
+    started = [e for e in events if isinstance(e, PhaseStarted)]
+    assert {e.phase for e in started} <= set(MctsOptimizer.phases)
+    # Each part of a simulation is the phase it enters, the simulation's number its round.
+    assert [e.label for e in started[:2]] == ["replies to the query 1", "user turns 1"]
+    assert sorted(e.label for e in started[2:]) == ["evaluations 1", "evaluations 2", "rollouts 1", "rollouts 2"]
     expanded = [e for e in events if isinstance(e, NodeExpanded)]
     assert [(e.simulation, e.depth, e.children) for e in expanded] == [(1, 0, 2)]
     finished = [e for e in events if isinstance(e, SimulationFinished)]
@@ -224,6 +229,14 @@ async def test_more_simulations_descend_and_expand_visited_children() -> None:
     assert [c["visits"] for c in children] == [1, 3, 1]
     depths = [(e.simulation, e.depth, e.children) for e in events if isinstance(e, NodeExpanded)]
     assert depths == [(1, 0, 3), (4, 1, 2)]
+    started = [e for e in events if isinstance(e, PhaseStarted)]
+    assert {e.phase for e in started} == set(MctsOptimizer.phases)
+    assert [e.label for e in started if e.phase in ("replies to the query", "deeper replies", "user turns")] == [
+        "replies to the query 1",
+        "user turns 1",
+        "deeper replies 4",
+        "user turns 4",
+    ]
     assert solution.metadata.iterations == 5
 
 
@@ -257,7 +270,7 @@ async def test_empty_replies_are_skipped_and_none_at_all_is_an_error() -> None:
 
     empty = DialogueModel(root_replies=("",))
     events: list[OptimizerEvent] = []
-    with pytest.raises(NoSolutions, match="no usable reply"):
+    with pytest.raises(NoSolutions, match="only 0 usable sample"):
         await MctsOptimizer().optimize(QUERY, FunctionClient(empty, native_n=True), events=events.append)
     assert any(isinstance(e, RunFailed) for e in events)
 
@@ -285,8 +298,12 @@ def failing_at(kind_name: str) -> Callable[[int, Prompt, GenerationSettings], Ba
     return rule
 
 
-@pytest.mark.parametrize("kind_name", ["expand-root", "predict", "generate", "evaluate"])
+@pytest.mark.parametrize("kind_name", ["expand-root", "predict", "generate"])
 async def test_a_failing_client_mid_run_raises_its_error(kind_name: str) -> None:
+    """The replies to the query all fail, or a predicted turn or rollout fails: the run ends with the error.
+
+    (An evaluation that fails retryably is absorbed: see test_evaluate.)
+    """
     client = FaultyClient(FunctionClient(DialogueModel(delay=0.001), native_n=True), failing_at(kind_name))
     events: list[OptimizerEvent] = []
     with anyio.fail_after(5), pytest.raises(ProviderUnavailable, match="model server went away"):
@@ -444,3 +461,23 @@ async def test_every_child_an_expansion_makes_is_evaluated(
     # The root samples exactly the replies that become its children.
     expansions = [r for r in client.requests if kind(r.prompt) == "expand-root"]
     assert sum(r.settings.n for r in expansions) == len(root.children) == min(actions, simulations)
+
+
+async def test_a_reply_request_that_fails_retryably_loses_its_reply_and_the_search_goes_on() -> None:
+    def rule(number: int, prompt: Prompt, settings: GenerationSettings) -> BaseException | None:
+        return ProviderUnavailable("overloaded", status_code=529) if number == 0 else None
+
+    client = FaultyClient(FunctionClient(DialogueModel()), rule)
+    solution = await MctsOptimizer().optimize(QUERY, client)
+    assert len(solution.metadata.extras["root_children"]) == 1
+    assert solution.metadata.iterations == 2  # the second simulation rates the one child again
+    assert solution.answer in ROOT_REPLIES
+
+
+async def test_a_401_on_one_reply_request_ends_the_run_with_the_providers_message() -> None:
+    def rule(number: int, prompt: Prompt, settings: GenerationSettings) -> BaseException | None:
+        return AuthenticationError("Incorrect API key provided: sk-****9876", status_code=401) if number == 1 else None
+
+    client = FaultyClient(FunctionClient(DialogueModel()), rule)
+    with anyio.fail_after(5), pytest.raises(AuthenticationError, match=r"Incorrect API key provided: sk-\*+9876"):
+        await MctsOptimizer().optimize(QUERY, client)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 
 from optillm_core import GenerationSettings, ModelProfile, NoSolutions, Prompt
-from optillm_core.testing import FunctionClient, Reply
+from optillm_core.testing import (
+    CLAUDE_OPUS,
+    CLAUDE_SONNET,
+    DEEPSEEK_R1,
+    DEEPSEEK_REASONER,
+    O3_MINI,
+    FunctionClient,
+    Reply,
+)
+from optillm_core.toolkit import APPROACHES
 from optillm_mcts import MctsConfig, MctsOptimizer
-from optillm_mcts._prompts import varied_query
 
 from .test_mcts import QUERY, ROOT_REPLIES, DialogueModel, kind
 
@@ -17,40 +25,20 @@ JSON = {"type": "json_object"}
 CALLER = GenerationSettings(
     temperature=0.3, top_p=0.9, max_tokens=300, stop=("\n\n",), seed=7, extra={"response_format": JSON}
 )
-O3 = ModelProfile(
-    name="o3-like",
-    temperature=False,
-    top_p=False,
-    max_tokens_field="max_completion_tokens",
-    max_output_tokens=100_000,
-    native_n=True,
-    logprobs=False,
-    thinking="hidden",
-)
-CLAUDE = ModelProfile(
-    name="claude-sonnet-like",
-    temperature_max=1.0,
-    sampling_exclusive=True,
-    max_output_tokens=64_000,
-    requires_max_tokens=True,
-    default_max_tokens=4096,
-    seed=False,
-    logprobs=False,
-    max_stop=4,
-    thinking="anthropic_blocks",
-)
-OPUS = CLAUDE.model_copy(update={"name": "claude-opus-4-7-like", "temperature": False, "top_p": False})
-R1_TAGS = ModelProfile(name="deepseek-r1-distill-like", max_output_tokens=32_768, thinking="tags")
-R1_API = ModelProfile(name="deepseek-reasoner-like", max_output_tokens=32_768, thinking="reasoning_content")
+O3 = O3_MINI
+CLAUDE = CLAUDE_SONNET
+OPUS = CLAUDE_OPUS
+R1_TAGS = DEEPSEEK_R1
+R1_API = DEEPSEEK_REASONER
 
 
 class StyledModel(DialogueModel):
-    """Root replies that say which way of replying they were asked for, so varied prompts give varied replies."""
+    """Root replies that say which approach they were asked for, so varied prompts give varied replies."""
 
     async def __call__(self, prompt: Prompt, settings: GenerationSettings) -> str | Reply:
         if kind(prompt) == "expand-root":
-            style = prompt.messages[-1].content.partition("How to reply:")[2].strip()
-            return f"Use reversed(xs). ({style or 'as asked'})"
+            approach = prompt.messages[-1].content.removesuffix(QUERY).strip()
+            return f"Use reversed(xs). ({approach or 'as asked'})"
         return await super().__call__(prompt, settings)
 
 
@@ -66,10 +54,11 @@ async def test_the_caller_settings_reach_the_calls_the_rule_names() -> None:
     await MctsOptimizer().optimize(QUERY, client, settings=CALLER)
     found = settings_by_kind(client)
 
-    # The replies to the query are the answers the run returns one of: final calls.
+    # The replies to the query are the answers the run returns one of: sampled as returned answers,
+    # with the caller's response_format; its stop cuts them here, as the provider would have.
     (root,) = found["expand-root"]
     assert (root.n, root.temperature, root.top_p, root.seed, root.max_tokens) == (2, 0.3, 0.9, 7, 300)
-    assert (root.stop, root.extra) == (("\n\n",), {"response_format": JSON})
+    assert (root.stop, root.extra) == (None, {"response_format": JSON})
     # Predicted user turns and rollouts are answer calls: the caller's sampling, a seed each, no stop.
     for name in ("predict", "generate"):
         assert {(s.temperature, s.top_p, s.max_tokens, s.stop) for s in found[name]} == {(0.3, 0.9, 300, None)}
@@ -149,10 +138,32 @@ async def test_no_request_asks_for_more_than_the_models_cap(cap: int) -> None:
     }
 
 
-def test_every_reply_prompt_differs_up_to_the_largest_config() -> None:
-    queries = [varied_query(QUERY, index) for index in range(32)]
-    assert len(set(queries)) == 32
-    assert queries[0] == QUERY
+async def test_varied_replies_get_the_toolkits_approach_before_the_users_message() -> None:
+    client = FunctionClient(StyledModel(), profile=OPUS)
+    await MctsOptimizer(MctsConfig(num_simulations=3)).optimize(QUERY, client)
+    asked = [r.user_text for r in client.requests if kind(r.prompt) == "expand-root"]
+    assert sorted(asked) == sorted([QUERY] + [f"{APPROACHES[i]}\n\n{QUERY}" for i in (1, 2)])
+
+
+async def test_the_callers_stop_cuts_the_replies_to_the_query_before_the_dialogue_goes_on() -> None:
+    model = DialogueModel(root_replies=("Use reversed(xs).\n\nOr slice it.", "Call xs.reverse()."))
+    client = FunctionClient(model, native_n=True)
+    solution = await MctsOptimizer().optimize(QUERY, client, settings=GenerationSettings(stop=("\n\n",)))
+    children = [c["reply"] for c in solution.metadata.extras["root_children"]]
+    assert children == ["Use reversed(xs).", "Call xs.reverse()."]
+    assert all("Or slice it" not in m.content for r in client.requests[1:] for m in r.messages)
+    assert solution.answer in children
+    assert solution.finish_reason == "stop"
+
+
+async def test_native_n_is_chunked_by_the_models_max_n() -> None:
+    profile = ModelProfile(name="max-n-2", max_output_tokens=4096, native_n=True, max_n=2)
+    client = FunctionClient(DialogueModel(), native_n=True, profile=profile)
+    optimizer = MctsOptimizer(MctsConfig(num_simulations=3))
+    solution = await optimizer.optimize(QUERY, client)
+    assert sorted(r.settings.n for r in client.requests if kind(r.prompt) == "expand-root") == [1, 2]
+    assert len(solution.metadata.extras["root_children"]) == 3
+    assert optimizer.planned_calls(client) == solution.metadata.llm_calls
 
 
 class ThinkingModel(DialogueModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import anyio
@@ -9,17 +10,21 @@ import pytest
 
 from optillm_core import (
     AnswerDelta,
+    AuthenticationError,
     BadRequestError,
     Budget,
     BudgetExhausted,
+    ClientError,
     Completed,
     Completion,
     GenerationSettings,
     InvalidConfiguration,
     ModelClient,
+    ModelProfile,
     NoSolutions,
     OptimizerEvent,
     OutputTextDelta,
+    ParsingError,
     PhaseStarted,
     Prompt,
     ProviderUnavailable,
@@ -87,6 +92,18 @@ async def test_critical_path_is_three_round_trips(native_n: bool) -> None:
     await MoaOptimizer().optimize(QUERY, client)
     assert sequential_depth(client.requests) == 3
     assert len(client.requests) == (3 if native_n else 5)
+
+
+async def test_native_n_is_sent_in_chunks_of_the_models_max_n() -> None:
+    client = FunctionClient(lambda prompt, settings: "19", native_n=True, profile=ModelProfile(max_n=2))
+    seeded = GenerationSettings(seed=40)
+    solution = await MoaOptimizer(MoaConfig(num_completions=5)).optimize(QUERY, client, settings=seeded)
+    candidates = client.requests[:3]
+    assert sorted(r.settings.n for r in candidates) == [1, 2, 2]
+    # Each chunk starts at the seed offset of its first candidate, so no two chunks share a seed.
+    assert sorted(r.settings.seed or 0 for r in candidates) == [40, 42, 44]
+    assert len(solution.metadata.extras["candidates"]) == 5
+    assert solution.metadata.llm_calls == 5
 
 
 async def test_per_candidate_temperatures_send_one_request_each() -> None:
@@ -191,7 +208,9 @@ async def test_provider_returning_fewer_choices_than_n_is_refilled() -> None:
 async def test_zero_usable_candidates_is_a_clear_error() -> None:
     client = ScriptedClient(["", "  ", Reply("cut", finish_reason="length")], native_n=True)
     events: list[OptimizerEvent] = []
-    with pytest.raises(NoSolutions, match=r"0 usable candidate\(s\) of 3.*2 came back empty and 1 were cut off"):
+    with pytest.raises(
+        NoSolutions, match=r"0 usable sample\(s\) of 3.*2 came back empty, 1 were cut off.*truncated_candidates='keep'"
+    ):
         await MoaOptimizer(MoaConfig(fallback=False)).optimize(QUERY, client, events=events.append)
     assert len(client.requests) == 1
     assert any(isinstance(e, RunFailed) and e.error_type == "NoSolutions" for e in events)
@@ -199,7 +218,7 @@ async def test_zero_usable_candidates_is_a_clear_error() -> None:
 
 async def test_min_candidates_is_enforced_after_the_refill() -> None:
     client = ScriptedClient(["a", "", "", "", ""], native_n=True)
-    with pytest.raises(NoSolutions, match="min_candidates=2"):
+    with pytest.raises(NoSolutions, match=r"at least 2 needed.*lower min_candidates \(now 2\)"):
         await MoaOptimizer(MoaConfig(min_candidates=2)).optimize(QUERY, client)
     assert [r.settings.n for r in client.requests] == [3, 2]
 
@@ -269,8 +288,8 @@ def down() -> ProviderUnavailable:
 
 @pytest.mark.parametrize(
     ("failing_call", "native_n"),
-    [(0, True), (2, True), (4, False)],
-    ids=["native-n-candidates", "synthesis", "synthesis-fanned-out"],
+    [(2, True), (4, False)],
+    ids=["synthesis", "synthesis-fanned-out"],
 )
 async def test_a_failing_answer_request_ends_the_run_with_its_error(failing_call: int, native_n: bool) -> None:
     inner = ScriptedClient(happy_script(), native_n=native_n)
@@ -279,6 +298,25 @@ async def test_a_failing_answer_request_ends_the_run_with_its_error(failing_call
     with anyio.fail_after(5), pytest.raises(ProviderUnavailable, match="upstream is down"):
         await MoaOptimizer().optimize(QUERY, client, events=events.append)
     assert any(isinstance(e, RunFailed) for e in events)
+
+
+async def test_a_failed_native_n_request_is_asked_again_as_a_whole() -> None:
+    inner = ScriptedClient(happy_script(), native_n=True)
+    client = FaultyClient(inner, {0: down()})
+    events: list[OptimizerEvent] = []
+    solution = await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    # The first n=3 request lost every candidate; the refill asks for all three again in one request.
+    assert [r.settings.n for r in inner.requests] == [3, 1, 1]
+    assert solution.metadata.extras["candidates"] == ["It is 19.", "12 + 7 = 19", "20"]
+    ready = next(e for e in events if isinstance(e, CandidatesReady))
+    assert (ready.usable, ready.refilled, ready.failed) == (3, 3, 0)
+
+
+async def test_a_native_n_request_that_fails_again_ends_the_run_with_its_error() -> None:
+    client = FaultyClient(ScriptedClient(happy_script(), native_n=True), {0: down(), 1: down()})
+    with anyio.fail_after(5), pytest.raises(ProviderUnavailable, match="upstream is down"):
+        await MoaOptimizer().optimize(QUERY, client)
+    assert client.calls == 2
 
 
 async def test_a_failed_candidate_is_requested_again_and_the_run_goes_on() -> None:
@@ -330,6 +368,33 @@ async def test_a_failed_critique_leaves_the_synthesis_without_a_review() -> None
     assert solution.metadata.extras["critique_failed"] is True
     assert "its request failed" in solution.reasoning
     assert any(isinstance(e, CritiqueReady) and e.failed and e.empty for e in events)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthenticationError("Incorrect API key provided: sk-proj-****1234", status_code=401),
+        BadRequestError("This model's maximum context length is 8192 tokens", status_code=400),
+    ],
+    ids=["401", "400"],
+)
+async def test_a_critique_refused_by_the_provider_ends_the_run_with_its_message(error: ClientError) -> None:
+    inner = ScriptedClient(["a", "b", "c", "final"], native_n=True)
+    client = FaultyClient(inner, {1: error})
+    events: list[OptimizerEvent] = []
+    with pytest.raises(type(error), match=re.escape(str(error))):
+        await MoaOptimizer().optimize(QUERY, client, events=events.append)
+    assert len(inner.requests) == 1  # the candidates only: no synthesis without the review
+    failed = next(e for e in events if isinstance(e, RunFailed))
+    assert (failed.error_type, failed.error) == (type(error).__name__, str(error))
+
+
+async def test_an_unreadable_critique_reply_is_absorbed_like_a_retryable_failure() -> None:
+    inner = ScriptedClient(["a", "b", "c", "final"], native_n=True)
+    client = FaultyClient(inner, {1: ParsingError("the provider's reply held no choices")})
+    solution = await MoaOptimizer().optimize(QUERY, client)
+    assert solution.answer == "final"
+    assert solution.metadata.extras["critique_failed"] is True
 
 
 async def test_budget_cut_after_candidates_returns_candidate_marked() -> None:

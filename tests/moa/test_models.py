@@ -5,44 +5,29 @@ from __future__ import annotations
 import pytest
 
 from optillm_core import AnswerDelta, GenerationSettings, ModelProfile, OptimizerEvent, Prompt
-from optillm_core.testing import FunctionClient, RecordedRequest, Reply, ScriptedClient
+from optillm_core.testing import (
+    CLAUDE_OPUS,
+    CLAUDE_SONNET,
+    DEEPSEEK_R1,
+    DEEPSEEK_REASONER,
+    GPT_4O_MINI,
+    O3_MINI,
+    FunctionClient,
+    RecordedRequest,
+    Reply,
+    ScriptedClient,
+)
+from optillm_core.toolkit import APPROACHES
 from optillm_moa import MoaConfig, MoaOptimizer
-from optillm_moa._prompts import candidate_query
 
 pytestmark = pytest.mark.anyio
 
 QUERY = "What is 12 + 7?"
 JSON = {"type": "json_object"}
 
-# o3 / o4-mini: the default temperature only, no top_p, native n, a large cap.
-O3 = ModelProfile(
-    name="o3-like",
-    temperature=False,
-    top_p=False,
-    max_tokens_field="max_completion_tokens",
-    max_output_tokens=100_000,
-    native_n=True,
-    logprobs=False,
-    thinking="hidden",
-)
-# Claude 4.x: temperature up to 1 but not with top_p, max_tokens required, no n, no seed.
-CLAUDE = ModelProfile(
-    name="claude-sonnet-like",
-    temperature_max=1.0,
-    sampling_exclusive=True,
-    max_output_tokens=64_000,
-    requires_max_tokens=True,
-    default_max_tokens=4096,
-    seed=False,
-    logprobs=False,
-    max_stop=4,
-    thinking="anthropic_blocks",
-)
-# Claude Opus 4.7: no sampling settings at all.
-OPUS = CLAUDE.model_copy(update={"name": "claude-opus-4-7-like", "temperature": False, "top_p": False})
-GPT4O_MINI = ModelProfile(name="gpt-4o-mini-like", max_output_tokens=16_384, native_n=True)
-R1_TAGS = ModelProfile(name="deepseek-r1-distill-like", max_output_tokens=32_768, thinking="tags")
-R1_API = ModelProfile(name="deepseek-reasoner-like", max_output_tokens=32_768, thinking="reasoning_content")
+# Variants of core's test profiles (optillm_core.testing) for what these tests need.
+O3_NO_SEED = O3_MINI.model_copy(update={"seed": False})
+SMALL_CAP = GPT_4O_MINI.model_copy(update={"name": "small-cap"})
 
 
 def phase_of(request: RecordedRequest) -> str:
@@ -62,14 +47,14 @@ def by_phase(client: FunctionClient | ScriptedClient) -> dict[str, list[Generati
 
 
 def answering(prompt: Prompt, settings: GenerationSettings) -> str | Reply:
-    """A model that answers each MoA phase in its own words; candidates echo which approach they were given."""
+    """A model that answers each MoA phase in its own words; candidates say which approach preceded the question."""
     text = prompt.messages[-1].content
     if "Review every candidate" in text:
         return "Candidate 1 is right."
     if "Write the single best response" in text:
         return "12 + 7 = 19."
-    approach = text.partition("How to approach this response:")[2].strip()
-    return f"19 ({approach or 'as asked'})"
+    approach = text.removesuffix(QUERY).strip()
+    return f"19 (approach {APPROACHES.index(approach)})" if approach in APPROACHES else f"19 ({approach or 'as asked'})"
 
 
 CALLER = GenerationSettings(
@@ -118,7 +103,7 @@ async def test_temperatures_the_config_sets_are_kept_against_the_callers() -> No
 
 @pytest.mark.parametrize(
     ("profile", "native_n"),
-    [(O3, True), (OPUS, False), (O3.model_copy(update={"seed": False}), False)],
+    [(O3_MINI, True), (CLAUDE_OPUS, False), (O3_NO_SEED, False)],
     ids=["o3-native-n", "opus-4.7", "no-seed-no-n"],
 )
 async def test_on_a_model_that_refuses_temperature_the_candidates_prompts_differ(
@@ -133,17 +118,21 @@ async def test_on_a_model_that_refuses_temperature_the_candidates_prompts_differ
     # One request per candidate, even with native n: n copies of one prompt would differ too little.
     assert [r.settings.n for r in candidates] == [1, 1, 1]
     assert len({r.user_text for r in candidates}) == 3
-    assert all(r.user_text.startswith(QUERY) for r in candidates)
+    # Candidate 1 is asked the question as it is, the others an approach before it (the question comes last).
+    varied = sorted(r.user_text for r in candidates if r.user_text != QUERY)
+    assert len(varied) == 2
+    assert all(text.endswith(f"\n\n{QUERY}") for text in varied)
     assert all(r.settings.temperature is None and r.settings.top_p is None for r in client.requests)
     assert len(set(solution.metadata.extras["candidates"])) == 3
     assert solution.metadata.extras["varied_prompts"] is True
     # The critique and synthesis see the caller's question, not the candidates' approaches.
-    assert "How to approach" not in next(r.user_text for r in client.requests if phase_of(r) == "synthesis")
+    synthesis = next(r.user_text for r in client.requests if phase_of(r) == "synthesis")
+    assert not any(approach in synthesis for approach in APPROACHES if approach)
     assert solution.answer == "12 + 7 = 19."
 
 
 async def test_a_callers_temperature_the_model_refuses_is_dropped_and_noted() -> None:
-    client = FunctionClient(answering, native_n=True, profile=O3)
+    client = FunctionClient(answering, native_n=True, profile=O3_MINI)
     solution = await MoaOptimizer().optimize(QUERY, client, settings=GenerationSettings(temperature=0.3, seed=11))
     assert client.refused == []
     assert solution.metadata.dropped_settings == ("temperature",)
@@ -152,7 +141,7 @@ async def test_a_callers_temperature_the_model_refuses_is_dropped_and_noted() ->
 
 
 async def test_on_claude_candidates_vary_by_temperature_within_its_range() -> None:
-    client = FunctionClient(answering, profile=CLAUDE)
+    client = FunctionClient(answering, profile=CLAUDE_SONNET)
     caller = GenerationSettings(temperature=1.5, top_p=0.9, seed=3)
     solution = await MoaOptimizer().optimize(QUERY, client, settings=caller)
     assert client.refused == []
@@ -183,7 +172,7 @@ async def test_a_callers_temperature_of_zero_makes_the_candidates_differ_by_prom
 
 @pytest.mark.parametrize("cap", [2000, 300])
 async def test_no_request_asks_for_more_than_the_models_cap(cap: int) -> None:
-    profile = ModelProfile(name="small-cap", max_output_tokens=cap, native_n=True)
+    profile = SMALL_CAP.model_copy(update={"max_output_tokens": cap})
     client = FunctionClient(answering, native_n=True, profile=profile)
     await MoaOptimizer().optimize(QUERY, client)
     assert client.refused == []
@@ -191,16 +180,20 @@ async def test_no_request_asks_for_more_than_the_models_cap(cap: int) -> None:
 
 
 async def test_gpt_4o_mini_gets_phase_limits_under_its_cap() -> None:
-    client = FunctionClient(answering, native_n=True, profile=GPT4O_MINI)
+    client = FunctionClient(answering, native_n=True, profile=GPT_4O_MINI)
     await MoaOptimizer().optimize(QUERY, client)
     assert client.refused == []
     assert [r.settings.max_tokens for r in client.requests] == [4096, 512, 8192]
 
 
-def test_every_candidate_prompt_differs_up_to_the_largest_config() -> None:
-    queries = [candidate_query(QUERY, index) for index in range(32)]
-    assert len(set(queries)) == 32
-    assert queries[0] == QUERY
+async def test_every_candidate_prompt_differs_up_to_the_largest_config() -> None:
+    client = FunctionClient(answering, native_n=True, profile=O3_MINI)
+    solution = await MoaOptimizer(MoaConfig(num_completions=32)).optimize(QUERY, client)
+    candidates = [r.user_text for r in client.requests if phase_of(r) == "candidate"]
+    assert len(candidates) == len(set(candidates)) == 32
+    assert QUERY in candidates
+    assert all(text.endswith(QUERY) for text in candidates)
+    assert len(solution.metadata.extras["candidates"]) == 32
 
 
 def thinking_script() -> list[str | Reply]:
@@ -213,7 +206,7 @@ def thinking_script() -> list[str | Reply]:
     ]
 
 
-@pytest.mark.parametrize("profile", [R1_TAGS, R1_API], ids=["think-tags", "reasoning-content"])
+@pytest.mark.parametrize("profile", [DEEPSEEK_R1, DEEPSEEK_REASONER], ids=["think-tags", "reasoning-content"])
 @pytest.mark.parametrize("native_n", [True, False])
 async def test_thinking_never_reaches_a_prompt_or_the_answer(profile: ModelProfile, native_n: bool) -> None:
     client = ScriptedClient(thinking_script(), native_n=native_n, profile=profile)
@@ -234,7 +227,7 @@ async def test_thinking_never_reaches_a_prompt_or_the_answer(profile: ModelProfi
     assert "SECRET" not in solution.reasoning
 
 
-@pytest.mark.parametrize("profile", [R1_TAGS, R1_API], ids=["think-tags", "reasoning-content"])
+@pytest.mark.parametrize("profile", [DEEPSEEK_R1, DEEPSEEK_REASONER], ids=["think-tags", "reasoning-content"])
 async def test_replies_with_only_thinking_count_as_empty(profile: ModelProfile) -> None:
     cut = Reply("", thinking="Let me think about 12 + 7 at length SECRET", finish_reason="length")
     client = ScriptedClient(

@@ -10,6 +10,8 @@ from optillm_core import GenerationSettings, ModelProfile
 from optillm_core.testing import FunctionClient
 from optillm_moa import MoaOptimizer
 
+from ..tools_support import WITH_TOOLS
+
 pytestmark = pytest.mark.anyio
 
 
@@ -26,7 +28,9 @@ def answer(prompt: Any, settings: GenerationSettings) -> str:
         pytest.param({"num_completions": 6}, True, GenerationSettings(temperature=0), None, 8, id="temperature-0"),
         pytest.param({}, True, GenerationSettings(), ModelProfile(temperature=False), 5, id="no-temperature"),
         pytest.param({"candidate_temperatures": (0.2, 0.9, 1.1)}, True, GenerationSettings(), None, 5, id="per-temp"),
-        pytest.param({"num_completions": 4}, True, GenerationSettings(), ModelProfile(max_n=2), 6, id="max-n-2"),
+        pytest.param({"num_completions": 4}, True, GenerationSettings(), ModelProfile(max_n=2), 4, id="max-n-2"),
+        pytest.param({"num_completions": 5}, True, GenerationSettings(), ModelProfile(max_n=2), 5, id="max-n-2-of-5"),
+        pytest.param({}, True, WITH_TOOLS, None, 3, id="tools"),
     ],
 )
 async def test_planned_calls_are_the_calls_a_run_makes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,11 @@ def kind_of(text: str) -> str:
     return "sample"
 
 
+def candidates_in(text: str) -> list[str]:
+    """The candidates a comparison prompt shows, in their numbered order."""
+    return re.findall(r'<candidate number="\d+">\n(.*?)\n</candidate>', text, re.DOTALL)
+
+
 def response_in(text: str) -> str:
     """The candidate answer a rating prompt shows."""
     return text.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
@@ -30,12 +36,13 @@ def response_in(text: str) -> str:
 class Model:
     """Samples come from ``samples`` in order; a rating is ``rate(answer)``; a comparison is ``compare``.
 
-    Use it as a :class:`~optillm_core.testing.FunctionClient` function; it records each kind it saw.
+    ``compare`` may be a function of the comparison prompt. Use it as a
+    :class:`~optillm_core.testing.FunctionClient` function; it records each kind it saw.
     """
 
     samples: Iterable[str | Reply | BaseException]
     rate: Callable[[str], str | Reply | BaseException] = lambda answer: "Rating: 5/10"
-    compare: str | Reply | BaseException = "Best candidate: 1"
+    compare: str | Reply | BaseException | Callable[[str], str | Reply | BaseException] = "Best candidate: 1"
     seen: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -48,5 +55,5 @@ class Model:
         if kind == "rating":
             return self.rate(response_in(text))
         if kind == "comparison":
-            return self.compare
+            return self.compare(text) if callable(self.compare) else self.compare
         return next(self._samples)

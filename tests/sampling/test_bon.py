@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from optillm_core import (
+    AuthenticationError,
+    BadRequestError,
     Budget,
-    FunctionScorer,
     GenerationSettings,
     ModelProfile,
     OptimizerEvent,
     PhaseStarted,
     ProviderUnavailable,
     RateLimitError,
-    rating_prompt,
 )
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core.testing import O3_MINI, FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core.toolkit import FunctionScorer, rating_prompt
 from optillm_sampling import BestOfNConfig, BestOfNOptimizer
 
 from .support import QUERY, SYSTEM, Model, kind_of
@@ -121,6 +122,24 @@ async def test_a_failed_rating_is_unrated_and_the_others_decide() -> None:
     assert "ProviderUnavailable" in solution.metadata.extras["rating_details"][0]
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthenticationError("Incorrect API key provided: sk-...abcd", status_code=401),
+        AuthenticationError("The key may not use this model", status_code=403),
+        BadRequestError("This model's maximum context length is 8192 tokens", status_code=400),
+    ],
+    ids=["401", "403", "400"],
+)
+async def test_a_rating_that_fails_for_good_ends_the_run_with_the_providers_message(error: Exception) -> None:
+    def rate(answer: str) -> str | BaseException:
+        return error if answer == SAMPLES[1] else RATINGS[answer]
+
+    client = FunctionClient(Model(SAMPLES, rate=rate), native_n=True)
+    with pytest.raises(type(error), match=str(error).split(":")[0]):
+        await BestOfNOptimizer().optimize(QUERY, client)
+
+
 async def test_some_samples_failing_leaves_the_rest_to_rate() -> None:
     model = Model(SAMPLES[1:], rate=rate_by_table)
     client = FaultyClient(FunctionClient(model), {0: RateLimitError("slow down", status_code=429)})
@@ -157,9 +176,8 @@ async def test_any_scorer_replaces_the_judge() -> None:
 
 
 async def test_a_model_that_refuses_temperature_gets_no_refused_request() -> None:
-    profile = ModelProfile(name="o3", temperature=False, top_p=False, native_n=True)
     model = Model(SAMPLES, rate=rate_by_table)
-    client = FunctionClient(model, native_n=True, profile=profile)
+    client = FunctionClient(model, native_n=True, profile=O3_MINI)
     solution = await BestOfNOptimizer().optimize(QUERY, client, settings=GenerationSettings(temperature=0.7))
     assert client.refused == []
     assert all(r.settings.temperature is None for r in client.requests)
@@ -205,7 +223,7 @@ async def test_phases_are_samples_then_ratings() -> None:
     client = FunctionClient(Model(SAMPLES, rate=rate_by_table), native_n=True)
     await BestOfNOptimizer().optimize(QUERY, client, events=events.append)
     assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["samples", "ratings"]
-    assert dict(BestOfNOptimizer.phases) == {"samples": "answer", "ratings": "judge"}
+    assert dict(BestOfNOptimizer.phases) == {"samples": "returned", "ratings": "judge"}
 
 
 async def test_the_budgets_answer_keeps_its_thinking() -> None:

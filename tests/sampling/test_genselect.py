@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from optillm_core import Budget, GenerationSettings, ModelProfile, ProviderUnavailable
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core import (
+    AuthenticationError,
+    Budget,
+    BudgetExhausted,
+    GenerationSettings,
+    ModelProfile,
+    ProviderUnavailable,
+)
+from optillm_core.testing import O3_MINI, FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
 from optillm_sampling import GenSelectConfig, GenSelectOptimizer, comparison_prompt
 
-from .support import QUERY, SYSTEM, Model, kind_of
+from .support import QUERY, SYSTEM, Model, candidates_in, kind_of
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +82,15 @@ async def test_a_failed_comparison_call_falls_back_to_the_vote() -> None:
     assert solution.metadata.extras["comparison"] is None
 
 
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_comparison_refused_for_the_key_fails_the_run_with_the_providers_message(status: int) -> None:
+    error = AuthenticationError("Incorrect API key provided: sk-...abcd", status_code=status)
+    client = FunctionClient(Model(CANDIDATES, compare=error), native_n=True)
+    with pytest.raises(AuthenticationError, match="Incorrect API key provided"):
+        await GenSelectOptimizer().optimize(QUERY, client)
+    assert len(client.requests) == 2  # the candidates, then the comparison that was refused
+
+
 async def test_the_budget_running_out_before_the_comparison_returns_the_votes_candidate() -> None:
     client = FunctionClient(Model(CANDIDATES), native_n=True)
     solution = await GenSelectOptimizer().optimize(QUERY, client, budget=Budget(max_calls=1))
@@ -82,12 +98,12 @@ async def test_the_budget_running_out_before_the_comparison_returns_the_votes_ca
     assert solution.answer == CANDIDATES[1]
 
 
-async def test_a_budget_that_stops_some_candidates_keeps_the_others() -> None:
+async def test_a_budget_that_stops_some_candidates_ends_the_run() -> None:
+    # The budget is not a failure a phase absorbs: with nothing chosen yet, the run ends with it.
     client = FunctionClient(Model(CANDIDATES))
-    solution = await GenSelectOptimizer().optimize(QUERY, client, budget=Budget(max_calls=2))
-    assert solution.metadata.budget_exhausted
-    assert len(client.requests) == 2  # two candidates; no room left for the comparison
-    assert solution.answer in CANDIDATES[:2]
+    with pytest.raises(BudgetExhausted, match="2 of 2 LLM calls"):
+        await GenSelectOptimizer().optimize(QUERY, client, budget=Budget(max_calls=2))
+    assert len(client.requests) == 2
 
 
 async def test_failed_candidates_are_left_out_of_the_comparison() -> None:
@@ -108,8 +124,9 @@ async def test_one_usable_candidate_needs_no_comparison() -> None:
 
 
 async def test_a_model_that_refuses_temperature_gets_no_refused_request() -> None:
-    profile = ModelProfile(temperature=False, top_p=False, native_n=True, seed=False)
-    client = FunctionClient(Model(CANDIDATES, compare="Best candidate: 2"), native_n=True, profile=profile)
+    profile = O3_MINI.model_copy(update={"seed": False})
+    model = Model(CANDIDATES, compare=lambda text: f"Best candidate: {candidates_in(text).index(CANDIDATES[1]) + 1}")
+    client = FunctionClient(model, native_n=True, profile=profile)
     caller = GenerationSettings(temperature=0.5, seed=3)
     solution = await GenSelectOptimizer().optimize(QUERY, client, settings=caller)
     assert client.refused == []

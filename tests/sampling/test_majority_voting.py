@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import GenerationSettings, ModelProfile, ProviderUnavailable, tie_order
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core import GenerationSettings, ModelProfile, ProviderUnavailable
+from optillm_core.testing import O3_MINI, FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core.toolkit import tie_order
 from optillm_sampling import MajorityVotingConfig, MajorityVotingOptimizer
 
 from .support import QUERY, SYSTEM, Model
@@ -57,8 +58,7 @@ async def test_without_native_n_eight_concurrent_requests() -> None:
 
 
 async def test_a_model_that_refuses_temperature_fans_out_varied_prompts_not_native_n() -> None:
-    profile = ModelProfile(temperature=False, top_p=False, native_n=True)
-    client = FunctionClient(Model(EIGHT), native_n=True, profile=profile)
+    client = FunctionClient(Model(EIGHT), native_n=True, profile=O3_MINI)
     solution = await MajorityVotingOptimizer().optimize(QUERY, client)
     assert client.refused == []
     assert len(client.requests) == 8

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import InvalidConfiguration, Sample, default_registry
+from optillm_core import InvalidConfiguration, default_registry
+from optillm_core.toolkit import Sample
 from optillm_sampling import (
     BestOfNOptimizer,
     GenSelectConfig,
@@ -131,10 +132,10 @@ def test_the_comparison_prompt_numbers_the_candidates_and_asks_last() -> None:
 @pytest.mark.parametrize(
     ("name", "optimizer", "phases"),
     [
-        ("bon", BestOfNOptimizer, {"samples": "answer", "ratings": "judge"}),
-        ("self_consistency", SelfConsistencyOptimizer, {"samples": "answer"}),
-        ("majority_voting", MajorityVotingOptimizer, {"samples": "answer"}),
-        ("genselect", GenSelectOptimizer, {"candidates": "answer", "comparison": "judge"}),
+        ("bon", BestOfNOptimizer, {"samples": "returned", "ratings": "judge"}),
+        ("self_consistency", SelfConsistencyOptimizer, {"samples": "returned"}),
+        ("majority_voting", MajorityVotingOptimizer, {"samples": "returned"}),
+        ("genselect", GenSelectOptimizer, {"candidates": "returned", "comparison": "judge"}),
     ],
 )
 def test_each_strategy_is_registered_with_its_phases(name: str, optimizer: type, phases: dict[str, str]) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from optillm_core import FunctionScorer, GenerationSettings, ModelProfile, Optimizer
+from optillm_core import GenerationSettings, ModelProfile, Optimizer
 from optillm_core.testing import FunctionClient
+from optillm_core.toolkit import FunctionScorer
 from optillm_sampling import (
     BestOfNOptimizer,
     GenSelectOptimizer,
@@ -35,6 +36,8 @@ NO_TEMPERATURE = {"native_n": True, "profile": ModelProfile(temperature=False)}
         pytest.param(SelfConsistencyOptimizer, {}, NO_NATIVE, 5, id="sc"),
         pytest.param(SelfConsistencyOptimizer, {"k": 7}, MAX_N_3, 3, id="sc-max-n"),
         pytest.param(SelfConsistencyOptimizer, {"k": 4}, NO_TEMPERATURE, 4, id="sc-no-temperature"),
+        pytest.param(SelfConsistencyOptimizer, {"temperature": 0.0}, NATIVE, 5, id="sc-temperature-0"),
+        pytest.param(GenSelectOptimizer, {"temperature": 0.0}, NATIVE, 5, id="genselect-temperature-0"),
         pytest.param(MajorityVotingOptimizer, {}, NATIVE, 1, id="mv-native"),
         pytest.param(MajorityVotingOptimizer, {}, NO_NATIVE, 8, id="mv"),
         pytest.param(MajorityVotingOptimizer, {"k": 10}, MAX_N_3, 4, id="mv-max-n"),

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optillm_core import GenerationSettings, ModelProfile, ProviderUnavailable
-from optillm_core.testing import FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
+from optillm_core.testing import O3_MINI, FaultyClient, FunctionClient, Reply, ScriptedClient, sequential_depth
 from optillm_sampling import SelfConsistencyConfig, SelfConsistencyOptimizer
 
 from .support import QUERY, Model
@@ -95,8 +95,7 @@ async def test_all_samples_failing_raises_the_provider_error() -> None:
 
 
 async def test_a_model_that_refuses_temperature_gets_varied_prompts() -> None:
-    profile = ModelProfile(temperature=False, top_p=False, native_n=True)
-    client = FunctionClient(Model(WORDED_DIFFERENTLY), native_n=True, profile=profile)
+    client = FunctionClient(Model(WORDED_DIFFERENTLY), native_n=True, profile=O3_MINI)
     solution = await SelfConsistencyOptimizer().optimize(QUERY, client, settings=GenerationSettings(top_p=0.5))
     assert client.refused == []
     assert len({r.user_text for r in client.requests}) == 5

@@ -92,6 +92,8 @@ def strategies_text(document: Mapping[str, Any]) -> str:
         for phase in strategy["phases"]:
             reached = ", ".join(phase["caller_settings"])
             lines.append(f"    phase {phase['phase']} ({phase['role']}): gets the caller's {reached}")
+        if "tools" in strategy:
+            lines.append(f"    tools: {strategy['tools']}")
         for field in strategy["config"]:
             default = "required" if field["required"] else json.dumps(field["default"], ensure_ascii=False)
             described = f"  - {field['description']}" if field["description"] else ""

@@ -65,6 +65,14 @@ def _phases(info: OptimizerInfo) -> list[dict[str, Any]]:
     ]
 
 
+def _tools(info: OptimizerInfo) -> str:
+    """Whether the strategy answers a request that offers tools, and if not, why."""
+    optimizer = info.optimizer
+    if optimizer.answers_with_tools:
+        return "answers with text or with tool calls when tools are offered"
+    return f"refuses requests with tools: {optimizer.without_tools_because}"
+
+
 def strategies_json(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFailure]) -> dict[str, Any]:
     return {
         "strategies": [
@@ -73,6 +81,7 @@ def strategies_json(infos: Sequence[OptimizerInfo], failures: Sequence[PluginFai
                 "package": i.package,
                 "description": i.description,
                 "phases": _phases(i),
+                "tools": _tools(i),
                 "config": _fields(i),
             }
             for i in infos

@@ -11,21 +11,24 @@ from ._errors import InvalidConfiguration
 
 __all__ = ("CALLER_SETTINGS_BY_ROLE", "FINAL_ONLY_EXTRA", "CallRole", "OptimizerConfig", "UnsupportedPolicy")
 
-CallRole = Literal["answer", "judge", "final"]
+CallRole = Literal["answer", "returned", "judge", "final"]
 """What a call produces, which decides the caller's settings it gets (see :meth:`RunContext.call_settings`).
 
-``answer``: a candidate answer (samples, explorers, rollouts, drafts); ``judge``: a rating, a
-verdict, a critique or a comparison; ``final``: the text returned to the caller as the answer.
+``answer``: a candidate answer (explorers, rollouts, drafts, candidates to combine); ``returned``:
+an answer the strategy may return as it is (samples a vote or a judge picks from), so shaped like
+the answer the caller asked for; ``judge``: a rating, a verdict, a critique or a comparison;
+``final``: the text returned to the caller as the answer.
 """
 
 UnsupportedPolicy = Literal["drop", "error"]
 """What a run does with a caller setting the model refuses: leave it out (noted in the metadata) or refuse the run."""
 
 FINAL_ONLY_EXTRA = frozenset({"response_format"})
-"""Provider fields of the caller that shape the returned answer, so reach only the final call."""
+"""Provider fields of the caller that shape the returned answer, so reach only ``final`` and ``returned`` calls."""
 
 CALLER_SETTINGS_BY_ROLE: Mapping[CallRole, tuple[str, ...]] = {
     "answer": ("max_tokens", "temperature", "top_p", "seed"),
+    "returned": ("max_tokens", "temperature", "top_p", "seed", "response_format", "tools", "tool_choice"),
     "judge": ("max_tokens",),
     "final": ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format", "tools", "tool_choice"),
 }

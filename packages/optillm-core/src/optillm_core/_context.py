@@ -120,11 +120,12 @@ class RunContext(Generic[ConfigT]):
         return Prompt.from_query(user, system=system if system is not None else self.system_prompt)
 
     def conversation_prompt(self, note: str | None = None, *, system: str | None = None) -> Prompt:
-        """The caller's conversation turn by turn, then the strategy's ``note``: for calls made with the tools.
+        """The conversation turn by turn, the strategy's ``note`` after the system prompt: for calls with tools.
 
-        Tool calls and results stay real tool turns (see :meth:`Conversation.prompt`). Use it for
-        the calls whose settings carry the tools (``final`` calls, and answers that are returned as
-        they are); without tools offered, :meth:`prompt` reads better to the model.
+        The turns stay exactly as the caller sent them (see :meth:`Conversation.prompt`), so tool
+        calls and results are real tool turns and the model answers the caller's last turn. Use it
+        for the calls whose settings carry the tools (``final`` calls, and answers that are returned
+        as they are); without tools offered, :meth:`prompt` reads better to the model.
         """
         return self.conversation.prompt(note, system=system)
 
@@ -138,7 +139,6 @@ class RunContext(Generic[ConfigT]):
         n: int = 1,
         seed_offset: int = 0,
         pinned: Collection[str] = (),
-        returned: bool = False,
     ) -> GenerationSettings:
         """The settings of one call: the phase's values, the caller's by the one rule, fitted to the model.
 
@@ -148,9 +148,8 @@ class RunContext(Generic[ConfigT]):
           strategy's config set explicitly: :meth:`OptimizerConfig.pinned`); ``judge`` calls keep
           their own. A seed becomes ``seed + seed_offset``, so that parallel answers differ.
         - The caller's ``stop``, ``response_format``, ``tools`` and ``tool_choice`` reach ``final``
-          calls only; ``returned=True`` marks an ``answer`` call whose reply may be returned as the
-          answer as it is (a sample a vote may pick), which gets ``response_format``, ``tools`` and
-          ``tool_choice`` too (not ``stop``: the strategy cuts the chosen answer at it).
+          calls only, less ``stop`` for ``returned`` calls (an answer the strategy may return as it
+          is, such as a sample a vote picks; the strategy cuts the chosen one at ``stop``).
         - Finally the model's profile leaves out what the model refuses (a temperature on a
           reasoning model) and clips the output limit to its cap.
         """
@@ -158,14 +157,14 @@ class RunContext(Generic[ConfigT]):
         # (they are frozen), again only if the caller's settings or the profile were replaced.
         if self.settings.seed is None:
             seed_offset = 0  # no seed to offset: parallel answers (an offset each) share one build
-        key: Hashable = (role, temperature, top_p, max_tokens, n, seed_offset, pinned, returned)
+        key: Hashable = (role, temperature, top_p, max_tokens, n, seed_offset, pinned)
         try:
             cached = self._call_settings.get(key)
         except TypeError:  # an unhashable ``pinned``: built every time
-            return self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned, returned)
+            return self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned)
         if cached is not None and cached[0] is self.settings and cached[1] is self.profile:
             return cached[2]
-        settings = self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned, returned)
+        settings = self._build_call_settings(role, temperature, top_p, max_tokens, n, seed_offset, pinned)
         self._call_settings[key] = (self.settings, self.profile, settings)
         return settings
 
@@ -178,7 +177,6 @@ class RunContext(Generic[ConfigT]):
         n: int,
         seed_offset: int,
         pinned: Collection[str],
-        returned: bool,
     ) -> GenerationSettings:
         caller = self.settings
         answering = role != "judge"
@@ -191,7 +189,7 @@ class RunContext(Generic[ConfigT]):
         if caller.max_tokens is not None:
             max_tokens = caller.max_tokens if max_tokens is None else min(max_tokens, caller.max_tokens)
         final = role == "final"
-        answers = final or (returned and answering)
+        answers = final or role == "returned"
         extra = caller.extra if answers else {k: v for k, v in caller.extra.items() if k not in FINAL_ONLY_EXTRA}
         settings = GenerationSettings(
             temperature=temperature,

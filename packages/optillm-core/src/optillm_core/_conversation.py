@@ -105,22 +105,17 @@ class Conversation(BaseModel):
         return "\n\n".join(parts) if parts else None
 
     def prompt(self, note: str | None = None, *, system: str | None = None) -> Prompt:
-        """The conversation turn by turn, for a call made with the caller's tools.
+        """The conversation turn by turn, exactly as the caller sent it, for a call made with the caller's tools.
 
-        ``note``: the strategy's material (candidates, a plan, an instruction), given to the model
-        after the conversation: joined to the last user message when the conversation ends with
-        one, else as a user message after the tool results. ``system`` replaces the caller's
-        system prompt (a strategy's own instructions should include it).
+        The turns end as the caller's did, with the user's message or with the tool results, so
+        the model answers that turn and sees the results as real tool turns. ``system`` replaces
+        the caller's system prompt (a strategy's own instructions should include it); ``note``,
+        the strategy's material (candidates, a plan, an instruction), follows the system prompt.
         """
-        turns = list(self.turns)
+        instructions = system if system is not None else ("\n\n".join(self.system) if self.system else None)
         if note:
-            last = turns[-1]
-            if last.role == "user":
-                turns[-1] = Message.user(f"{last.content}\n\n---\n{note}")
-            else:
-                turns.append(Message.user(note))
-        caller_system = "\n\n".join(self.system) if self.system else None
-        return Prompt(messages=tuple(turns), system=system if system is not None else caller_system)
+            instructions = f"{instructions}\n\n{note}" if instructions else note
+        return Prompt(messages=self.turns, system=instructions)
 
     @cached_property
     def _call_names(self) -> dict[str, str]:

@@ -208,13 +208,12 @@ class _Plan:
 
     def _settings(self, temperature: float | None, n: int, seed_offset: int) -> GenerationSettings:
         return self.ctx.call_settings(
-            "answer",
+            "returned" if self.returned else "answer",
             temperature=temperature,
             max_tokens=self.max_tokens,
             n=n,
             seed_offset=seed_offset,
             pinned=self.pinned,
-            returned=self.returned,
         )
 
     def requests(self, slots: Sequence[int], *, seed_base: int) -> list[_Request]:

@@ -78,6 +78,8 @@ def rating_prompt(query: str, answer: str, scale: int = 10) -> str:
         f"<response>\n{answer.strip()}\n</response>\n\n"
         f"Rate the response on a scale from 0 to {scale} for how correct and complete it is as an answer "
         f"to the question: 0 means wrong or no answer, {scale} means fully correct and well supported. "
+        "A response that calls a tool instead of answering is rated on whether that call is the right next step "
+        "towards a correct answer. "
         f"Check its reasoning and its final answer yourself, then end your reply with one line of the form "
         f"`Rating: N/{scale}`."
     )

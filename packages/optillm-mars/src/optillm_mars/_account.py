@@ -2,8 +2,9 @@
 
 from __future__ import annotations as _annotations
 
-from collections import Counter
 from collections.abc import Sequence
+
+from optillm_core.toolkit import plurality_vote
 
 from ._types import MarsSolution, SelectionMethod
 from ._workspace import Workspace
@@ -63,18 +64,16 @@ def _why(
 
 
 def _tally(solutions: Sequence[MarsSolution]) -> str:
+    """The answers in play with their votes, as the vote ranks them (most first, ties by its fixed order)."""
     shown: dict[str, str] = {}
-    counts: Counter[str] = Counter()
     for solution in solutions:
         key = solution.answer_key
-        if key is None or solution.answer is None:
-            continue
-        shown.setdefault(key, solution.answer)
-        counts[key] += 1
+        if key is not None:
+            shown.setdefault(key, solution.answer or key)
+    counts = plurality_vote(s.answer_key for s in solutions).counts
     if not counts:
         return "none extracted"
-    common = counts.most_common()
-    parts = [f"{shown[key]} ×{count}" for key, count in common[:TALLY_LIMIT]]
-    if len(common) > TALLY_LIMIT:
-        parts.append(f"{len(common) - TALLY_LIMIT} other answer(s)")
+    parts = [f"{shown[key]} ×{count}" for key, count in counts[:TALLY_LIMIT]]
+    if len(counts) > TALLY_LIMIT:
+        parts.append(f"{len(counts) - TALLY_LIMIT} other answer(s)")
     return ", ".join(parts)

@@ -5,9 +5,11 @@ from __future__ import annotations as _annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from optillm_core.toolkit import settle
+
 from ._config import MarsConfig
 from ._prompts import AGGREGATOR_SYSTEM, aggregation_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import GenerationPhase, MarsSolution
 from ._workspace import rank
 
@@ -25,10 +27,12 @@ async def aggregate(run: MarsRun, initial: Sequence[MarsSolution]) -> list[MarsS
     config = run.config
     population = rank(initial)[: config.aggregation_population_size]
     for loop in range(config.aggregation_loops):
-        run.ctx.phase(f"aggregation {loop + 1}")
+        run.ctx.phase("aggregation", round=loop + 1)
         run.emit(AggregationStarted(loop=loop + 1, population=len(population)))
         groups = select_groups(population, config.aggregation_selection_size, config.aggregation_groups_per_loop)
-        results = await settled(partial(_combine, run, group) for group in groups)
+        results = await settle(
+            (partial(_combine, run, group) for group in groups), optimizer="mars", what="aggregation"
+        )
         for group, result in zip(groups, results, strict=True):
             if isinstance(result, Exception):
                 run.failed("aggregation", result, sources=[s.id for s in group])

@@ -7,16 +7,8 @@ from typing import ClassVar
 
 import anyio
 
-from optillm_core import (
-    CallRole,
-    GenerationSettings,
-    ModelClient,
-    Optimizer,
-    Outcome,
-    RunContext,
-    Timeout,
-    task_group,
-)
+from optillm_core import CallRole, GenerationSettings, ModelClient, Optimizer, Outcome, RunContext, Timeout
+from optillm_core.toolkit import task_group
 
 from ._aggregation import aggregate, planned_combinations
 from ._config import MarsConfig

@@ -5,9 +5,10 @@ from __future__ import annotations as _annotations
 from functools import partial
 
 from optillm_core import NoSolutions
+from optillm_core.toolkit import settle
 
 from ._prompts import exploration_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import GenerationPhase, MarsSolution
 
 __all__ = ("explore",)
@@ -20,7 +21,9 @@ async def explore(run: MarsRun) -> list[MarsSolution]:
     config = run.config
     run.ctx.phase("exploration")
     run.emit(ExplorationStarted(num_agents=config.num_agents))
-    results = await settled(partial(_solve, run, agent) for agent in range(config.num_agents))
+    results = await settle(
+        (partial(_solve, run, agent) for agent in range(config.num_agents)), optimizer="mars", what="exploration"
+    )
     solutions: list[MarsSolution] = []
     for agent, result in enumerate(results):
         if isinstance(result, Exception):

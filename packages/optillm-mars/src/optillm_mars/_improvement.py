@@ -8,10 +8,10 @@ from __future__ import annotations as _annotations
 
 from functools import partial
 
-from optillm_core import gather
+from optillm_core.toolkit import gather, settle
 
 from ._prompts import improvement_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import MarsSolution
 from ._verification import verify
 
@@ -31,7 +31,7 @@ async def improvement_loop(run: MarsRun) -> int:
         pending = run.workspace.unverified()
         if len(run.workspace.verified()) >= config.consensus_threshold or not pending:
             break
-        run.ctx.phase(f"improvement {iteration}")
+        run.ctx.phase("improvement", round=iteration)
         run.emit(ImprovementStarted(iteration=iteration, num_solutions=len(pending)))
         run.round += 1
         run.emit(VerificationStarted(round=run.round, num_solutions=len(pending)))
@@ -68,7 +68,9 @@ async def improve(run: MarsRun, solution: MarsSolution, feedback: list[str]) -> 
         "answer", temperature, field="improvement_temperature_factor", seed_offset=solution.agent_id
     )
     prompt = improvement_prompt(run.query, solution, feedback)
-    [result] = await settled([lambda: run.ask(run.solver_system(), prompt, settings)])
+    [result] = await settle(
+        [lambda: run.ask(run.solver_system(), prompt, settings)], optimizer="mars", what="improvement"
+    )
     if isinstance(result, Exception):
         run.failed("improvement", result, solution_id=solution.id)
         return None

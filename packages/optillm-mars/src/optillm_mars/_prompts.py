@@ -20,6 +20,7 @@ __all__ = (
     "improvement_prompt",
     "solver_system",
     "strategy_prompt",
+    "synthesis_note",
     "synthesis_prompt",
     "verification_prompt",
 )
@@ -62,15 +63,18 @@ SYNTHESIZER_SYSTEM = (
 
 VERDICT_FORMAT = """Answer in exactly this format:
 VERDICT: CORRECT, INCORRECT or INCOMPLETE
-SCORE: a number from 0 to 1, your confidence that the final answer is right
+RATING: N/10, how sure you are that the final answer is right (0: surely wrong, 10: surely right)
 ISSUES:
 - one line per error or gap (write "- none" if there is none)
 SUGGESTIONS:
 - one line per concrete fix (write "- none" if there is none)"""
 
-# Each agent's way into the problem. Temperature alone cannot make agents differ on a model that
-# refuses it (OpenAI reasoning models, Claude Opus 4.7) or when the caller's one temperature
-# replaces theirs, so every agent also starts from a different approach.
+# Each agent's persona: its way into the problem, part of who the agent is, as its temperature is.
+# It is not the toolkit's APPROACHES (which vary a sample's prompt only where sampling cannot set
+# samples apart): an agent keeps its persona on every model and at any temperature, in exploration
+# and again in strategy enhancement ("your usual approach"), so that the team's members really
+# differ, the premise of cross-agent verification; on a model that refuses temperature, or when the
+# caller's one temperature replaces the agents' own, it is also what keeps their first solutions apart.
 AGENT_APPROACHES = (
     "Work forward from the definitions: state precisely what is given and what is asked, then derive "
     "the result one justified step at a time.",
@@ -177,7 +181,7 @@ def improvement_prompt(query: str, solution: MarsSolution, feedback: Sequence[st
     )
 
 
-def synthesis_prompt(query: str, solutions: Sequence[MarsSolution]) -> str:
+def _synthesis_blocks(solutions: Sequence[MarsSolution]) -> str:
     blocks = []
     for index, solution in enumerate(solutions):
         reviews = solution.current_verifications()
@@ -189,9 +193,32 @@ def synthesis_prompt(query: str, solutions: Sequence[MarsSolution]) -> str:
             f"Extracted answer: {solution.answer or 'none found'}\n"
             f"Reviews: {verdicts}\nReported issues:{issue_text}"
         )
-    joined = "\n\n".join(blocks)
+    return "\n\n".join(blocks)
+
+
+def synthesis_prompt(query: str, solutions: Sequence[MarsSolution]) -> str:
+    """The synthesis call without the caller's tools: the flattened problem, the solutions, the instruction."""
     return (
-        f"Problem:\n{query}\n\nNo solution was verified and the answers do not agree.\n\n{joined}\n\n"
+        f"Problem:\n{query}\n\nNo solution was verified and the answers do not agree.\n\n"
+        f"{_synthesis_blocks(solutions)}\n\n"
         "Work out which answer is right, checking the disputed steps yourself, and write the final "
         "solution in full, ending with the final answer as \\boxed{answer} where the task has one."
+    )
+
+
+def synthesis_note(solutions: Sequence[MarsSolution]) -> str:
+    """The synthesis call with the caller's tools: its instructions, before the conversation's real turns.
+
+    The conversation follows as the caller sent it (ending with the user's message or with the
+    results of the tools the assistant called), so the note speaks of it as coming after: the
+    team's solutions with their reviews, then the instruction, which leaves the model free to call
+    a tool when the reply needs one.
+    """
+    return (
+        "A team of solvers has worked on the user's latest message in the conversation that follows; their "
+        f"solutions and the reviews of them are below.\n\n{_synthesis_blocks(solutions)}\n\n"
+        "Reply to the conversation's last turn. Work out which answer is right, checking the disputed steps "
+        "yourself and taking the conversation's tool results into account, and write the final solution in "
+        "full, ending with the final answer as \\boxed{answer} where the task has one. If the reply needs a "
+        "tool result that the conversation does not hold yet, call the tool instead."
     )

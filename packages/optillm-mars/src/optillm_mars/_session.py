@@ -2,19 +2,9 @@
 
 from __future__ import annotations as _annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from optillm_core import (
-    CallRole,
-    ClientError,
-    Completion,
-    GenerationSettings,
-    Outcome,
-    ParsingError,
-    RunContext,
-    gather,
-)
+from optillm_core import CallRole, Completion, GenerationSettings, Outcome, ParsingError, Prompt, RunContext
 
 from ._account import account
 from ._config import MarsConfig
@@ -26,29 +16,7 @@ from ._workspace import Workspace
 if TYPE_CHECKING:
     from ._events import MarsEvent
 
-__all__ = ("MarsRun", "settled")
-
-
-T = TypeVar("T")
-
-# Failures a phase survives: a model call that failed or said nothing usable. Budget exhaustion,
-# cancellation and programming errors are not among them and end the run.
-RECOVERABLE: tuple[type[Exception], ...] = (ClientError, ParsingError)
-
-
-async def settled(thunks: Iterable[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
-    """Run thunks concurrently; a recoverable failure stays in its slot, anything else ends them all."""
-
-    def guard(thunk: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T | Exception]]:
-        async def run() -> T | Exception:
-            try:
-                return await thunk()
-            except RECOVERABLE as exc:
-                return exc
-
-        return run
-
-    return await gather(guard(thunk) for thunk in thunks)
+__all__ = ("MarsRun",)
 
 
 class MarsRun:
@@ -68,12 +36,18 @@ class MarsRun:
     @property
     def offers_tools(self) -> bool:
         """Whether the caller offered tools: then the answer is always the synthesis call, made with them."""
-        return bool(self.ctx.settings.tools)
+        return self.ctx.tools_offered
 
-    def solver_system(self, *extra: str) -> str:
-        """The solver's system prompt; the ``<think>`` format only for models that do not think on their own."""
+    def solver_system(self, *extra: str, real_turns: bool = False) -> str:
+        """The solver's system prompt; the ``<think>`` format only for models that do not think on their own.
+
+        It carries the caller's system prompt: with the earlier turns as a transcript for calls
+        that get the question flattened, alone for a call that gets the conversation as real turns
+        (``real_turns``), which shows those turns itself.
+        """
         asks_for_thinking = self.config.use_thinking_tags and self.ctx.profile.thinking == "none"
-        return "\n\n".join((solver_system(asks_for_thinking, self.ctx.system_prompt), *extra))
+        caller = "\n\n".join(self.ctx.conversation.system) or None if real_turns else self.ctx.system_prompt
+        return "\n\n".join((solver_system(asks_for_thinking, caller), *extra))
 
     def settings(
         self, role: CallRole, temperature: float | None, *, field: str | None = None, seed_offset: int = 0
@@ -93,14 +67,18 @@ class MarsRun:
             pinned=config.pinned(temperature=field) if field else frozenset(),
         )
 
-    async def ask(self, system: str, user: str, settings: GenerationSettings, *, final: bool = False) -> Completion:
+    async def ask(
+        self, system: str, user: str | Prompt, settings: GenerationSettings, *, final: bool = False
+    ) -> Completion:
         """One model call; a reply with no text outside its thinking is a :class:`ParsingError`.
 
-        Phases treat that error as a failed call. ``final``: the reply becomes the run's answer, so
-        its text (never its thinking) is streamed to the caller as it is generated; a final reply
-        that calls the caller's tools is an answer even without text.
+        ``user`` is the call's one user message, which embeds the flattened question (every call
+        made without the caller's tools), or a whole prompt (the synthesis with the tools: the
+        conversation as real turns). Phases treat the error as a failed call. ``final``: the reply
+        becomes the run's answer, so its text (never its thinking) is streamed to the caller as it
+        is generated; a final reply that calls the caller's tools is an answer even without text.
         """
-        prompt = self.ctx.prompt(user, system=system)
+        prompt = user if isinstance(user, Prompt) else self.ctx.prompt(user, system=system)
         if final:
             completion = await self.ctx.generate_final(prompt, settings)
         else:
@@ -116,11 +94,15 @@ class MarsRun:
         (log.info if self.config.debug else log.debug)(message, optimizer="mars", **fields)
 
     def failed(self, phase: str, error: Exception, **fields: Any) -> None:
-        """Report a call the run goes on without."""
+        """Report a call the run goes on without: an :class:`Error` event, and a log line naming what it was for.
+
+        Only calls the toolkit's :func:`~optillm_core.toolkit.settle` absorbed get here (it has
+        already logged the failure as a warning); every other failure has ended the run.
+        """
         from ._events import Error  # not at import: see _events
 
         message = f"{type(error).__name__}: {error}"
-        log.warning("mars call failed", phase=phase, error=message, **fields)
+        log.info("mars call failed; the run goes on without it", phase=phase, error=message, **fields)
         self.emit(Error(phase=phase, message=message))
 
     def outcome(

@@ -6,8 +6,10 @@ import re
 from collections.abc import Sequence
 from functools import partial
 
+from optillm_core.toolkit import settle
+
 from ._prompts import STRATEGIST_SYSTEM, enhancement_prompt, strategy_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import GenerationPhase, MarsSolution, Strategy
 
 __all__ = ("parse_strategy_steps", "strategy_network")
@@ -25,9 +27,9 @@ async def strategy_network(run: MarsRun, initial: Sequence[MarsSolution]) -> lis
     """
     from ._events import SolutionGenerated, StrategyExtracted, StrategyNetworkStarted  # not at import: see _events
 
-    run.ctx.phase("strategy network")
+    run.ctx.phase("strategy extraction")
     run.emit(StrategyNetworkStarted(num_solutions=len(initial)))
-    extracted = await settled(partial(_extract, run, s) for s in initial)
+    extracted = await settle((partial(_extract, run, s) for s in initial), optimizer="mars", what="strategy extraction")
     strategies: list[Strategy] = []
     for solution, result in zip(initial, extracted, strict=True):
         if isinstance(result, Exception):
@@ -37,7 +39,10 @@ async def strategy_network(run: MarsRun, initial: Sequence[MarsSolution]) -> lis
         run.workspace.strategies.append(result)
         run.emit(StrategyExtracted(strategy_id=result.id, agent_id=result.agent_id))
     agents = [a for a in range(run.config.num_agents) if any(s.agent_id != a for s in strategies)]
-    enhanced = await settled(partial(_enhance, run, agent, strategies) for agent in agents)
+    run.ctx.phase("strategy enhancement")
+    enhanced = await settle(
+        (partial(_enhance, run, agent, strategies) for agent in agents), optimizer="mars", what="strategy enhancement"
+    )
     solutions: list[MarsSolution] = []
     for agent, outcome in zip(agents, enhanced, strict=True):
         if isinstance(outcome, Exception):

@@ -1,13 +1,20 @@
 """Phase 6: choose the final answer: best verified, else a majority vote, else one synthesis call.
 
 A request that offers the caller's tools always ends with the synthesis call, the only call made
-with them: an answer chosen without a call could never call a tool.
+with them: an answer chosen without a call could never call a tool. That call gets the caller's
+conversation as real turns, exactly as the caller sent them (assistant tool calls and tool results
+as they were, so the model sees which tools have already answered), with MARS's note (the
+solutions, their reviews and the instruction) after its system prompt; every other MARS call gets
+the question flattened, without the tools.
 """
 
 from __future__ import annotations as _annotations
 
-from ._prompts import SYNTHESIZER_SYSTEM, synthesis_prompt
-from ._session import MarsRun, settled
+from optillm_core import Prompt
+from optillm_core.toolkit import settle
+
+from ._prompts import SYNTHESIZER_SYSTEM, synthesis_note, synthesis_prompt
+from ._session import MarsRun
 from ._types import GenerationPhase, MarsSolution, SelectionMethod
 from ._workspace import majority_answer, rank
 
@@ -36,8 +43,14 @@ async def synthesize(run: MarsRun) -> tuple[MarsSolution, SelectionMethod]:
     if chosen is None:
         top = rank(active)[: run.config.synthesis_top_k]
         settings = run.settings("final", run.config.synthesis_temperature, field="synthesis_temperature")
-        system, prompt = run.solver_system(SYNTHESIZER_SYSTEM), synthesis_prompt(run.query, top)
-        [result] = await settled([lambda: run.ask(system, prompt, settings, final=True)])
+        system = run.solver_system(SYNTHESIZER_SYSTEM, real_turns=run.offers_tools)
+        if run.offers_tools:
+            prompt: Prompt | str = run.ctx.conversation_prompt(synthesis_note(top), system=system)
+        else:
+            prompt = synthesis_prompt(run.query, top)
+        [result] = await settle(
+            [lambda: run.ask(system, prompt, settings, final=True)], optimizer="mars", what="synthesis"
+        )
         if isinstance(result, Exception):
             run.failed("synthesis", result)
             chosen = top[0], SelectionMethod.HIGHEST_SCORE

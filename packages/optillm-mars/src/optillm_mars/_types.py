@@ -7,7 +7,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from optillm_core import ToolCall, extract_answer, normalize_answer
+from optillm_core import ToolCall
+from optillm_core.toolkit import answer_key, extract_answer
 
 __all__ = (
     "GenerationPhase",
@@ -137,7 +138,11 @@ class MarsSolution(BaseModel):
 
     @property
     def answer_key(self) -> str | None:
-        """The answer normalised for comparison (``None`` without an answer): equal keys, equal answers."""
+        """The answer as the toolkit's :func:`~optillm_core.toolkit.answer_key` reads it, to compare and vote with.
+
+        ``None`` when no answer can be read. Equal keys, equal answers: "19", "19.0" and
+        ``\\boxed{19}`` agree, as they do for every strategy that votes.
+        """
         return _answer_key(self.text)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -202,5 +207,4 @@ def _answer_in(text: str) -> str | None:
 
 @lru_cache(maxsize=256)
 def _answer_key(text: str) -> str | None:
-    answer = _answer_in(text)
-    return normalize_answer(answer) if answer else None
+    return answer_key(text)

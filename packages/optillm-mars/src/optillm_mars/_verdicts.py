@@ -7,7 +7,10 @@ a line holding only a verdict ("**INCORRECT**", ``\\boxed{\\text{CORRECT}}``), o
 as "my verdict is CORRECT". Weaker headers (``Result:``, ``Assessment:`` …) count only where no
 such statement exists, and a copy of the requested format ("CORRECT, INCORRECT or INCOMPLETE")
 states nothing. A reply with no statement at all is read whole, where any negative word wins,
-since prose that mentions a flaw must never pass. Thinking is never read.
+since prose that mentions a flaw must never pass. Thinking is never read. The score is
+the rating line (the prompt asks for ``RATING: N/10``) read by the toolkit's
+:func:`~optillm_core.toolkit.parse_rating`, so a verifier's number means what it means to every
+other strategy; the rest of the reply is not read for it, since a review cites the solution's numbers.
 """
 
 from __future__ import annotations as _annotations
@@ -16,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from optillm_core import split_thinking
+from optillm_core.toolkit import parse_rating, split_thinking
 
 from ._types import Verdict
 
@@ -74,9 +77,6 @@ class _Patterns:
             r"(?:incorrect|correct|incomplete|wrong|not\s+correct|partially\s+correct)$"
         )
         self.punctuation = re.compile(r"[^\w\s]")
-        self.number = re.compile(
-            r"([0-9]*\.?[0-9]+)\s*(%|/\s*([0-9]*\.?[0-9]+)|out of\s*([0-9]*\.?[0-9]+))?", re.IGNORECASE
-        )
         self.item = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*(.*)$")
         self.bullet = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
         # Verdict words in the order they win: any negative reading beats a pass.
@@ -104,7 +104,10 @@ def parse_verdict(text: str) -> ParsedVerdict:
     """Read a verifier's reply: verdict, score, issues and suggestions (see the module for the rules).
 
     Only text outside ``<think>`` tags is read. A reply that states nothing is ``UNCLEAR``; only
-    ``CORRECT`` passes. Scores may be ``0.8``, ``8/10``, ``8 out of 10`` or ``80%``.
+    ``CORRECT`` passes. The score is the toolkit's :func:`~optillm_core.toolkit.parse_rating` of
+    the reply's rating line (``RATING:``, ``Score:``, ``Confidence:``) on the asked scale of 10
+    (``8/10``, ``8``, ``0.8``, ``80%``: 0.8), the reading every strategy gives a judge's number; a
+    reply with no readable rating gets its verdict's default (1 correct, 0.5 incomplete, else 0).
     """
     _, visible = split_thinking(text)
     echo = _patterns().template_echo
@@ -115,7 +118,9 @@ def parse_verdict(text: str) -> ParsedVerdict:
     if verdict is None:
         verdict = classify(_plain("\n".join(line for line in visible.splitlines() if not echo.search(line))))
     verdict = verdict or Verdict.UNCLEAR
-    score = _score(fields.get("score", []))
+    # Only the rating's own lines: the rest of a review discusses the solution's numbers ("should be 20").
+    rating = fields.get("score", [])
+    score = parse_rating("\n".join(rating), scale=10) if rating else None
     return ParsedVerdict(
         verdict=verdict,
         score=_DEFAULT_SCORES[verdict] if score is None else score,
@@ -213,24 +218,6 @@ def _statement(line: str, plain: str) -> str | None:
         return plain
     sentence = patterns.verdict_sentence.search(plain)
     return sentence.group(1) if sentence else None
-
-
-def _score(lines: list[str]) -> float | None:
-    number = _patterns().number
-    for line in lines:
-        match = number.search(line)
-        if match is None:
-            continue
-        value = float(match.group(1))
-        denominator = match.group(3) or match.group(4)
-        if match.group(2) == "%":
-            value /= 100
-        elif denominator and float(denominator) > 0:
-            value /= float(denominator)
-        elif value > 1:
-            value /= 10 if value <= 10 else 100
-        return min(1.0, max(0.0, value))
-    return None
 
 
 def _items(lines: list[str]) -> tuple[str, ...]:

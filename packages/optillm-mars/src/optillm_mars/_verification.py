@@ -11,10 +11,10 @@ from __future__ import annotations as _annotations
 from collections.abc import Sequence
 from functools import partial
 
-from optillm_core import gather
+from optillm_core.toolkit import gather, settle
 
 from ._prompts import VERIFIER_SYSTEM, verification_prompt
-from ._session import MarsRun, settled
+from ._session import MarsRun
 from ._types import MarsSolution, Verdict, VerificationResult
 from ._verdicts import ParsedVerdict, parse_verdict
 
@@ -26,7 +26,7 @@ async def verify_all(run: MarsRun, solutions: Sequence[MarsSolution]) -> list[Ma
     from ._events import VerificationStarted  # not at import: see _events
 
     run.round += 1
-    run.ctx.phase(f"verification {run.round}")
+    run.ctx.phase("verification", round=run.round)
     run.emit(VerificationStarted(round=run.round, num_solutions=len(solutions)))
     return await gather(partial(verify, run, s, run.round) for s in solutions)
 
@@ -38,8 +38,10 @@ async def verify(run: MarsRun, solution: MarsSolution, round_number: int) -> Mar
     config = run.config
     needed = max(1, config.verification_passes_required - solution.consecutive_passes)
     verifiers = verifiers_for(solution.agent_id, config.num_agents, needed, round_number)
-    replies = await settled(
-        partial(_review, run, solution, verifier, round_number + index) for index, verifier in enumerate(verifiers)
+    replies = await settle(
+        (partial(_review, run, solution, verifier, round_number + index) for index, verifier in enumerate(verifiers)),
+        optimizer="mars",
+        what="verification",
     )
     results: list[VerificationResult] = []
     for verifier, reply in zip(verifiers, replies, strict=True):

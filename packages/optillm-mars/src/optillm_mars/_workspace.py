@@ -5,6 +5,8 @@ from __future__ import annotations as _annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from optillm_core.toolkit import plurality_vote
+
 from ._types import MarsSolution, SelectionMethod, Strategy
 
 __all__ = ("Workspace", "majority_answer", "rank")
@@ -12,31 +14,35 @@ __all__ = ("Workspace", "majority_answer", "rank")
 
 def rank(solutions: Sequence[MarsSolution]) -> list[MarsSolution]:
     """Best first: verified, then more passes, higher score, more agreement, an answer, and newer."""
-    support = Counter(key for key in (s.answer_key for s in solutions) if key is not None)
+    vote = plurality_vote(s.answer_key for s in solutions)
 
     def key(item: tuple[int, MarsSolution]) -> tuple[bool, int, float, int, bool, int]:
         order, s = item
         answer = s.answer_key
-        agreeing = support[answer] if answer is not None else 0
-        return (s.is_verified, s.consecutive_passes, s.verification_score, agreeing, answer is not None, order)
+        return (
+            s.is_verified,
+            s.consecutive_passes,
+            s.verification_score,
+            vote.support(answer),
+            answer is not None,
+            order,
+        )
 
     return [s for _, s in sorted(enumerate(solutions), key=key, reverse=True)]
 
 
 def majority_answer(solutions: Sequence[MarsSolution], minimum: int = 2) -> MarsSolution | None:
-    """The best-ranked solution carrying the most common normalised answer, if at least ``minimum`` agree.
+    """The best-ranked solution of the answer most solutions give, if at least ``minimum`` give it.
 
-    A tie between answers goes to the one whose best solution ranks higher.
+    The answer is the toolkit's :func:`~optillm_core.toolkit.plurality_vote` over the solutions'
+    answer keys: a tie between answers goes by its fixed tie order (a digest of each answer), which
+    depends neither on the solutions' order nor on their ranking. Among the solutions giving the
+    winning answer, the best-ranked one is returned.
     """
-    ranked = rank(solutions)
-    counts = Counter(key for key in (s.answer_key for s in ranked) if key is not None)
-    if not counts:
+    vote = plurality_vote(s.answer_key for s in solutions)
+    if vote.winner is None or vote.winner_votes < minimum:
         return None
-    top = max(counts.values())
-    if top < minimum:
-        return None
-    # ``ranked`` is best first, so the first solution with a top-count answer wins ties.
-    return next(s for s in ranked if (k := s.answer_key) is not None and counts[k] == top)
+    return next(s for s in rank(solutions) if s.answer_key == vote.winner)
 
 
 class Workspace:

@@ -3,9 +3,8 @@
 from __future__ import annotations as _annotations
 
 from ._config import MctsConfig
-from ._evaluate import parse_score
 from ._events import NodeExpanded, SimulationFinished
 from ._optimizer import MctsOptimizer
 from ._tree import DialogueState
 
-__all__ = ("DialogueState", "MctsConfig", "MctsOptimizer", "NodeExpanded", "SimulationFinished", "parse_score")
+__all__ = ("DialogueState", "MctsConfig", "MctsOptimizer", "NodeExpanded", "SimulationFinished")

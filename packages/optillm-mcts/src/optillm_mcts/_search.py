@@ -2,27 +2,18 @@
 
 from __future__ import annotations as _annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 import anyio
 
-from optillm_core import (
-    CallRole,
-    Completion,
-    GenerationSettings,
-    Message,
-    NoSolutions,
-    Prompt,
-    RunContext,
-    gather,
-    task_group,
-)
+from optillm_core import Message, NoSolutions, Outcome, RunContext
+from optillm_core.toolkit import Sample, apply_stop, gather, sample, sample_requests, task_group
 
 from ._config import MctsConfig
 from ._evaluate import Score, evaluate
 from ._events import NodeExpanded, SimulationFinished
-from ._prompts import PREDICT_USER, varied_query
+from ._prompts import PREDICT_USER
 from ._tree import DialogueState, Node, backpropagate, best_child, mark_pending, next_start
 
 __all__ = ("Search", "SimulationRecord")
@@ -45,6 +36,9 @@ class Search:
     concurrently. Otherwise simulation ``k+1`` starts as soon as its starting node no longer
     depends on simulations still in flight (see :func:`next_start`); when UCB would need a pending
     value it waits, so every choice is the one a sequential search would make.
+
+    Each part of a simulation is announced as the declared phase it enters, with the simulation's
+    number as its round (``rollouts`` round 2: simulation 2 rolls out).
     """
 
     def __init__(self, ctx: RunContext[MctsConfig]) -> None:
@@ -61,7 +55,6 @@ class Search:
         async with task_group() as tg:
             for simulation in range(1, self.config.num_simulations + 1):
                 start = await self._next_start()
-                self.ctx.phase(f"simulation {simulation}")
                 start.expanding = self._needs_expansion(start)
                 mark_pending(start, 1)
                 tg.start_soon(self._simulate, simulation, start)
@@ -95,7 +88,8 @@ class Search:
             if leaf is not start:
                 leaf.pending += 1  # its ancestors already count this simulation
             self._notify()
-        transcript = await self._rollout(leaf)
+        transcript = await self._rollout(simulation, leaf)
+        self.ctx.phase("evaluations", round=simulation)
         score = await evaluate(self.ctx, self.root.state.system, transcript)
         mark_pending(leaf, -1)
         backpropagate(leaf, score.value)
@@ -106,91 +100,103 @@ class Search:
         """Give ``node`` its children and return the first, the one this simulation rolls out.
 
         It samples as many replies as simulations are left to rate them (``num_actions`` at most);
-        the next simulations take the other children.
+        the next simulations take the other children. A reply that calls the caller's tools gets
+        no predicted user turn: it is a child whose dialogue is over.
         """
         config, state = self.config, node.state
         count = min(config.num_actions, config.num_simulations - simulation + 1)
-        # The root's replies are the answers the run chooses from: final calls, under the caller's stop.
-        role: CallRole = "final" if node is self.root else "answer"
-        replies = [
-            (text.strip(), thinking, cut)
-            for text, thinking, cut in await self._sample_replies(state, count, role)
-            if text.strip()
-        ]
-        if node is self.root and replies:
-            first, first_thinking, _ = replies[0]
-            self.ctx.record_best(
-                first, "MCTS stopped before any evaluation; first sampled reply.", thinking=first_thinking
-            )
-        queries = await gather(self._predict_thunk(state, reply, index) for index, (reply, _, _) in enumerate(replies))
+        replies = await self._sample_replies(simulation, node, count)
+        if node is self.root:
+            self._record_first(replies[0])
+        talking = [(index, reply) for index, reply in enumerate(replies) if not reply.tool_calls]
+        if talking:
+            self.ctx.phase("user turns", round=simulation)
+        predicted = iter(await gather(self._predict_thunk(state, reply.text, index) for index, reply in talking))
+        queries = ["" if reply.tool_calls else next(predicted) for reply in replies]
         node.children = [
-            Node(state=state.after(reply, query), parent=node, reply=reply, thinking=thinking, truncated=cut)
-            for (reply, thinking, cut), query in zip(replies, queries, strict=True)
+            Node(
+                state=state.after(reply.rendered, queries[index]),  # tool calls written out
+                parent=node,
+                reply=reply.text,
+                thinking=reply.thinking,
+                truncated=reply.truncated,
+                tool_calls=reply.tool_calls,
+            )
+            for index, reply in enumerate(replies)
         ]
         node.expanding, node.expanded = False, True
         self._queued.extend(node.children[1:])
         self.ctx.emit(NodeExpanded(simulation=simulation, depth=_depth(node), children=len(node.children)))
         if not node.children:
-            if node is self.root:
-                raise NoSolutions(
-                    f"mcts: the model returned no usable reply to the query (all {count} requested came back "
-                    "empty, or held only thinking)"
-                )
             return node  # a dead end: evaluated as it stands
         return node.children[0]
 
-    async def _sample_replies(self, state: DialogueState, count: int, role: CallRole) -> list[tuple[str, str, bool]]:
-        """``count`` replies as (text, thinking, cut off): one ``n`` request, or one request each with its own prompt.
+    async def _sample_replies(self, simulation: int, node: Node, count: int) -> Sequence[Sample]:
+        """``count`` replies to ``node``'s dialogue by the toolkit's sampler, the empty ones left out.
 
-        Where sampling cannot set the replies apart (the model refuses temperature, or the
-        temperature is 0), or the client has no native ``n`` up to ``count``, each reply gets a
-        request of its own and a distinct seed offset; the first case also asks each for another
-        way of replying.
+        The replies to the query may be the answer as they are (``returned``): with tools offered
+        they are asked on the caller's conversation as real tool turns, with the tools, and may call
+        them; the caller's ``stop`` cuts them as the provider would have. Deeper replies get the
+        flattened dialogue and no tools. When no reply to the query is usable the run ends
+        (:class:`NoSolutions`, or the provider's error when every request failed); a deeper node
+        without one is a dead end.
         """
-        shared = self._reply_settings(role, count)
-        varied = self._varied(count, role)
-        if self._one_request(count, role):
-            return _choices(await self.ctx.client.complete(state.prompt(), shared))
+        root = node is self.root
+        self.ctx.phase("replies to the query" if root else "deeper replies", round=simulation)
+        prompt = self.ctx.conversation_prompt() if root and self.ctx.tools_offered else node.state.prompt()
+        try:
+            samples = await sample(
+                self.ctx,
+                count,
+                prompt=prompt,
+                temperature=self.config.generation_temperature,
+                max_tokens=self.config.generation_max_tokens,
+                pinned=self._pinned,
+                returned=root,
+            )
+        except NoSolutions:
+            if root:
+                raise
+            return ()
+        if not root:
+            return samples.samples
+        replies = [reply for reply in (_stopped(s, self.ctx.settings.stop) for s in samples.samples) if not reply.empty]
+        if not replies:
+            raise NoSolutions(
+                f"mcts: every reply to the query was empty once cut at the caller's stop sequences "
+                f"({len(samples.samples)} sampled); check the stop sequences"
+            )
+        return replies
 
-        def one(index: int) -> Callable[[], Awaitable[Completion]]:
-            query = varied_query(state.query, index) if varied else state.query
-            prompt = Prompt(messages=(*state.history, Message.user(query)), system=state.system)
-            settings = self._reply_settings(role, 1, seed_offset=index)
-            return lambda: self.ctx.client.complete(prompt, settings)
-
-        return [choice for completion in await gather(one(i) for i in range(count)) for choice in _choices(completion)]
-
-    def _varied(self, count: int, role: CallRole) -> bool:
-        """Whether sampling cannot set ``count`` replies apart, so each is asked another way."""
-        return count > 1 and (not self.ctx.profile.temperature or self._reply_settings(role, count).temperature == 0)
-
-    def _one_request(self, count: int, role: CallRole) -> bool:
-        max_n = self.ctx.profile.max_n
-        native = self.ctx.client.supports_native_n and (max_n is None or count <= max_n)
-        return native and not self._varied(count, role)
+    def _record_first(self, reply: Sample) -> None:
+        self.ctx.best = Outcome(
+            answer=reply.text,
+            tool_calls=reply.tool_calls,
+            thinking=reply.thinking,
+            reasoning="MCTS stopped before any evaluation; first sampled reply.",
+            finish_reason="length" if reply.truncated else "stop",
+            budget_exhausted=True,
+        )
 
     def planned_calls(self) -> int:
         """The calls of a search whose replies all come back usable, counting only what every such search makes.
 
-        The root's replies (one ``n`` request, or one each) and a predicted user turn per reply;
-        each root child's rollout; one evaluation per simulation. Expansions deeper in the tree,
-        which depend on the scores, only add calls.
+        The root's replies (the sampler's requests: one ``n`` request per ``max_n`` replies, or one
+        each) and a predicted user turn per reply; each root child's rollout; one evaluation per
+        simulation. Expansions deeper in the tree, which depend on the scores, only add calls; a
+        reply that calls a tool saves its predicted turn and rollout.
         """
         config = self.config
         count = min(config.num_actions, config.num_simulations)
-        replies = 1 if self._one_request(count, "final") else count
-        return replies + count + count * _rollout_calls(config, history=2) + config.num_simulations
-
-    def _reply_settings(self, role: CallRole, n: int = 1, *, seed_offset: int = 0) -> GenerationSettings:
-        config = self.config
-        return self.ctx.call_settings(
-            role,
+        replies = sample_requests(
+            self.ctx,
+            count,
             temperature=config.generation_temperature,
             max_tokens=config.generation_max_tokens,
-            n=n,
-            seed_offset=seed_offset,
             pinned=self._pinned,
+            returned=True,
         )
+        return replies + count + count * _rollout_calls(config, history=2) + config.num_simulations
 
     def _predict_thunk(self, state: DialogueState, reply: str, index: int) -> Callable[[], Awaitable[str]]:
         settings = self.ctx.call_settings(
@@ -207,19 +213,29 @@ class Search:
 
         return predict
 
-    async def _rollout(self, leaf: Node) -> tuple[Message, ...]:
+    async def _rollout(self, simulation: int, leaf: Node) -> tuple[Message, ...]:
         """Play ``simulation_depth`` more assistant turns from ``leaf``; return the dialogue to evaluate.
 
         The user turn after the last reply is not predicted: the evaluation reads the dialogue up
         to the assistant's last reply, so it could not change the result. Only the text outside
-        the model's thinking enters the dialogue.
+        the model's thinking enters the dialogue. A dead end, a reply that calls a tool and a
+        dialogue that is over are evaluated as they stand.
         """
         config, state = self.config, leaf.state
         transcript = state.history
-        if not leaf.children and leaf.expanded:
-            return transcript  # a dead end: nothing more to say
+        if (not leaf.children and leaf.expanded) or leaf.tool_calls:
+            return transcript
+        if config.simulation_depth == 0 or state.is_terminal(config.max_history_length):
+            return transcript
+        self.ctx.phase("rollouts", round=simulation)
         offset = _sibling_index(leaf)
-        settings = self._reply_settings("answer", seed_offset=offset)
+        settings = self.ctx.call_settings(
+            "answer",
+            temperature=config.generation_temperature,
+            max_tokens=config.generation_max_tokens,
+            seed_offset=offset,
+            pinned=self._pinned,
+        )
         for step in range(config.simulation_depth):
             if state.is_terminal(config.max_history_length):
                 break
@@ -249,8 +265,13 @@ class Search:
             )
         )
         best = best_child(self.root)
-        self.ctx.record_best(
-            best.reply, f"MCTS stopped after {len(self.records)} simulation(s).", thinking=best.thinking
+        self.ctx.best = Outcome(
+            answer=best.reply,
+            tool_calls=best.tool_calls,
+            thinking=best.thinking,
+            reasoning=f"MCTS stopped after {len(self.records)} simulation(s).",
+            finish_reason="length" if best.truncated else "stop",
+            budget_exhausted=True,
         )
 
 
@@ -268,12 +289,15 @@ def _rollout_calls(config: MctsConfig, *, history: int) -> int:
     return calls
 
 
-def _choices(completion: Completion) -> list[tuple[str, str, bool]]:
-    """Each choice's text outside the thinking, its thinking, and whether it was cut off."""
-    return [
-        (text, completion.thinking[i].strip() if i < len(completion.thinking) else "", completion.truncated(i))
-        for i, text in enumerate(completion.texts)
-    ]
+def _stopped(reply: Sample, stop: Sequence[str] | None) -> Sample:
+    """``reply`` cut before the first of the caller's stop sequences, as the provider would have cut it.
+
+    A reply cut there ends at a stop sequence, not at the token limit.
+    """
+    cut = apply_stop(reply.text, stop)
+    if cut == reply.text:
+        return reply
+    return replace(reply, text=cut, truncated=False)
 
 
 def _sibling_index(node: Node) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations as _annotations
 import math
 from dataclasses import dataclass, field
 
-from optillm_core import Message, Prompt
+from optillm_core import Message, Prompt, ToolCall
+from optillm_core.toolkit import render_reply
 
 __all__ = (
     "DialogueState",
@@ -52,7 +53,9 @@ class Node:
     """A dialogue state in the tree; ``reply`` is the assistant turn that led to it from its parent.
 
     ``reply`` is the text outside the model's thinking; ``thinking`` keeps that thinking, returned
-    with the reply when it is the answer and never sent back to the model.
+    with the reply when it is the answer and never sent back to the model. ``tool_calls`` are the
+    caller's tools a reply to the query calls (only root children have any): such a node is
+    terminal, since no tool result exists to go on from, and is evaluated as it is.
 
     ``pending`` counts simulations in flight through this node; ``expanding`` is set while its
     children are being generated. Both let the next simulation start before earlier ones end,
@@ -64,6 +67,7 @@ class Node:
     reply: str = ""
     thinking: str = ""
     truncated: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
     children: list[Node] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
@@ -74,6 +78,11 @@ class Node:
     @property
     def mean_value(self) -> float:
         return self.value_sum / self.visits if self.visits else 0.0
+
+    @property
+    def rendered(self) -> str:
+        """The reply as the evaluator and the trace show it: its text, then each tool call it makes."""
+        return render_reply(self.reply, self.tool_calls)
 
     @property
     def fresh(self) -> bool:

@@ -22,7 +22,7 @@ class MoaConfig(OptimizerConfig):
     num_completions: int = Field(default=3, ge=1, le=32, description="candidate answers to sample")
     candidate_temperature: float = Field(default=1.0, ge=0.0, description="temperature of the candidates")
     candidate_temperatures: tuple[float, ...] | None = Field(
-        default=None, description="one temperature per candidate; sends one request per candidate"
+        default=None, description="one temperature per candidate; only equal temperatures share a request"
     )
     critique_temperature: float = Field(default=0.1, ge=0.0)
     synthesis_temperature: float = Field(default=0.1, ge=0.0)

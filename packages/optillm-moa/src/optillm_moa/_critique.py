@@ -4,7 +4,8 @@ from __future__ import annotations as _annotations
 
 from dataclasses import dataclass
 
-from optillm_core import ClientError, RunContext
+from optillm_core import RunContext
+from optillm_core.toolkit import settle
 
 from ._config import MoaConfig
 from ._log import log
@@ -23,21 +24,21 @@ class Critique:
 async def critique_candidates(ctx: RunContext[MoaConfig], candidates: tuple[str, ...]) -> Critique:
     """A cut-off critique is kept as it is (the synthesis is told so); an empty one is passed on as missing.
 
-    A judge call: the caller's temperature, top_p, seed and stop do not reach it (its max_tokens does).
-    Only the critique's text outside any thinking is passed on. A request that fails with a
-    retryable error (the router has already retried it) leaves the synthesis without a review.
+    A judge call: the caller's temperature, top_p, seed and stop do not reach it (its max_tokens does),
+    nor do the caller's tools: it is asked the conversation as one question (``ctx.query``). Only
+    the critique's text outside any thinking is passed on. What a failed request costs is core's one
+    policy (:func:`optillm_core.toolkit.settle`): a retryable error (the router has already retried
+    it) or an unreadable reply leaves the synthesis without a review; any other error (401, 403,
+    400, an exhausted budget) ends the run with the provider's message.
     """
     settings = ctx.call_settings(
         "judge", temperature=ctx.config.critique_temperature, max_tokens=ctx.config.critique_max_tokens
     )
-    try:
-        completion = await ctx.client.complete(ctx.prompt(critique_prompt(ctx.query, candidates)), settings)
-    except ClientError as exc:
-        if not exc.retryable:
-            raise
-        log.warning("moa: critique failed, synthesizing without it", optimizer=ctx.optimizer, error=str(exc))
+    prompt = ctx.prompt(critique_prompt(ctx.query, candidates))
+    (result,) = await settle([lambda: ctx.client.complete(prompt, settings)], optimizer=ctx.optimizer, what="critique")
+    if isinstance(result, Exception):  # settle logged it
         return Critique(text="", truncated=False, failed=True)
-    critique = Critique(text=completion.text.strip(), truncated=completion.truncated())
+    critique = Critique(text=result.text.strip(), truncated=result.truncated())
     if critique.truncated or not critique.text:
         log.warning(
             "moa: critique incomplete", optimizer=ctx.optimizer, truncated=critique.truncated, empty=not critique.text

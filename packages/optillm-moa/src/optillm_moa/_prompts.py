@@ -1,39 +1,10 @@
-"""The prompts of a Mixture of Agents run: the candidates' approaches, the critique and the synthesis."""
+"""The prompts of a Mixture of Agents run: the critique and the synthesis (the candidates are asked the question)."""
 
 from __future__ import annotations as _annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 
-__all__ = ("APPROACHES", "candidate_query", "critique_prompt", "synthesis_prompt")
-
-APPROACHES = (
-    "Work it out step by step from first principles, then state the answer.",
-    "Before answering, consider where a quick answer would go wrong, and avoid that mistake.",
-    "Answer as a specialist in the field would: precisely, checking every claim you make.",
-    "Start from a concrete example or a special case, then generalise to the full answer.",
-    "Work backwards from what a correct answer has to satisfy.",
-    "Weigh two different ways of answering, pick the sounder one, and give the answer it leads to.",
-    "Keep it short: the answer first, then only the reasoning needed to trust it.",
-    "Write for a sceptical colleague: justify each step so that it can be checked.",
-)
-"""Ways of answering that set the candidates apart when sampling cannot (a model that refuses temperature)."""
-
-# Candidate 1 answers the query as written; the others get one approach, then a pair of them: 1 + 8 + 28
-# distinct prompts, more than the 32 candidates a config allows.
-_VARIANTS: tuple[tuple[str, ...], ...] = (
-    (),
-    *((approach,) for approach in APPROACHES),
-    *combinations(APPROACHES, 2),
-)
-
-
-def candidate_query(query: str, index: int) -> str:
-    """The query as candidate ``index`` (0-based) is asked it when candidates must differ by their prompt."""
-    approach = _VARIANTS[index % len(_VARIANTS)]
-    if not approach:
-        return query
-    return f"{query}\n\n---\nHow to approach this response: {' '.join(approach)}"
+__all__ = ("critique_prompt", "synthesis_instructions", "synthesis_prompt")
 
 
 def _candidate_block(candidates: Sequence[str]) -> str:
@@ -55,19 +26,51 @@ def critique_prompt(query: str, candidates: Sequence[str]) -> str:
     )
 
 
-def synthesis_prompt(query: str, candidates: Sequence[str], critique: str, *, critique_cut: bool) -> str:
+def _review(critique: str, critique_cut: bool) -> str:
     if not critique.strip():
-        review = "(no review is available; judge the candidates yourself)"
-    elif critique_cut:
-        review = f"{critique.strip()}\n(the review was cut off at its length limit)"
-    else:
-        review = critique.strip()
+        return "(no review is available; judge the candidates yourself)"
+    if critique_cut:
+        return f"{critique.strip()}\n(the review was cut off at its length limit)"
+    return critique.strip()
+
+
+def synthesis_prompt(query: str, candidates: Sequence[str], critique: str, *, critique_cut: bool) -> str:
+    """The synthesis as one question, for a run without the caller's tools."""
     return (
         f"<question>\n{query}\n</question>\n\n"
         f"{_candidate_block(candidates)}\n\n"
-        f"<review>\n{review}\n</review>\n\n"
+        f"<review>\n{_review(critique, critique_cut)}\n</review>\n\n"
         "Above are candidate responses to the question and a review of their strengths and weaknesses. "
         "Write the single best response to the question: keep what the candidates got right, correct what "
         "the review found wrong, and fill any gaps. Answer the question directly, as if it had been asked "
         "of you, without mentioning the candidates or the review."
     )
+
+
+def synthesis_instructions(
+    system: str | None, candidates: Sequence[str], critique: str, *, critique_cut: bool, tool_results: bool
+) -> str:
+    """The synthesis's system prompt when it answers the caller's conversation as it is, with the tools.
+
+    The caller's ``system`` prompt comes first, then the candidates, the review and the instruction,
+    so that the conversation itself ends as the caller sent it: with the user's latest message, or
+    with the results of the tools called for it (``tool_results``), which the synthesis is told to
+    use rather than ask for again.
+    """
+    tools = "You may answer in text or call one of the available tools."
+    if tool_results:
+        tools += (
+            " The tool results in the conversation are already in: use them, and call a tool only for "
+            "information they do not hold, never again for what they already say."
+        )
+    own = (
+        "You write the assistant's reply to the conversation that follows: to the user's latest message, "
+        "with any tool results that came after it. Candidate replies to it were drafted independently and "
+        "then reviewed:\n\n"
+        f"{_candidate_block(candidates)}\n\n"
+        f"<review>\n{_review(critique, critique_cut)}\n</review>\n\n"
+        "Write the single best response to the user's latest message: keep what the candidates got right, "
+        f"correct what the review found wrong, and fill any gaps. {tools} Reply to the user directly, "
+        "without mentioning the candidates or the review."
+    )
+    return f"{system}\n\n---\n{own}" if system else own

@@ -5,13 +5,13 @@ from __future__ import annotations as _annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from optillm_core import RunContext, ToolCall
+from optillm_core import Prompt, RunContext, ToolCall
 
 from ._candidates import Candidates
 from ._config import MoaConfig
 from ._critique import Critique
 from ._log import log
-from ._prompts import synthesis_prompt
+from ._prompts import synthesis_instructions, synthesis_prompt
 
 __all__ = ("Synthesis", "synthesize")
 
@@ -34,8 +34,12 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
 
     The run's final call: the caller's temperature, top_p and seed replace ``synthesis_temperature``
     (unless the config set it), and the caller's stop, response_format, tools and tool_choice reach
-    it. A synthesis that calls the caller's tools is the answer as it is, its text empty or not: the
-    calls are returned with it (a candidate, written without the tools, could not stand in for them).
+    it. With tools offered it is asked the caller's conversation as it is, turn by turn (assistant
+    tool calls and tool results as real tool turns, ending as the caller's did), with the
+    candidates, the review and the instruction after the caller's system prompt; else one question
+    holding the flattened conversation. A synthesis that calls the caller's tools is the
+    answer as it is, its text empty or not: the calls are returned with it (a candidate, written
+    without the tools, could not stand in for them).
     """
     config = ctx.config
     settings = ctx.call_settings(
@@ -44,9 +48,8 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
         max_tokens=config.synthesis_max_tokens,
         pinned=config.pinned(temperature="synthesis_temperature"),
     )
-    prompt = synthesis_prompt(ctx.query, candidates.texts, critique.text, critique_cut=critique.truncated)
     # Streamed live to callers that show answers as they are generated (the proxy's stream: true).
-    completion = await ctx.generate_final(ctx.prompt(prompt), settings)
+    completion = await ctx.generate_final(_prompt(ctx, candidates, critique), settings)
     text, thinking, truncated = completion.text, completion.reasoning.strip(), completion.truncated()
     if completion.calls and not truncated:
         return Synthesis(
@@ -78,6 +81,21 @@ async def synthesize(ctx: RunContext[MoaConfig], candidates: Candidates, critiqu
         source="candidate",
         truncated=truncated,
     )
+
+
+def _prompt(ctx: RunContext[MoaConfig], candidates: Candidates, critique: Critique) -> Prompt:
+    if ctx.tools_offered:
+        caller_system = "\n\n".join(ctx.conversation.system) or None
+        system = synthesis_instructions(
+            caller_system,
+            candidates.texts,
+            critique.text,
+            critique_cut=critique.truncated,
+            tool_results=ctx.conversation.has_tool_turns,
+        )
+        return ctx.conversation_prompt(system=system)
+    text = synthesis_prompt(ctx.query, candidates.texts, critique.text, critique_cut=critique.truncated)
+    return ctx.prompt(text)
 
 
 def _first_complete(candidates: Candidates) -> int | None:

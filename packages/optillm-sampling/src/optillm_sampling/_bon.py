@@ -7,49 +7,34 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from optillm_core import (
-    BudgetExhausted,
-    CallRole,
-    ClientError,
-    GenerationSettings,
-    LlmJudgeScorer,
-    ModelClient,
-    Optimizer,
-    OptimizerConfig,
-    Outcome,
-    Rating,
-    RunContext,
-    Sample,
-    Scorer,
-    Vote,
-    answer_key,
-    gather_settled,
-    plurality_vote,
-    sample_answers,
-    sample_requests,
-)
+from optillm_core import CallRole, GenerationSettings, ModelClient, Outcome, RunContext
+from optillm_core.toolkit import LlmJudgeScorer, Rating, Sample, Scorer, Vote, settle
 
-from ._common import chosen_outcome, record_fallback, samples_extras
+from ._common import SampledConfig, SamplingOptimizer, chosen_outcome, samples_extras, voted
 from ._log import log
 
 __all__ = ("BestOfNConfig", "BestOfNOptimizer")
 
 
-class BestOfNConfig(OptimizerConfig):
+class BestOfNConfig(SampledConfig):
     """Settings of :class:`BestOfNOptimizer`; the scorer itself is given to the optimizer."""
 
     n: int = Field(default=3, ge=1, le=64, description="samples to draw and rate")
-    temperature: float = Field(default=1.0, ge=0.0, description="temperature of the samples")
-    max_tokens: int = Field(default=4096, ge=1, description="token limit of each sample")
     rating_temperature: float = Field(default=0.1, ge=0.0, description="temperature of the default judge")
     rating_max_tokens: int = Field(default=512, ge=1, description="token limit of each judge reply")
 
+    @property
+    def sample_count(self) -> int:
+        return self.n
 
-class BestOfNOptimizer(Optimizer[BestOfNConfig]):
-    """Draws ``n`` samples, rates each with a :class:`~optillm_core.Scorer` (concurrently), returns the best.
 
-    The default scorer is :class:`~optillm_core.LlmJudgeScorer` (one judge call per sample); pass
-    ``scorer=`` for any other, such as a :class:`~optillm_core.FunctionScorer` around a test runner.
+class BestOfNOptimizer(SamplingOptimizer[BestOfNConfig]):
+    """Draws ``n`` samples, rates each with a :class:`~optillm_core.toolkit.Scorer` (concurrently), returns the best.
+
+    The default scorer is :class:`~optillm_core.toolkit.LlmJudgeScorer` (one judge call per
+    sample); pass ``scorer=`` for any other, such as a :class:`~optillm_core.toolkit.FunctionScorer`
+    around a test runner. The scorer reads each sample as :attr:`Sample.rendered` (a tool call
+    written out with its arguments), so tool calls are rated against text answers.
     """
 
     name: ClassVar[str] = "bon"
@@ -57,7 +42,7 @@ class BestOfNOptimizer(Optimizer[BestOfNConfig]):
         "Best-of-n: n samples, each rated by a scorer (an LLM judge by default), the best kept."
     )
     config_type: ClassVar[type[BestOfNConfig]] = BestOfNConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer", "ratings": "judge"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned", "ratings": "judge"}
 
     def __init__(self, config: BestOfNConfig | None = None, *, scorer: Scorer | None = None) -> None:
         super().__init__(config)
@@ -72,21 +57,12 @@ class BestOfNOptimizer(Optimizer[BestOfNConfig]):
         """
         n = self.config.n
         ratings = n if n > 1 and isinstance(self.scorer, LlmJudgeScorer) else 0
-        return sample_requests(self.planning_context(client, settings), n) + ratings
+        return super().planned_calls(client, settings) + ratings
 
     async def run(self, ctx: RunContext[BestOfNConfig]) -> Outcome:
-        config = ctx.config
-        ctx.phase("samples")
-        samples = await sample_answers(
-            ctx,
-            config.n,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            pinned=config.pinned(temperature="temperature"),
-        )
-        keys = [answer_key(s.text) for s in samples.samples]
-        vote = plurality_vote(keys)
-        fallback = record_fallback(ctx, samples, keys, vote)
+        samples = await self.draw(ctx, "samples")
+        keys = [s.key for s in samples.samples]
+        vote, fallback = voted(ctx, samples, keys)
         extras: dict[str, Any] = {**samples_extras(samples, keys), "scorer": self.scorer.name, "vote": vote.summary()}
         if len(samples.samples) == 1:
             return chosen_outcome(
@@ -108,24 +84,19 @@ class BestOfNOptimizer(Optimizer[BestOfNConfig]):
         )
 
     async def _rate(self, ctx: RunContext[BestOfNConfig], samples: Sequence[Sample]) -> list[Rating]:
-        """Every sample's rating, concurrently; a rating whose model call failed counts as unrated."""
+        """Every sample's rating, concurrently; a rating that failed absorbably counts as unrated.
+
+        Any other failure (authentication, permission, a bad request, the budget) ends the run.
+        """
 
         def rate(sample: Sample) -> Callable[[], Awaitable[Rating]]:
-            return lambda: self.scorer.rate(ctx, ctx.query, sample.text)
+            return lambda: self.scorer.rate(ctx, ctx.query, sample.rendered)
 
-        results = await gather_settled(rate(s) for s in samples)
-        ratings: list[Rating] = []
-        for result in results:
-            if isinstance(result, BudgetExhausted):
-                raise result
-            if isinstance(result, ClientError):
-                log.warning("bon: a rating failed", optimizer=ctx.optimizer, error=str(result))
-                ratings.append(Rating.unrated(f"the rating call failed: {type(result).__name__}: {result}"))
-            elif isinstance(result, Exception):
-                raise result
-            else:
-                ratings.append(result)
-        return ratings
+        results = await settle((rate(s) for s in samples), optimizer=ctx.optimizer, what="rating")
+        return [
+            Rating.unrated(f"the rating call failed: {type(r).__name__}: {r}") if isinstance(r, Exception) else r
+            for r in results
+        ]
 
 
 def _best(samples: Sequence[Sample], keys: Sequence[str | None], ratings: Sequence[Rating], vote: Vote) -> Sample:

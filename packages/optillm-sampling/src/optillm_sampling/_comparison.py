@@ -5,24 +5,35 @@ from __future__ import annotations as _annotations
 import re
 from collections.abc import Sequence
 
-from optillm_core import split_thinking
+from optillm_core.toolkit import split_thinking
 
 __all__ = ("comparison_prompt", "parse_choice")
 
 
-def comparison_prompt(query: str, candidates: Sequence[str]) -> str:
-    """The candidates first, numbered from 1, and the instruction last."""
+def comparison_prompt(query: str, candidates: Sequence[str], *, tool_calls: bool = False) -> str:
+    """The candidates first, numbered from 1, and the instruction last.
+
+    ``tool_calls``: some candidates call a tool instead of answering (written out as
+    :func:`~optillm_core.toolkit.render_reply` writes them); the instruction then says how to weigh them.
+    """
     blocks = "\n\n".join(
         f'<candidate number="{i}">\n{text.strip()}\n</candidate>' for i, text in enumerate(candidates, start=1)
     )
+    weighing = _TOOL_CALLS if tool_calls else ""
     return (
         f"Below are a question and {len(candidates)} candidate responses to it, numbered 1 to {len(candidates)}.\n\n"
         f"<question>\n{query.strip()}\n</question>\n\n"
         f"{blocks}\n\n"
         "Compare the candidates: check each one's reasoning and final answer against the question and against "
-        "each other. Then choose the best candidate and end your reply with one line of the form "
+        f"each other.{weighing} Then choose the best candidate and end your reply with one line of the form "
         "`Best candidate: N`, where N is its number."
     )
+
+
+_TOOL_CALLS = (
+    " A candidate that calls a tool instead of answering is good when that call is what the question needs "
+    "next: the right tool with the right arguments, and not a call whose result is already given above."
+)
 
 
 _ORDINALS = {

@@ -2,35 +2,22 @@
 
 from __future__ import annotations as _annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from optillm_core import (
-    BudgetExhausted,
-    CallRole,
-    ClientError,
-    GenerationSettings,
-    ModelClient,
-    Optimizer,
-    OptimizerConfig,
-    Outcome,
-    RunContext,
-    answer_key,
-    plurality_vote,
-    sample_answers,
-    sample_requests,
-)
+from optillm_core import CallRole, GenerationSettings, ModelClient, Outcome, RunContext
+from optillm_core.toolkit import Sample, settle
 
-from ._common import chosen_outcome, record_fallback, samples_extras
+from ._common import SampledConfig, SamplingOptimizer, chosen_outcome, samples_extras, voted
 from ._comparison import comparison_prompt, parse_choice
 from ._log import log
 
 __all__ = ("GenSelectConfig", "GenSelectOptimizer")
 
 
-class GenSelectConfig(OptimizerConfig):
+class GenSelectConfig(SampledConfig):
     """Settings of :class:`GenSelectOptimizer`; defaults follow upstream optillm's plugin."""
 
     n: int = Field(default=4, ge=1, le=16, description="candidates to draw")
@@ -39,37 +26,33 @@ class GenSelectConfig(OptimizerConfig):
     comparison_temperature: float = Field(default=0.3, ge=0.0, description="temperature of the comparison")
     comparison_max_tokens: int = Field(default=1024, ge=1, description="token limit of the comparison")
 
+    @property
+    def sample_count(self) -> int:
+        return self.n
 
-class GenSelectOptimizer(Optimizer[GenSelectConfig]):
+
+class GenSelectOptimizer(SamplingOptimizer[GenSelectConfig]):
     """Draws ``n`` candidates and has the model compare them in one call and name the best.
 
-    A comparison that names no candidate (or fails) falls back to a plurality vote on the candidates' answers.
+    Candidates that call tools are shown to the comparison with the calls written out, so a tool
+    call can be chosen over a text answer. A comparison that names no candidate (or fails in a
+    way the phase may absorb) falls back to a plurality vote on the candidates' replies.
     """
 
     name: ClassVar[str] = "genselect"
     description: ClassVar[str] = "GenSelect: N candidates, one comparison call that names the best."
     config_type: ClassVar[type[GenSelectConfig]] = GenSelectConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "answer", "comparison": "judge"}
+    phases: ClassVar[Mapping[str, CallRole]] = {"candidates": "returned", "comparison": "judge"}
 
     def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
         """The candidates' requests and one comparison (none with a single candidate)."""
-        n = self.config.n
-        return sample_requests(self.planning_context(client, settings), n) + (1 if n > 1 else 0)
+        return super().planned_calls(client, settings) + (1 if self.config.n > 1 else 0)
 
     async def run(self, ctx: RunContext[GenSelectConfig]) -> Outcome:
-        config = ctx.config
-        ctx.phase("candidates")
-        samples = await sample_answers(
-            ctx,
-            config.n,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            pinned=config.pinned(temperature="temperature"),
-        )
+        samples = await self.draw(ctx, "candidates")
         candidates = samples.samples
-        keys = [answer_key(s.text) for s in candidates]
-        vote = plurality_vote(keys)
-        fallback = record_fallback(ctx, samples, keys, vote)
+        keys = [s.key for s in candidates]
+        vote, fallback = voted(ctx, samples, keys)
         extras: dict[str, Any] = {**samples_extras(samples, keys), "vote": vote.summary()}
         if len(candidates) == 1:
             return chosen_outcome(
@@ -77,7 +60,7 @@ class GenSelectOptimizer(Optimizer[GenSelectConfig]):
             )
 
         ctx.phase("comparison")
-        reply = await self._compare(ctx, [c.text for c in candidates])
+        reply = await self._compare(ctx, candidates)
         extras["comparison"] = reply
         number = parse_choice(reply, len(candidates)) if reply is not None else None
         extras["named"] = number
@@ -92,16 +75,18 @@ class GenSelectOptimizer(Optimizer[GenSelectConfig]):
         reasoning = f"The comparison of {len(candidates)} candidates named candidate {number}:\n{reply}"
         return chosen_outcome(ctx, chosen, source="comparison", reasoning=reasoning, extras=extras)
 
-    async def _compare(self, ctx: RunContext[GenSelectConfig], candidates: list[str]) -> str | None:
-        """The comparison's reply (its text, never its thinking), or ``None`` when the call failed."""
+    async def _compare(self, ctx: RunContext[GenSelectConfig], candidates: Sequence[Sample]) -> str | None:
+        """The comparison's reply (its text, never its thinking), or ``None`` when the call failed absorbably.
+
+        Any other failure (authentication, permission, a bad request, the budget) ends the run.
+        """
         settings = ctx.call_settings(
             "judge", temperature=ctx.config.comparison_temperature, max_tokens=ctx.config.comparison_max_tokens
         )
-        try:
-            completion = await ctx.client.complete(ctx.prompt(comparison_prompt(ctx.query, candidates)), settings)
-        except BudgetExhausted:
-            raise
-        except ClientError as exc:
-            log.warning("genselect: the comparison call failed", optimizer=ctx.optimizer, error=str(exc))
-            return None
-        return completion.text
+        text = comparison_prompt(
+            ctx.query, [c.rendered for c in candidates], tool_calls=any(c.tool_calls for c in candidates)
+        )
+        (result,) = await settle(
+            [lambda: ctx.client.complete(ctx.prompt(text), settings)], optimizer=ctx.optimizer, what="comparison"
+        )
+        return None if isinstance(result, Exception) else result.text

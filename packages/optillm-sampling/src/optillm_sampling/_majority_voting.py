@@ -7,58 +7,41 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from optillm_core import (
-    CallRole,
-    GenerationSettings,
-    ModelClient,
-    Optimizer,
-    OptimizerConfig,
-    Outcome,
-    RunContext,
-    answer_key,
-    plurality_vote,
-    sample_answers,
-    sample_requests,
-)
+from optillm_core import CallRole, Outcome, RunContext
 
-from ._common import Source, chosen_outcome, record_fallback, samples_extras
+from ._common import SampledConfig, SamplingOptimizer, Source, chosen_outcome, samples_extras, voted
 
 __all__ = ("MajorityVotingConfig", "MajorityVotingOptimizer")
 
 
-class MajorityVotingConfig(OptimizerConfig):
+class MajorityVotingConfig(SampledConfig):
     """Settings of :class:`MajorityVotingOptimizer`; defaults follow upstream optillm's plugin."""
 
     k: int = Field(default=8, ge=1, le=64, description="samples to draw")
     temperature: float = Field(default=0.6, ge=0.0, description="temperature of the samples")
-    max_tokens: int = Field(default=4096, ge=1, description="token limit of each sample")
+
+    @property
+    def sample_count(self) -> int:
+        return self.k
 
 
-class MajorityVotingOptimizer(Optimizer[MajorityVotingConfig]):
-    """A plurality vote over the normalised answers of ``k`` samples; samples with no readable answer abstain."""
+class MajorityVotingOptimizer(SamplingOptimizer[MajorityVotingConfig]):
+    """A plurality vote over ``k`` samples' replies; samples with no readable answer abstain.
+
+    A sample votes with its normalised final answer, or, when it calls tools, with the tools it
+    calls and their arguments compared canonically (tool voting): the winner's sample is returned
+    as it is, tool calls included.
+    """
 
     name: ClassVar[str] = "majority_voting"
     description: ClassVar[str] = "Majority voting: k samples in one request, a plurality vote on normalised answers."
     config_type: ClassVar[type[MajorityVotingConfig]] = MajorityVotingConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
-
-    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
-        """The requests of ``k`` samples: one ``n`` request where the model samples natively (up to its ``max_n``)."""
-        return sample_requests(self.planning_context(client, settings), self.config.k)
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned"}
 
     async def run(self, ctx: RunContext[MajorityVotingConfig]) -> Outcome:
-        config = ctx.config
-        ctx.phase("samples")
-        samples = await sample_answers(
-            ctx,
-            config.k,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            pinned=config.pinned(temperature="temperature"),
-        )
-        keys = [answer_key(s.text) for s in samples.samples]
-        vote = plurality_vote(keys)
-        chosen = record_fallback(ctx, samples, keys, vote)
+        samples = await self.draw(ctx, "samples")
+        keys = [s.key for s in samples.samples]
+        vote, chosen = voted(ctx, samples, keys)
         if vote.winner is None:
             verdict = "no sample gave a readable answer, so the first complete sample is returned"
         else:

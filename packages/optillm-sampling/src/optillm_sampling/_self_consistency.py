@@ -7,70 +7,48 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from optillm_core import (
-    CallRole,
-    GenerationSettings,
-    ModelClient,
-    Optimizer,
-    OptimizerConfig,
-    Outcome,
-    RunContext,
-    answer_key,
-    plurality_vote,
-    sample_answers,
-    sample_requests,
-)
+from optillm_core import CallRole, Outcome, RunContext
 
-from ._common import Source, chosen_outcome, record_fallback, samples_extras
+from ._common import SampledConfig, SamplingOptimizer, Source, chosen_outcome, samples_extras, voted
 from ._similarity import similarity_keys
 
 __all__ = ("SelfConsistencyConfig", "SelfConsistencyOptimizer")
 
 
-class SelfConsistencyConfig(OptimizerConfig):
+class SelfConsistencyConfig(SampledConfig):
     """Settings of :class:`SelfConsistencyOptimizer`."""
 
     k: int = Field(default=5, ge=1, le=64, description="samples to draw")
-    temperature: float = Field(default=1.0, ge=0.0, description="temperature of the samples")
-    max_tokens: int = Field(default=4096, ge=1, description="token limit of each sample")
     similarity_threshold: float = Field(
         default=0.8, gt=0.0, le=1.0, description="how alike two replies with no readable answer must be to agree"
     )
 
+    @property
+    def sample_count(self) -> int:
+        return self.k
 
-class SelfConsistencyOptimizer(Optimizer[SelfConsistencyConfig]):
+
+class SelfConsistencyOptimizer(SamplingOptimizer[SelfConsistencyConfig]):
     """Votes on the normalised final answers of ``k`` samples and returns a sample carrying the winner.
 
-    Replies with no readable answer are grouped by how alike their texts are, each group voting as one answer.
+    Replies with no readable answer are grouped by how alike their texts are, each group voting as
+    one answer. Replies that call tools agree when they call the same tools with the same
+    arguments, compared canonically; such a group can win like any answer.
     """
 
     name: ClassVar[str] = "self_consistency"
     description: ClassVar[str] = "Self-consistency: k samples, a vote on their normalised final answers."
     config_type: ClassVar[type[SelfConsistencyConfig]] = SelfConsistencyConfig
-    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "answer"}
-
-    def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
-        """The requests of ``k`` samples: ``k``, or fewer ``n`` requests where the model samples natively."""
-        return sample_requests(self.planning_context(client, settings), self.config.k)
+    phases: ClassVar[Mapping[str, CallRole]] = {"samples": "returned"}
 
     async def run(self, ctx: RunContext[SelfConsistencyConfig]) -> Outcome:
-        config = ctx.config
-        ctx.phase("samples")
-        samples = await sample_answers(
-            ctx,
-            config.k,
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            pinned=config.pinned(temperature="temperature"),
-        )
-        extracted = [answer_key(s.text) for s in samples.samples]
-        keyless = [i for i, key in enumerate(extracted) if key is None]
-        grouped = similarity_keys([samples.samples[i].text for i in keyless], config.similarity_threshold)
-        keys: list[str | None] = list(extracted)
+        samples = await self.draw(ctx, "samples")
+        keys = [s.key for s in samples.samples]
+        keyless = [i for i, key in enumerate(keys) if key is None]
+        grouped = similarity_keys([samples.samples[i].text for i in keyless], ctx.config.similarity_threshold)
         for i, group in zip(keyless, grouped, strict=True):
             keys[i] = group
-        vote = plurality_vote(keys)
-        chosen = record_fallback(ctx, samples, keys, vote)
+        vote, chosen = voted(ctx, samples, keys)
         reasoning = (
             f"Vote over {len(samples.samples)} of {samples.requested} samples: {vote.summary()}.\n"
             f"Returned sample {chosen.index + 1}, which gives the winning answer."
