@@ -15,11 +15,11 @@ from openai.types.responses import ResponseReasoningItem, ResponseStreamEvent
 from optillm_core import (
     GenerationSettings,
     ModelProfile,
+    OptimizerRegistry,
     Prompt,
     RateLimitError,
     TokenUsage,
     ToolCall,
-    default_registry,
 )
 from optillm_core.testing import FunctionClient, Reply, count_tokens
 from optillm_server import ServerLimits, create_app
@@ -50,8 +50,8 @@ def weather_model(prompt: Prompt, settings: GenerationSettings) -> Reply | str:
 
 
 def with_tools_registry() -> Any:
-    """The installed strategies (MoA answers with tools) and the test ones."""
-    registry = default_registry()
+    """The installed strategies (MoA answers with tools) and the test ones, in a registry of their own."""
+    registry = OptimizerRegistry()
     for strategy in (ShoutStrategy, EchoStrategy):
         registry.register(strategy)
     return registry
