@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import gc
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from optillm_core import ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
+from optillm_core import InvalidConfiguration, ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
 from optillm_router import AnyioClock, Clock
 
 from ._chat import ChatFormat
@@ -33,6 +33,7 @@ from ._passthrough import Upstream
 from ._response_store import ResponseStore
 from ._responses import ResponsesFormat, get_response
 from ._routes import ServerState, health, list_models
+from ._selection import select
 
 __all__ = ("create_app", "serve")
 
@@ -60,6 +61,9 @@ def create_app(
     clock: Clock | None = None,
     drop_unsupported: UnsupportedPolicy = "drop",
     limits: ServerLimits | None = None,
+    default_approach: str | None = None,
+    served_models: Sequence[str] | None = None,
+    closing: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """A proxy (OpenAI chat completions, Anthropic messages) that runs installed strategies on ``client``.
 
@@ -79,6 +83,12 @@ def create_app(
     ``limits`` bound what one request may ask for and spend (:class:`ServerLimits`: body size,
     ``n``, strategies per request, messages, config ceilings, and each strategy request's budget
     of upstream calls, tokens and seconds); the defaults apply without it.
+    ``default_approach`` is the strategy (or ``a&b`` pipeline) a request runs when neither its model
+    name nor ``optillm_approach`` names one (upstream optillm's ``--approach``; ``none`` or unset:
+    pass-through). ``served_models`` are the model names ``/v1/models`` lists, each with every
+    strategy, when the models are known (a router config's); without it the upstream's list (or
+    ``model``) is shown, with the strategies on ``model``. ``closing`` is awaited at shutdown, in the
+    server's event loop (for clients ``client_for_model`` opened).
     """
     limits = limits if limits is not None else ServerLimits()
     state = ServerState(
@@ -94,13 +104,22 @@ def create_app(
         drop_unsupported=drop_unsupported,
         limits=limits,
         responses=ResponseStore(limits.max_stored_responses, limits.stored_response_seconds),
+        default_approach=default_approach,
+        served_models=tuple(served_models) if served_models is not None else None,
     )
+    if default_approach is not None:
+        try:  # an unknown strategy fails at start, not on every request
+            select(model, default_approach, state.registry.names(), default_model=model)
+        except ApiError as exc:
+            raise InvalidConfiguration(f"the default approach {default_approach!r}: {exc.message}") from None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if close_client:
                 stack.push_async_callback(client.aclose)
+            if closing is not None:
+                stack.push_async_callback(closing)
             async with _forwarding(state, upstream, http_pool):
                 yield
 

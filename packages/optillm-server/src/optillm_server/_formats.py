@@ -135,14 +135,21 @@ class WireFormat(ABC, Generic[R]):
 
 
 def endpoint(fmt: WireFormat[Any]) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint of ``fmt``: read, select, pass through or run a strategy, answer in ``fmt``."""
+    """The Starlette endpoint of ``fmt``: read, select, pass through or run a strategy, answer in ``fmt``.
+
+    A request that names no strategy (in its model name or ``optillm_approach``) runs the server's
+    default approach, if it has one.
+    """
 
     async def handle(request: Request) -> Response:
         state = server_state(request)
         raw = await request.body()
         wire = fmt.read(raw)
         approach = wire.optillm_approach
-        selection = select(wire.model, approach, state.registry.names(), default_model=state.model)
+        installed = state.registry.names()
+        selection = select(wire.model, approach, installed, default_model=state.model)
+        if selection.pass_through and approach is None and state.default_approach is not None:
+            selection = select(wire.model, state.default_approach, installed, default_model=state.model)
         if selection.pass_through:
             work = fmt.pass_through(state, raw, wire, selection)
             return DeferredResponse(work, state.scrub, shape=fmt.shape, model=selection.model, strategies=[])

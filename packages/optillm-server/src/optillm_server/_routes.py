@@ -55,6 +55,10 @@ class ServerState:
     reach: Reach = field(default_factory=Reach)
     """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
+    default_approach: str | None = None
+    """The strategy a request runs when it names none (``None``: pass-through)."""
+    served_models: tuple[str, ...] | None = None
+    """The models ``/v1/models`` lists with every strategy, when they are known."""
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(1000, 3600.0))
     """Stored Responses API answers (``previous_response_id``, ``GET /v1/responses/{id}``)."""
 
@@ -146,8 +150,13 @@ def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy
 
 
 async def list_models(request: Request) -> Response:
-    """The upstream's models (or the default model) and each installed strategy on the default model."""
+    """The served models with every strategy on each, or the upstream's models with the strategies on the default."""
     state = server_state(request)
+    if state.served_models is not None:
+        served = [_model_entry(name, "optillm") for name in state.served_models]
+        strategies = state.registry.names()
+        served += [_model_entry(f"{s}-{name}", "optillm") for name in state.served_models for s in strategies]
+        return JSONResponse({"object": "list", "data": served})
     models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
     if state.upstream is not None:
         try:
