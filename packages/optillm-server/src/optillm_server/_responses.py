@@ -357,30 +357,44 @@ class ResponseEvents:
         self._sequence = 0
         self._open: dict[str, Any] | None = None
         self._open_text = ""
+        self._in_progress: dict[str, Any] | None = None
+        self._pending: list[str] = []
 
     def _payload(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
         return payload
 
-    async def _emit(self, kind: str, **fields: Any) -> None:
-        await self._exchange.event(kind, self._payload(kind, fields))
+    def _emit(self, kind: str, **fields: Any) -> None:
+        """Queue an event; :meth:`_flush` writes the queued ones in one piece (one ASGI message, not one each)."""
+        data = json.dumps(self._payload(kind, fields), separators=(",", ":"))
+        self._pending.append(f"event: {kind}\ndata: {data}\n\n")
 
-    def _snapshot(self, status: str) -> dict[str, Any]:
-        return response_object(self._request, status=status, output=[])
+    async def _flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._exchange.write("".join(pending).encode())
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The response while it is in progress (no output yet), as lifecycle events carry it; built once."""
+        if self._in_progress is None:
+            self._in_progress = response_object(self._request, status="in_progress", output=[])
+        return self._in_progress
 
     async def start(self) -> None:
         await self._exchange.start_stream()
         self._exchange.closing = self._failed
-        await self._emit("response.created", response=self._snapshot("in_progress"))
-        await self._emit("response.in_progress", response=self._snapshot("in_progress"))
+        self._emit("response.created", response=self._snapshot())
+        self._emit("response.in_progress", response=self._snapshot())
+        await self._flush()
 
     async def progress(self, note: str | None = None, choice: int = 0) -> None:
         """A ``response.in_progress`` event: a strategy's step (``note``), or a keep-alive while it is quiet."""
-        fields: dict[str, Any] = {"response": self._snapshot("in_progress")}
+        fields: dict[str, Any] = {"response": self._snapshot()}
         if note is not None:
             fields["optillm"] = {"progress": note, "choice": choice}
-        await self._emit("response.in_progress", **fields)
+        self._emit("response.in_progress", **fields)
+        await self._flush()
 
     @property
     def _index(self) -> int:
@@ -393,14 +407,14 @@ class ResponseEvents:
             item = message_item(_new_id("msg"), "", status="in_progress")
             self._output.items.append(item)
             self._open, self._open_text = item, ""
-            await self._emit("response.output_item.added", output_index=self._index, item=item)
+            self._emit("response.output_item.added", output_index=self._index, item=item)
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-            await self._emit(
+            self._emit(
                 "response.content_part.added", item_id=item["id"], output_index=self._index, content_index=0, part=part
             )
         if piece:
             self._open_text += piece
-            await self._emit(
+            self._emit(
                 "response.output_text.delta",
                 item_id=self._open["id"],
                 output_index=self._index,
@@ -408,6 +422,7 @@ class ResponseEvents:
                 delta=piece,
                 logprobs=[],
             )
+        await self._flush()
 
     async def reasoning(self, piece: str) -> None:
         """A piece of the thinking, as a ``reasoning`` item's summary (what Codex shows as the model's thinking)."""
@@ -416,8 +431,8 @@ class ResponseEvents:
             item = reasoning_item(_new_id("rs"), "")
             self._output.items.append(item)
             self._open, self._open_text = item, ""
-            await self._emit("response.output_item.added", output_index=self._index, item=item)
-            await self._emit(
+            self._emit("response.output_item.added", output_index=self._index, item=item)
+            self._emit(
                 "response.reasoning_summary_part.added",
                 item_id=item["id"],
                 output_index=self._index,
@@ -426,13 +441,14 @@ class ResponseEvents:
             )
         if piece:
             self._open_text += piece
-            await self._emit(
+            self._emit(
                 "response.reasoning_summary_text.delta",
                 item_id=self._open["id"],
                 output_index=self._index,
                 summary_index=0,
                 delta=piece,
             )
+        await self._flush()
 
     async def close(self) -> None:
         """Close the open message or reasoning item (its ``.done`` events and ``response.output_item.done``)."""
@@ -443,7 +459,7 @@ class ResponseEvents:
         index, item_id = self._index, item["id"]
         if item["type"] == "message":
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            await self._emit(
+            self._emit(
                 "response.output_text.done",
                 item_id=item_id,
                 output_index=index,
@@ -451,21 +467,20 @@ class ResponseEvents:
                 text=text,
                 logprobs=[],
             )
-            await self._emit(
-                "response.content_part.done", item_id=item_id, output_index=index, content_index=0, part=part
-            )
+            self._emit("response.content_part.done", item_id=item_id, output_index=index, content_index=0, part=part)
             done = message_item(item_id, text)
         else:
             part = {"type": "summary_text", "text": text}
-            await self._emit(
+            self._emit(
                 "response.reasoning_summary_text.done", item_id=item_id, output_index=index, summary_index=0, text=text
             )
-            await self._emit(
+            self._emit(
                 "response.reasoning_summary_part.done", item_id=item_id, output_index=index, summary_index=0, part=part
             )
             done = reasoning_item(item_id, text)
         self._output.items[index] = done
-        await self._emit("response.output_item.done", output_index=index, item=done)
+        self._emit("response.output_item.done", output_index=index, item=done)
+        await self._flush()
 
     async def call(self, call: ToolCall) -> None:
         """A whole tool call: its item opened, its arguments (or freeform input) in one delta, then closed."""
@@ -474,22 +489,20 @@ class ResponseEvents:
         item = call_item(call, tools, status="in_progress")
         self._output.items.append(item)
         index, item_id = self._index, item["id"]
-        await self._emit("response.output_item.added", output_index=index, item=item)
+        self._emit("response.output_item.added", output_index=index, item=item)
         done = {**item, "status": "completed"}
         if item["type"] == "custom_tool_call":
             done["input"] = custom_input(call)
-            await self._emit(
+            self._emit(
                 "response.custom_tool_call_input.delta", item_id=item_id, output_index=index, delta=done["input"]
             )
-            await self._emit(
-                "response.custom_tool_call_input.done", item_id=item_id, output_index=index, input=done["input"]
-            )
+            self._emit("response.custom_tool_call_input.done", item_id=item_id, output_index=index, input=done["input"])
         else:
             done["arguments"] = call.arguments
-            await self._emit(
+            self._emit(
                 "response.function_call_arguments.delta", item_id=item_id, output_index=index, delta=call.arguments
             )
-            await self._emit(
+            self._emit(
                 "response.function_call_arguments.done",
                 item_id=item_id,
                 output_index=index,
@@ -497,7 +510,8 @@ class ResponseEvents:
                 arguments=call.arguments,
             )
         self._output.items[index] = done
-        await self._emit("response.output_item.done", output_index=index, item=done)
+        self._emit("response.output_item.done", output_index=index, item=done)
+        await self._flush()
 
     async def finish(
         self, usage: TokenUsage, finish: FinishReason | None, report: Mapping[str, Any] | None = None
@@ -508,7 +522,8 @@ class ResponseEvents:
         await self.close()
         response = self._output.response(usage, finish, report)
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
-        await self._emit(kind, response=response)
+        self._emit(kind, response=response)
+        await self._flush()
         return response
 
     def _failed(self, error: ApiError) -> bytes:
@@ -516,7 +531,8 @@ class ResponseEvents:
         code, message = response_error_code(error)
         response = self._output.response(None, None, status="failed", error={"code": code, "message": message})
         data = json.dumps(self._payload("response.failed", {"response": response}), separators=(",", ":"))
-        return f"event: response.failed\ndata: {data}\n\n".encode()
+        pending, self._pending = self._pending, []
+        return "".join([*pending, f"event: response.failed\ndata: {data}\n\n"]).encode()
 
 
 class _ResponsesLive:
