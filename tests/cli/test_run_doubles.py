@@ -19,12 +19,11 @@ from optillm_core import (
     BadRequestError,
     GenerationSettings,
     ModelClient,
-    ModelProfile,
     OptimizerRegistry,
     Prompt,
     ProviderUnavailable,
 )
-from optillm_core.testing import FunctionClient, Reply, count_tokens
+from optillm_core.testing import O3_MINI, FunctionClient, Reply, count_tokens
 from tests.cli.conftest import CliRunner, clean_environ
 
 
@@ -367,7 +366,7 @@ class ReasoningModelFactory(Factory):
 
     def __init__(self) -> None:
         super().__init__()
-        profile = ModelProfile(name="o3-mini", temperature=False, top_p=False, seed=False)
+        profile = O3_MINI.model_copy(update={"seed": False})
         self.client = FunctionClient(self._reply, model_name="o3-mini", profile=profile)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from optillm_core import ModelProfile, Optimizer, WrapperClient
-from optillm_core.testing import sequential_depth
+from optillm_core.testing import O3_MINI, sequential_depth
 from optillm_router import ModelClientRouter, ProviderRoutingConfig, ProviderSpec
 from optillm_router.testing import FakeOpenAIServer, Fault, count_words
 from optillm_sampling import (
@@ -132,7 +132,7 @@ class RefusesTemperature(WrapperClient):
 
     @property
     def profile(self) -> ModelProfile:
-        return ModelProfile(name="o3-like", temperature=False, top_p=False)
+        return O3_MINI
 
 
 def refuse_temperature(index: int, body: dict[str, Any]) -> Fault | None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optillm_core import InvalidConfiguration, default_registry
-from optillm_core.toolkit import Sample
+from optillm_core.toolkit import Sample, apply_stop
 from optillm_sampling import (
     BestOfNOptimizer,
     GenSelectConfig,
@@ -20,7 +20,7 @@ from optillm_sampling import (
     comparison_prompt,
     parse_choice,
 )
-from optillm_sampling._common import apply_stop, representative
+from optillm_sampling._common import representative
 from optillm_sampling._similarity import SIMILAR_PREFIX, similarity, similarity_keys
 
 

@@ -7,14 +7,14 @@ from typing import Any
 import openai
 import pytest
 
-from optillm_core import GenerationSettings, ModelProfile, Prompt
-from optillm_core.testing import FunctionClient, Reply
+from optillm_core import GenerationSettings, Prompt
+from optillm_core.testing import DEEPSEEK_REASONER, O3_MINI, FunctionClient, Reply
 from tests.server.support import last_user, proxy
 
 pytestmark = pytest.mark.anyio
 
-O3 = ModelProfile(name="o3-mini", temperature=False, top_p=False, seed=False)
-R1 = ModelProfile(name="deepseek-reasoner", thinking="reasoning_content")
+O3 = O3_MINI.model_copy(update={"seed": False})
+R1 = DEEPSEEK_REASONER
 
 
 def thinking_reply(prompt: Prompt, settings: GenerationSettings) -> Reply:
