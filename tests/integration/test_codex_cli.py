@@ -44,6 +44,8 @@ LIMIT = 120
 MARKER = re.compile(r"optillm-codex-marker-(\d+)")
 COMMAND = "echo optillm-codex-marker-$((6*7))"
 PROMPT = "Run the marker command and tell me what it printed."
+PROXY_KEY = "proxy-key-for-codex"
+"""The proxy demands it; Codex sends it as ``Authorization: Bearer`` from the provider's ``env_key``."""
 
 
 def _version_of(binary: str) -> str | None:
@@ -105,7 +107,7 @@ async def proxy_stack() -> AsyncIterator[tuple[str, FakeProviderServer]]:
     async with server:
         router = ModelClientRouter(ProviderRoutingConfig(primary=server.spec()), clock=JumpClock())
         async with router:
-            app = create_app(client=router, model="fake-model", registry=default_registry())
+            app = create_app(client=router, model="fake-model", registry=default_registry(), require_key=PROXY_KEY)
             async with serving(app) as url:
                 yield url, server
 
@@ -137,7 +139,12 @@ async def test_codex_exec_runs_the_models_shell_command_and_answers_from_its_out
     with anyio.fail_after(LIMIT):
         async with proxy_stack() as (url, server):
             home = codex_home(tmp_path / "codex-home", url, model)
-            env = {"PATH": os.environ.get("PATH", ""), "CODEX_HOME": str(home), "HOME": str(home), "OPTILLM_KEY": "k"}
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "CODEX_HOME": str(home),
+                "HOME": str(home),
+                "OPTILLM_KEY": PROXY_KEY,
+            }
             command = [codex, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
             command += ["-C", str(work), "--output-last-message", str(last), PROMPT]
             done = await anyio.run_process(command, env=env, check=False, stdin=subprocess.DEVNULL)
