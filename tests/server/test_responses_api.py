@@ -318,6 +318,21 @@ async def test_reasoning_effort_reaches_the_model_in_its_providers_form(
     assert extra == ({field: value} if field else {})
 
 
+async def test_openai_only_settings_reach_openais_api_and_no_other() -> None:
+    openai_reasoning = ModelProfile(thinking="hidden", max_tokens_field="max_completion_tokens")
+    fields: Any = {"service_tier": "flex", "prompt_cache_key": "thread-1", "text": {"verbosity": "low"}}
+    for profile, expected in (
+        (openai_reasoning, {"service_tier": "flex", "prompt_cache_key": "thread-1", "verbosity": "low"}),
+        (ModelProfile(), {}),
+        (ModelProfile(thinking="anthropic_blocks"), {}),
+    ):
+        model = FunctionClient(replying, profile=profile)
+        async with proxy(model) as sdk:
+            response = await sdk.responses.create(model="m", input="Q", **fields)
+        assert dict(model.requests[0].settings.extra) == expected
+        assert (response.service_tier, response.prompt_cache_key) == ("flex", "thread-1")  # echoed either way
+
+
 async def test_a_strategys_thinking_comes_back_as_a_reasoning_item_with_a_summary() -> None:
     model = FunctionClient(
         lambda prompt, settings: Reply("the answer", thinking="I weighed it."),

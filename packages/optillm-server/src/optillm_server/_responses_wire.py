@@ -136,8 +136,10 @@ class ResponsesRequest(BaseModel):
 
         Reasoning effort reaches the model in its provider's form (OpenAI's ``reasoning_effort``,
         an Anthropic or Gemini thinking budget) and is left out for a model with neither;
-        ``text.format`` becomes the provider's structured output where it has one. Strategies set
-        their own limits and temperatures per call, so both are for pass-through only.
+        ``text.format`` becomes the provider's structured output where it has one; ``service_tier``,
+        ``prompt_cache_key`` and (reasoning models) ``text.verbosity`` go to OpenAI's own API, whose
+        profile is the one that sends ``max_completion_tokens``. Strategies set their own limits and
+        temperatures per call, so these are for pass-through only.
         """
         definitions = tools.definitions
         choice = tools.choice(self.tool_choice)
@@ -180,6 +182,11 @@ class ResponsesRequest(BaseModel):
             fields["reasoning_effort"] = effort
         if schema is not None:
             fields["response_format"] = _chat_response_format(schema)
+        if profile.max_tokens_field == "max_completion_tokens":  # OpenAI's own API (and its reasoning models)
+            optional = {"service_tier": self.service_tier, "prompt_cache_key": self.prompt_cache_key}
+            if profile.thinking == "hidden" and self.text is not None:
+                optional["verbosity"] = self.text.verbosity
+            fields.update({key: value for key, value in optional.items() if value is not None})
         return fields
 
     def refuse_structured_output(self) -> None:
