@@ -1,11 +1,13 @@
 """Section 3: 1,000 concurrent MoA runs in one process, and 200 concurrent ``moa-`` requests through the proxy.
 
-The proxy rounds send the 200 requests to ``/v1/chat/completions`` (connections cold, then warm) and
-to the Anthropic-shaped ``/v1/messages`` (warm): the same MoA runs behind both endpoints.
+The proxy rounds send the 200 requests to ``/v1/chat/completions`` (connections cold, then warm), to the
+Anthropic-shaped ``/v1/messages`` (warm) and to ``/v1/responses`` streamed (warm), as Codex CLI sends
+them: the same MoA runs behind every endpoint.
 """
 
 from __future__ import annotations as _annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -30,9 +32,18 @@ __all__ = ("run",)
 NAME = "scale"
 TITLE = "3. Scale"
 TARGET_PROXY_S = 1.0
-ROUNDS = (("cold", "chat completions"), ("warm", "chat completions"), ("warm", "messages"))
+ROUNDS = (
+    ("cold", "chat completions"),
+    ("warm", "chat completions"),
+    ("warm", "messages"),
+    ("warm", "responses"),
+)
 """Upstream connections and endpoint of each proxy round, in order."""
-ENDPOINT_PATHS = {"chat completions": "`/v1/chat/completions`", "messages": "`/v1/messages`"}
+ENDPOINT_PATHS = {
+    "chat completions": "`/v1/chat/completions`",
+    "messages": "`/v1/messages`",
+    "responses": "`/v1/responses` (streamed)",
+}
 
 
 def _free_port() -> int:
@@ -97,10 +108,34 @@ def _messages_answer(payload: dict[str, Any]) -> str:
     return "".join(str(block.get("text", "")) for block in payload["content"] if block.get("type") == "text")
 
 
+def _responses_request(model: str, question: str) -> tuple[str, dict[str, Any]]:
+    return "/v1/responses", {"model": model, "input": question, "stream": True}
+
+
+def _responses_answer(payload: dict[str, Any]) -> str:
+    texts = [
+        part.get("text", "") for item in payload["output"] if item.get("type") == "message" for part in item["content"]
+    ]
+    return "".join(str(text) for text in texts)
+
+
+def _completed_response(stream_text: str) -> dict[str, Any]:
+    """The ``response`` of a Responses stream's ``response.completed`` event (a ``ValueError`` when it has none)."""
+    for line in reversed(stream_text.splitlines()):
+        if line.startswith("data:"):
+            event = json.loads(line[5:])
+            if event.get("type") == "response.completed":
+                response: dict[str, Any] = event["response"]
+                return response
+            raise ValueError(f"the stream ended with {event.get('type')}: {line[:200]}")
+    raise ValueError("the stream had no events")
+
+
 # endpoint label -> (request path and body for a question, the answer's text in a response)
 ENDPOINTS: dict[str, tuple[Callable[[str, str], tuple[str, dict[str, Any]]], Callable[[dict[str, Any]], str]]] = {
     "chat completions": (_chat_request, _chat_answer),
     "messages": (_messages_request, _messages_answer),
+    "responses": (_responses_request, _responses_answer),
 }
 
 
@@ -120,7 +155,10 @@ async def _load(url: str, requests: int, model: str, endpoint: str = "chat compl
             try:
                 async with session.post(url + path, json=body) as response:
                     statuses[response.status] += 1
-                    payload = await response.json()
+                    if body.get("stream") and response.status == 200:
+                        payload = _completed_response(await response.text())
+                    else:
+                        payload = await response.json()
                     if response.status != 200:
                         failures.append(str(payload)[:200])
                     elif not answer(payload):
@@ -279,5 +317,9 @@ async def run(options: Options) -> Section:
         "reuses them.",
         "Proxy: optillm_server's app under uvicorn in its own process, the fake upstream in another, and an aiohttp "
         "load generator in the harness process sending every request at once; peak RSS is the proxy's VmHWM.",
+        "The `/v1/responses` round is streamed, as Codex CLI sends every request: each answer is an event stream "
+        "(created, in_progress, one in_progress per MoA progress step, the item's added/done events and one delta "
+        "per streamed piece of the synthesis, completed with the whole response), read whole by the load generator; "
+        "the chat and Messages rounds are plain JSON answers. Its extra proxy CPU is that of streaming.",
     ]
     return section

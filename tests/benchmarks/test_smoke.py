@@ -104,6 +104,7 @@ async def test_scale_runs_moa_concurrently(tmp_path: Path) -> None:
         ("`/v1/chat/completions`", "cold"),
         ("`/v1/chat/completions`", "warm"),
         ("`/v1/messages`", "warm"),
+        ("`/v1/responses` (streamed)", "warm"),
     ]
     assert all(row["failures"] == 0 and row["HTTP statuses"] == "200: 5" for row in proxy_rows)
 

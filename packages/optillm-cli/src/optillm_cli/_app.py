@@ -169,8 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.add_argument("--json", action="store_true", help="print one JSON object")
     serve = commands.add_parser(
         "serve",
-        help="serve the proxy (OpenAI chat completions and Anthropic messages)",
-        description="Serve a proxy that applies any installed strategy, over the OpenAI and Anthropic APIs.",
+        help="serve the proxy (OpenAI chat completions and Responses, Anthropic messages)",
+        description="Serve a proxy that applies any installed strategy, over the OpenAI and Anthropic APIs, to every "
+        "model of the provider (with --config: every configured model). A model name prefixed with strategies "
+        "(moa-gpt-4o-mini, moa&mars-gpt-4o-mini) runs them on that model; a plain name passes through. Flags left "
+        "out are read from OPTILLM_BASE_URL, OPTILLM_API_KEY, OPTILLM_MODEL, OPTILLM_PROVIDER, OPTILLM_CONFIG, "
+        "OPTILLM_APPROACH, OPTILLM_HOST, OPTILLM_PORT and OPTILLM_REQUIRE_KEY.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="the port to listen on (default: 8000)")
@@ -179,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="demand 'Authorization: Bearer KEY' from clients "
         "(default: the OPTILLM_REQUIRE_KEY environment variable; none: no key needed)",
+    )
+    serve.add_argument(
+        "--approach",
+        metavar="STRATEGY",
+        help="the strategy (or a&b pipeline) a request runs when its model name and optillm_approach name none "
+        "(default: OPTILLM_APPROACH; none: pass such requests through)",
     )
     serve.add_argument(
         "--drop-unsupported",

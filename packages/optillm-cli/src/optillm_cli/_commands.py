@@ -204,6 +204,9 @@ def serve_command(
 ) -> int:
     from optillm_server import create_app, serve
 
+    from ._serving import ServedModels, apply_environment
+
+    args = apply_environment(args, env)
     limits = _server_limits(args)
     choice = resolve(_provider_options(args), env)
     if choice.implicit_local:
@@ -212,15 +215,27 @@ def serve_command(
     state.secrets += [choice.api_key, require_key]
     client = client_factory(choice, env)
     upstream = _upstream(choice)
+    served = ServedModels(choice, env, client, client_factory)
+    registry = default_registry()
+    approach = args.approach or None
     app = create_app(
         client=client,
         model=client.model_name,
         upstream=upstream,
-        registry=default_registry(),
+        registry=registry,
         require_key=require_key,
+        client_for_model=served,
         close_client=True,  # closed in the server's own event loop, where its connection pools live
+        closing=served.aclose,
         drop_unsupported=args.drop_unsupported,
         limits=limits,
+        default_approach=approach,
+        served_models=served.names,
+    )
+    default = f"; requests naming no strategy run {approach}" if approach else ""
+    sys.stderr.write(
+        f"optillm: serving {served.describe()} on http://{args.host}:{args.port}/v1 (chat/completions, messages, "
+        f"responses), with the strategies {', '.join(registry.names()) or 'none'}{default}\n"
     )
     _uvicorn_logging(args.verbose)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations as _annotations
 import gc
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,16 +20,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from optillm_core import ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
+from optillm_core import InvalidConfiguration, ModelClient, OptimizerRegistry, UnsupportedPolicy, default_registry
 from optillm_router import AnyioClock, Clock
 
-from ._anthropic_wire import anthropic_error
+from ._chat import ChatFormat
 from ._errors import ApiError, Scrubber, api_error_for, error_response, log_error
+from ._formats import WireFormat, endpoint
 from ._http import HttpPool, http_timeout
 from ._limits import BodyLimit, ServerLimits
-from ._messages import messages
+from ._messages import MessagesFormat
 from ._passthrough import Upstream
-from ._routes import ServerState, chat_completions, health, list_models
+from ._response_store import ResponseStore
+from ._responses import ResponsesFormat, get_response
+from ._routes import ServerState, health, list_models
+from ._selection import select
 
 __all__ = ("create_app", "serve")
 
@@ -37,6 +41,9 @@ log = structlog.get_logger("optillm")
 
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
+
+FORMATS: tuple[WireFormat[Any], ...] = (ChatFormat(), MessagesFormat(), ResponsesFormat())
+"""Every wire format the proxy speaks, each served at its own path (see :mod:`optillm_server._formats`)."""
 
 
 def create_app(
@@ -54,6 +61,9 @@ def create_app(
     clock: Clock | None = None,
     drop_unsupported: UnsupportedPolicy = "drop",
     limits: ServerLimits | None = None,
+    default_approach: str | None = None,
+    served_models: Sequence[str] | None = None,
+    closing: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """A proxy (OpenAI chat completions, Anthropic messages) that runs installed strategies on ``client``.
 
@@ -73,6 +83,12 @@ def create_app(
     ``limits`` bound what one request may ask for and spend (:class:`ServerLimits`: body size,
     ``n``, strategies per request, messages, config ceilings, and each strategy request's budget
     of upstream calls, tokens and seconds); the defaults apply without it.
+    ``default_approach`` is the strategy (or ``a&b`` pipeline) a request runs when neither its model
+    name nor ``optillm_approach`` names one (upstream optillm's ``--approach``; ``none`` or unset:
+    pass-through). ``served_models`` are the model names ``/v1/models`` lists, each with every
+    strategy, when the models are known (a router config's); without it the upstream's list (or
+    ``model``) is shown, with the strategies on ``model``. ``closing`` is awaited at shutdown, in the
+    server's event loop (for clients ``client_for_model`` opened).
     """
     limits = limits if limits is not None else ServerLimits()
     state = ServerState(
@@ -87,20 +103,30 @@ def create_app(
         clock=clock or AnyioClock(),
         drop_unsupported=drop_unsupported,
         limits=limits,
+        responses=ResponseStore(limits.max_stored_responses, limits.stored_response_seconds),
+        default_approach=default_approach,
+        served_models=tuple(served_models) if served_models is not None else None,
     )
+    if default_approach is not None:
+        try:  # an unknown strategy fails at start, not on every request
+            select(model, default_approach, state.registry.names(), default_model=model)
+        except ApiError as exc:
+            raise InvalidConfiguration(f"the default approach {default_approach!r}: {exc.message}") from None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if close_client:
                 stack.push_async_callback(client.aclose)
+            if closing is not None:
+                stack.push_async_callback(closing)
             async with _forwarding(state, upstream, http_pool):
                 yield
 
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/messages", messages, methods=["POST"]),
+            *(Route(fmt.path, endpoint(fmt), methods=["POST"]) for fmt in FORMATS),
+            Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],
@@ -163,8 +189,9 @@ def _single_model(client: ModelClient, model: str) -> Callable[[str], ModelClien
 
 
 def shaped(error: ApiError, path: str) -> ApiError:
-    """``error`` in the shape of the API that ``path`` belongs to: Anthropic's under ``/v1/messages``, else OpenAI's."""
-    return anthropic_error(error) if path.startswith("/v1/messages") else error
+    """``error`` in the shape of the wire format that ``path`` belongs to (OpenAI's for any other path)."""
+    fmt = next((fmt for fmt in FORMATS if path == fmt.path or path.startswith(fmt.path + "/")), None)
+    return fmt.shape(error) if fmt is not None else error
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -96,6 +96,10 @@ class ServerLimits(BaseModel):
     )
     max_request_seconds: float | None = Field(default=600.0, gt=0, description="wall-clock seconds of one run")
     config_ceilings: Mapping[str, Mapping[str, float]] = Field(default_factory=lambda: dict(DEFAULT_CONFIG_CEILINGS))
+    max_stored_responses: int = Field(
+        default=1000, ge=0, description="responses kept for previous_response_id and GET /v1/responses/{id}"
+    )
+    stored_response_seconds: float = Field(default=3600.0, gt=0, description="how long a stored response is kept")
 
     def __init__(self, **data: Any) -> None:
         try:

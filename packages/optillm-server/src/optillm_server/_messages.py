@@ -1,16 +1,17 @@
 """``POST /v1/messages``: the Anthropic Messages API, answered with the same strategies, pipelines and routing as chat.
 
 A strategy request becomes the same :class:`~optillm_server._strategies.StrategyJob` a chat request
-becomes (:func:`~optillm_server._routes.strategy_job`); only the answer's wire format differs. A
+becomes (through the seam, :mod:`optillm_server._formats`); only the answer's wire format differs. A
 request without a strategy goes turn by turn through the model client (the forwarded OpenAI
 upstream speaks chat completions only).
 """
 
 from __future__ import annotations as _annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import structlog
-from starlette.requests import Request
-from starlette.responses import Response
 
 from optillm_core import (
     Completed,
@@ -36,66 +37,75 @@ from ._anthropic_wire import (
 )
 from ._conversation import strategy_question
 from ._errors import ApiError
+from ._formats import StrategyCall, WireFormat
 from ._limits import BUDGET_HEADER, budget_report, exhausted_limit
-from ._routes import ServerState, refuse_unsupported, server_state, strategy_job
-from ._selection import Selection, select
-from ._streaming import DeferredResponse, Exchange, Work
+from ._routes import ServerState, refuse_unsupported
+from ._selection import Selection
+from ._streaming import Exchange, Work
 from ._wire import ResponseHeader
 
-__all__ = ("messages", "messages_job")
+__all__ = ("MessagesFormat", "refuse_side_by_side")
 
 log = structlog.get_logger("optillm")
 
 
-async def messages(request: Request) -> Response:
-    state = server_state(request)
-    parsed = MessagesRequest.parse(await request.body())
-    selection = select(parsed.model, parsed.optillm_approach, state.registry.names(), default_model=state.model)
-    header = ResponseHeader(model=parsed.model, id=message_id())
-    if selection.pass_through:
+@dataclass(frozen=True)
+class _MessagesWire:
+    parsed: MessagesRequest
+    id: str
+
+    @property
+    def model(self) -> str:
+        return self.parsed.model
+
+    @property
+    def optillm_approach(self) -> str | None:
+        return self.parsed.optillm_approach
+
+    @property
+    def stream(self) -> bool:
+        return self.parsed.stream
+
+
+class MessagesFormat(WireFormat[_MessagesWire]):
+    """Anthropic's Messages API: one answer per request (no ``n``, no ``a|b``), errors in Anthropic's shape."""
+
+    name: ClassVar[str] = "anthropic messages"
+    path: ClassVar[str] = "/v1/messages"
+
+    def shape(self, error: ApiError) -> ApiError:
+        return anthropic_error(error)
+
+    def read(self, raw: bytes) -> _MessagesWire:
+        return _MessagesWire(MessagesRequest.parse(raw), message_id())
+
+    def pass_through(self, state: ServerState, raw: bytes, request: _MessagesWire, selection: Selection) -> Work:
+        parsed = request.parsed
         client = state.client_for_model(selection.model)
         settings = parsed.settings(client.profile, pass_through=True)
         refuse_unsupported(client, settings, parsed.optillm_drop_unsupported or state.drop_unsupported)
-        work = _pass_through(client, parsed, settings, header)
-        return DeferredResponse(work, state.scrub, shape=anthropic_error, model=selection.model, strategies=[])
-    job = messages_job(state, selection, parsed, header)
-    work = _stream(job, parsed) if parsed.stream else _answer(job, parsed)
-    strategies = list(selection.strategies)
-    return DeferredResponse(work, state.scrub, shape=anthropic_error, model=parsed.model, strategies=strategies)
+        return _pass_through(client, parsed, settings, ResponseHeader(model=parsed.model, id=request.id))
 
+    def strategy_call(self, state: ServerState, request: _MessagesWire, selection: Selection) -> StrategyCall:
+        """A Messages request as the strategy job a chat request would become: one choice, no ``n``.
 
-def messages_job(
-    state: ServerState, selection: Selection, parsed: MessagesRequest, header: ResponseHeader
-) -> _strategies.StrategyJob:
-    """A Messages request as the strategy job a chat request would become: one choice, no ``n``.
-
-    ``a|b`` is refused: it answers once per strategy, and a message holds one answer.
-    """
-    if selection.mode == "parallel":
-        raise ApiError(
-            400,
-            f"'{'|'.join(selection.strategies)}' runs the strategies side by side, one answer each, and a message "
-            "holds one answer: use '&' to chain them, or /v1/chat/completions for side-by-side answers",
-            param="optillm_approach" if parsed.optillm_approach else "model",
+        ``a|b`` is refused: it answers once per strategy, and a message holds one answer.
+        """
+        parsed = request.parsed
+        refuse_side_by_side(selection, parsed.optillm_approach, "a message")
+        client = state.client_for_model(selection.model)
+        return StrategyCall(
+            question=strategy_question(parsed.system_texts(), parsed.strategy_turns()),
+            settings=parsed.settings(client.profile, pass_through=False),
+            config=parsed.optillm_config,
+            messages=len(parsed.messages),
+            policy=parsed.optillm_drop_unsupported,
+            header=ResponseHeader(model=parsed.model, id=request.id),
         )
-    client = state.client_for_model(selection.model)
-    return strategy_job(
-        state,
-        selection,
-        question=strategy_question(parsed.system_texts(), parsed.strategy_turns()),
-        settings=parsed.settings(client.profile, pass_through=False),
-        config=parsed.optillm_config,
-        n=1,
-        messages=len(parsed.messages),
-        strategy_param="optillm_approach" if parsed.optillm_approach else "model",
-        policy=parsed.optillm_drop_unsupported,
-        header=header,
-    )
 
-
-def _answer(job: _strategies.StrategyJob, parsed: MessagesRequest) -> Work:
-    async def work(exchange: Exchange) -> None:
-        done = await _strategies.run_job(job)
+    async def answer(
+        self, exchange: Exchange, job: _strategies.StrategyJob, request: _MessagesWire, done: _strategies.JobResult
+    ) -> None:
         result = done.results[0]
         payload = message_payload(
             msg_id=job.header.id,
@@ -103,57 +113,68 @@ def _answer(job: _strategies.StrategyJob, parsed: MessagesRequest) -> Work:
             text=result.answer,
             usage=done.usage,
             stop_reason=stop_reason_for(result.finish_reason, result.tool_calls),
-            thinking=result.thinking if parsed.wants_thinking else "",
+            thinking=result.thinking if request.parsed.wants_thinking else "",
             tool_calls=result.tool_calls,
         )
         payload["optillm"] = budget_report(done.meter, done.exhausted)
         headers = {BUDGET_HEADER: exhausted_limit(done.meter)} if done.exhausted else None
         await exchange.json(200, payload, headers)
 
-    return work
+    def live(self, exchange: Exchange, job: _strategies.StrategyJob, request: _MessagesWire) -> _MessagesLive:
+        return _MessagesLive(exchange, job, request.parsed)
 
 
-def _stream(job: _strategies.StrategyJob, parsed: MessagesRequest) -> Work:
+def refuse_side_by_side(selection: Selection, approach: str | None, holder: str) -> None:
+    """``a|b`` answers once per strategy: a 400 where the format's answer (``holder``) holds one."""
+    if selection.mode == "parallel":
+        raise ApiError(
+            400,
+            f"'{'|'.join(selection.strategies)}' runs the strategies side by side, one answer each, and {holder} "
+            "holds one answer: use '&' to chain them, or /v1/chat/completions for side-by-side answers",
+            param="optillm_approach" if approach else "model",
+        )
+
+
+class _MessagesLive:
     """``message_start`` at once, progress as comments, ``ping`` while quiet, the answer's text as it comes.
 
     The thinking behind a strategy's answer is known only when the run ends: its block leads the
     message when no text went out before, and follows the text block otherwise.
     """
 
-    async def work(exchange: Exchange) -> None:
-        events = MessageEvents(exchange, msg_id=job.header.id, model=job.header.model)
-        await events.start()
-        streamed = [""]
+    def __init__(self, exchange: Exchange, job: _strategies.StrategyJob, parsed: MessagesRequest) -> None:
+        self._exchange = exchange
+        self._parsed = parsed
+        self._events = MessageEvents(exchange, msg_id=job.header.id, model=job.header.model)
+        self.streamed = [""]
 
-        async def relay(note: _strategies.RunNote) -> None:
-            if note.kind == "delta":
-                streamed[0] += note.text
-                await events.text(note.text)
-            elif note.kind == "progress":
-                await exchange.comment(note.text)
-            else:
-                await events.ping()
+    async def start(self) -> None:
+        await self._events.start()
 
-        done = await _strategies.run_live(job, relay)
-        error = _strategies.streamed_mismatch(job, done, streamed)
-        if error is not None:
-            await exchange.fail(error)
-            return
+    async def note(self, note: _strategies.RunNote) -> None:
+        if note.kind == "delta":
+            self.streamed[0] += note.text
+            await self._events.text(note.text)
+        elif note.kind == "progress":
+            await self._exchange.comment(note.text)
+        else:
+            await self._events.ping()
+
+    async def finish(self, done: _strategies.JobResult) -> None:
+        events, streamed = self._events, self.streamed[0]
         result = done.results[0]
-        thinking = result.thinking if parsed.wants_thinking else ""
-        if thinking and not streamed[0]:
+        thinking = result.thinking if self._parsed.wants_thinking else ""
+        if thinking and not streamed:
             await events.thinking(thinking)
-        rest = result.answer[len(streamed[0]) :]
+        rest = result.answer[len(streamed) :]
         if rest or not result.tool_calls:
             await events.text(rest)
-        if thinking and streamed[0]:
+        if thinking and streamed:
             await events.thinking(thinking)
         await events.close_block()
         for position, call in enumerate(result.tool_calls):
             await events.tool_use(position, call)
         await events.finish(stop_reason_for(result.finish_reason, result.tool_calls), done.usage)
-
-    return work
 
 
 def _pass_through(

@@ -1,4 +1,4 @@
-"""The endpoints: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /health``."""
+"""What every endpoint shares (the server state, the strategy job of every format), ``/v1/models`` and ``/health``."""
 
 from __future__ import annotations as _annotations
 
@@ -15,19 +15,18 @@ from optillm_core import ClientError, GenerationSettings, ModelClient, Optimizer
 from optillm_router import AnyioClock, Clock
 
 from . import _strategies
-from ._conversation import StrategyInput, strategy_input
+from ._conversation import StrategyInput
 from ._errors import ApiError, Scrubber, api_error_for
 from ._limits import ServerLimits, check_plan, check_request, request_budget
-from ._passthrough import Forwarding, Reach, Upstream, fetch_models, forward, outgoing_body, serve_with_client
+from ._passthrough import Forwarding, Reach, Upstream, fetch_models
+from ._response_store import ResponseStore
 from ._runs import plan_strategies
-from ._selection import Selection, select
-from ._streaming import DeferredResponse, Exchange
+from ._selection import Selection
 from ._tools import check_strategies_answer_with_tools
-from ._wire import ChatRequest, ResponseHeader, parse_body
+from ._wire import ResponseHeader
 
 __all__ = (
     "ServerState",
-    "chat_completions",
     "health",
     "list_models",
     "refuse_unsupported",
@@ -56,6 +55,12 @@ class ServerState:
     reach: Reach = field(default_factory=Reach)
     """Whether the upstream has answered yet (pass-through retries a refused connection less until it has)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
+    default_approach: str | None = None
+    """The strategy a request runs when it names none (``None``: pass-through)."""
+    served_models: tuple[str, ...] | None = None
+    """The models ``/v1/models`` lists with every strategy, when they are known."""
+    responses: ResponseStore = field(default_factory=lambda: ResponseStore(1000, 3600.0))
+    """Stored Responses API answers (``previous_response_id``, ``GET /v1/responses/{id}``)."""
 
     def require_pool(self) -> httpx.AsyncClient:
         if self.pool is None:
@@ -71,36 +76,6 @@ class ServerState:
 def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.optillm
     return state
-
-
-async def chat_completions(request: Request) -> Response:
-    state = server_state(request)
-    raw = await request.body()
-    body = parse_body(raw)
-    approach = body.get("optillm_approach")
-    if approach is not None and not isinstance(approach, str):
-        raise ApiError(400, "'optillm_approach' must be a string such as 'moa' or 'moa&mars'", param="optillm_approach")
-    selection = select(body["model"], approach, state.registry.names(), default_model=state.model)
-    if selection.pass_through:
-        return _pass_through(state, raw, body, selection)
-    chat = ChatRequest.parse(body)
-    chat.reject_logprobs("strategies answer with text; send the request without a strategy to pass logprobs through")
-    chat.reject_structured_output()
-    job = strategy_job(
-        state,
-        selection,
-        question=strategy_input(chat.messages),
-        settings=chat.settings(),
-        config=chat.optillm_config,
-        n=chat.n,
-        messages=len(chat.messages),
-        strategy_param="optillm_approach" if approach else "model",
-        policy=chat.optillm_drop_unsupported,
-        header=ResponseHeader(model=chat.model),
-        include_usage=chat.include_usage,
-    )
-    work = _strategies.stream(job) if chat.stream else _strategies.answer(job)
-    return DeferredResponse(work, state.scrub, model=chat.model, strategies=list(selection.strategies))
 
 
 def strategy_job(
@@ -147,27 +122,6 @@ def strategy_job(
     )
 
 
-def _pass_through(state: ServerState, raw: bytes, body: dict[str, Any], selection: Selection) -> Response:
-    stream = bool(body.get("stream"))
-    if state.upstream is not None:
-        forwarding = state.forwarding(state.upstream)
-        payload = outgoing_body(raw, body)
-
-        async def relay(exchange: Exchange) -> None:
-            await forward(exchange, forwarding, payload, stream=stream)
-
-        return DeferredResponse(relay, state.scrub, model=selection.model, strategies=[])
-    chat = ChatRequest.parse(body)
-    client = state.client_for_model(selection.model)
-    refuse_unsupported(client, chat.settings(), chat.optillm_drop_unsupported or state.drop_unsupported)
-    header = ResponseHeader(model=chat.model)
-
-    async def direct(exchange: Exchange) -> None:
-        await serve_with_client(exchange, client, chat, header)
-
-    return DeferredResponse(direct, state.scrub, model=selection.model, strategies=[])
-
-
 def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy: UnsupportedPolicy) -> None:
     """Under the ``error`` policy, a 400 naming the settings the model refuses, before any call.
 
@@ -196,8 +150,13 @@ def refuse_unsupported(client: ModelClient, settings: GenerationSettings, policy
 
 
 async def list_models(request: Request) -> Response:
-    """The upstream's models (or the default model) and each installed strategy on the default model."""
+    """The served models with every strategy on each, or the upstream's models with the strategies on the default."""
     state = server_state(request)
+    if state.served_models is not None:
+        served = [_model_entry(name, "optillm") for name in state.served_models]
+        strategies = state.registry.names()
+        served += [_model_entry(f"{s}-{name}", "optillm") for name in state.served_models for s in strategies]
+        return JSONResponse({"object": "list", "data": served})
     models: list[dict[str, Any]] = [_model_entry(state.model, "optillm")]
     if state.upstream is not None:
         try:

@@ -1,7 +1,7 @@
-"""Answering with strategies: running a job (plain, or live with its notes relayed), and the chat endpoint's answers.
+"""Running a strategy job: plainly, or live with its notes relayed; what every wire format answers from.
 
-:func:`run_job` and :func:`run_live` are what every endpoint answers from; :func:`answer` and
-:func:`stream` write a chat request's ``chat.completion`` or its live event stream.
+:func:`run_job` and :func:`run_live` run the job; :func:`streamed_mismatch` tells whether a live
+answer's streamed text is the start of its answer (see :mod:`optillm_server._formats`).
 """
 
 from __future__ import annotations as _annotations
@@ -17,7 +17,6 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from optillm_core import (
     Budget,
-    FinishReason,
     GenerationSettings,
     MeteredClient,
     ModelClient,
@@ -28,13 +27,11 @@ from optillm_core.toolkit import task_group
 
 from ._conversation import StrategyInput
 from ._errors import ApiError
-from ._limits import BUDGET_HEADER, budget_cut_stream_error, budget_report, exhausted_limit
+from ._limits import budget_cut_stream_error, exhausted_limit
 from ._runs import ChoiceResult, RunSink, StrategyPlan, run_plan
-from ._streaming import Exchange, Work
-from ._tools import tool_call_chunks
-from ._wire import ResponseHeader, chunk, completion
+from ._wire import ResponseHeader
 
-__all__ = ("JobResult", "RunNote", "StrategyJob", "answer", "run_job", "run_live", "stream", "streamed_mismatch")
+__all__ = ("JobResult", "RunNote", "StrategyJob", "run_job", "run_live", "streamed_mismatch")
 
 log = structlog.get_logger("optillm")
 
@@ -80,20 +77,6 @@ async def run_job(job: StrategyJob, sink: RunSink | None = None) -> JobResult:
     usage = meter.usage.tokens
     _log_done(job, usage, meter)
     return JobResult(results=results, usage=usage, meter=meter)
-
-
-def answer(job: StrategyJob) -> Work:
-    async def work(exchange: Exchange) -> None:
-        done = await run_job(job)
-        results = done.results
-        choices: list[tuple[str, FinishReason | None]] = [(r.answer, r.finish_reason) for r in results]
-        thinking, calls = [r.thinking for r in results], [r.tool_calls for r in results]
-        payload = completion(job.header, choices, done.usage, thinking, calls)
-        payload["optillm"] = budget_report(done.meter, done.exhausted)
-        headers = {BUDGET_HEADER: exhausted_limit(done.meter)} if done.exhausted else None
-        await exchange.json(200, payload, headers)
-
-    return work
 
 
 @dataclass(frozen=True)
@@ -150,37 +133,6 @@ async def run_live(job: StrategyJob, relay: Callable[[RunNote], Awaitable[None]]
     raise AssertionError("the run's note stream closed before the run ended")  # pragma: no cover
 
 
-def stream(job: StrategyJob) -> Work:
-    """SSE: role chunks at once, progress as comments, the answer as it is generated, then usage and [DONE]."""
-
-    async def work(exchange: Exchange) -> None:
-        header, usage_field = job.header, job.include_usage
-        await exchange.start_stream()
-        for index in range(job.plan.choices):
-            delta = {"role": "assistant", "content": ""}
-            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
-        streamed = [""] * job.plan.choices
-
-        async def relay(note: RunNote) -> None:
-            await _relay(exchange, job, note, streamed)
-
-        done = await run_live(job, relay)
-        await _finish(exchange, job, done, streamed)
-
-    return work
-
-
-async def _relay(exchange: Exchange, job: StrategyJob, note: RunNote, streamed: list[str]) -> None:
-    if note.kind == "delta":
-        streamed[note.index] += note.text
-        delta = {"content": note.text}
-        await exchange.data(chunk(job.header, index=note.index, delta=delta, with_usage_field=job.include_usage))
-    elif note.kind == "progress":
-        await exchange.comment(f"{note.text} [choice {note.index}]")
-    else:
-        await exchange.comment("keep-alive")
-
-
 def streamed_mismatch(job: StrategyJob, done: JobResult, streamed: list[str]) -> ApiError | None:
     """The error for a stream whose live text is not the start of its answer, or ``None`` when every choice's is.
 
@@ -197,38 +149,6 @@ def streamed_mismatch(job: StrategyJob, done: JobResult, streamed: list[str]) ->
     log.warning("streamed text differs from the strategy's answer", choices=abandoned, model=job.header.model)
     cut = [i for i in abandoned if results[i].budget_exhausted]
     return budget_cut_stream_error(exhausted_limit(done.meter), cut) if cut else _abandoned_stream_error(abandoned)
-
-
-async def _finish(exchange: Exchange, job: StrategyJob, done: JobResult, streamed: list[str]) -> None:
-    """Send what the live pieces did not already carry, the finish reasons, the usage chunk and [DONE].
-
-    A choice's tool calls are known once its run ends: each goes out whole, in one
-    ``delta.tool_calls`` chunk after the text, and the choice finishes with ``tool_calls``.
-    """
-    header, usage_field, results = job.header, job.include_usage, done.results
-    error = streamed_mismatch(job, done, streamed)
-    if error is not None:
-        await exchange.fail(error)
-        return
-    for index, result in enumerate(results):
-        if result.thinking:  # known once the run ends; reasoning clients read it from reasoning_content
-            delta = {"reasoning_content": result.thinking}
-            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
-        rest = result.answer[len(streamed[index]) :]
-        if rest:
-            await exchange.data(chunk(header, index=index, delta={"content": rest}, with_usage_field=usage_field))
-        for delta in tool_call_chunks(result.tool_calls):
-            await exchange.data(chunk(header, index=index, delta=delta, with_usage_field=usage_field))
-    for index, result in enumerate(results):
-        reason = "tool_calls" if result.tool_calls else result.finish_reason
-        payload = chunk(header, index=index, finish_reason=reason, with_usage_field=usage_field)
-        payload["optillm"] = budget_report(done.meter, [index] if index in done.exhausted else [])
-        await exchange.data(payload)
-    if job.include_usage:
-        payload = chunk(header, usage=done.usage)
-        payload["optillm"] = budget_report(done.meter, done.exhausted)
-        await exchange.data(payload)
-    await exchange.done()
 
 
 def _abandoned_stream_error(choices: list[int]) -> ApiError:

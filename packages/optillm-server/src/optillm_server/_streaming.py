@@ -49,6 +49,9 @@ class Exchange:
         self.started = False
         self.finished = False
         self.client_gone = False
+        self.closing: Callable[[ApiError], bytes] | None = None
+        """The bytes that end this stream with an error, where the format's stream needs per-response state
+        (the Responses API's ``response.failed``); ``error.stream_end()`` otherwise."""
 
     async def _send(self, message: Message) -> None:
         try:
@@ -103,7 +106,7 @@ class Exchange:
         if not self.started:
             await self.json(error.status, error.payload(), error.headers())
         elif not self.finished:
-            await self.write(error.stream_end())
+            await self.write(self.closing(error) if self.closing is not None else error.stream_end())
             await self.end()
 
 
