@@ -29,6 +29,7 @@ from optillm_core import (
     Message,
     ModelClient,
     ModelProfile,
+    OptimizerRegistry,
     Prompt,
     ProviderUnavailable,
     ToolCall,
@@ -280,7 +281,7 @@ async def test_a_model_without_tools_refuses_them_with_a_400_under_either_policy
 
 def strategy_proxy(client: ModelClient) -> Any:
     """The proxy with the installed strategies, which all answer with tools, and ``shout``, which cannot."""
-    registry = default_registry()
+    registry = OptimizerRegistry()  # the installed strategies, in a registry of its own
     registry.register(ShoutStrategy)
     return proxy(client, registry=registry)
 
@@ -408,7 +409,7 @@ async def test_a_strategy_that_cannot_answer_with_tools_is_a_400_naming_it(model
     assert f"the {name} strategy cannot answer with tool calls: its answer is not a model call" in error["message"]
     # the strategies that can: every installed one
     able = sorted(info.name for info in default_registry().infos())
-    assert f"({', '.join(able)})" in error["message"]
+    assert f"strategies that can: {', '.join(able)})" in error["message"]
     assert (error["param"], error["code"]) == ("tools", "tools_not_supported_by_strategy")
     assert client.requests == []
 
