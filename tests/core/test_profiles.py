@@ -5,28 +5,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optillm_core import GenerationSettings, ModelProfile
+from optillm_core import GenerationSettings, ModelProfile, testing
+from optillm_core.testing import CLAUDE_SONNET, O3_MINI
 
-O3 = ModelProfile(
-    name="o3-mini",
-    temperature=False,
-    top_p=False,
-    max_tokens_field="max_completion_tokens",
-    max_output_tokens=100_000,
-    logprobs=False,
-    thinking="hidden",
-)
-CLAUDE = ModelProfile(
-    name="claude-sonnet-4",
-    temperature_max=1.0,
-    sampling_exclusive=True,
-    max_output_tokens=64_000,
-    requires_max_tokens=True,
-    default_max_tokens=4096,
-    seed=False,
-    logprobs=False,
-)
-GPT_4O_MINI = ModelProfile(name="gpt-4o-mini", max_output_tokens=16_384, native_n=True, max_stop=4)
+O3 = O3_MINI
+CLAUDE = CLAUDE_SONNET
+GPT_4O_MINI = testing.GPT_4O_MINI.model_copy(update={"max_stop": 4})
 
 
 def test_the_default_profile_accepts_everything_and_changes_nothing() -> None:

@@ -55,7 +55,6 @@ class RtoOptimizer(Optimizer[RtoConfig]):
 
     def planned_calls(self, client: ModelClient, settings: GenerationSettings | None = None) -> int:
         """C1, the description and C2; the merge adds a fourth call only when C1 and C2 differ."""
-        self.planning_context(client, settings)
         return 3
 
     async def run(self, ctx: RunContext[RtoConfig]) -> Outcome:

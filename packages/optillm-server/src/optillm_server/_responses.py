@@ -41,7 +41,7 @@ from ._errors import ApiError
 from ._formats import StrategyCall, WireFormat
 from ._limits import BUDGET_HEADER, budget_report, exhausted_limit
 from ._messages import refuse_side_by_side
-from ._responses_wire import Conversation, ResponsesRequest, ToolSet, custom_input, read_input
+from ._responses_wire import ResponsesInput, ResponsesRequest, ToolSet, custom_input, read_input
 from ._routes import ServerState, refuse_unsupported, server_state
 from ._selection import Selection
 from ._streaming import Exchange, Work
@@ -61,7 +61,7 @@ class _ResponsesWire:
         self.parsed = parsed
         self.tools: ToolSet = parsed.tool_set()
         self.header = ResponseHeader(model=parsed.model, id=_new_id("resp"))
-        self.conversation = Conversation((), ())
+        self.conversation = ResponsesInput((), ())
         self.store: Any = None
 
     @property
@@ -76,7 +76,7 @@ class _ResponsesWire:
     def stream(self) -> bool:
         return self.parsed.stream
 
-    def read_conversation(self, state: ServerState) -> Conversation:
+    def read_conversation(self, state: ServerState) -> ResponsesInput:
         """The input after the stored turns of ``previous_response_id`` (an unknown or evicted id is a 400)."""
         earlier: tuple[Message, ...] = ()
         previous = self.parsed.previous_response_id

@@ -24,7 +24,7 @@ from optillm_core import GenerationSettings, Message, ModelProfile, ToolCall, To
 
 from ._errors import ApiError
 
-__all__ = ("Conversation", "ResponsesRequest", "ToolSet", "read_input")
+__all__ = ("ResponsesInput", "ResponsesRequest", "ToolSet", "read_input")
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -329,7 +329,7 @@ def custom_input(call: ToolCall) -> str:
 
 
 @dataclass(frozen=True)
-class Conversation:
+class ResponsesInput:
     """A request's input as core types: the system prompt's parts and the turns, oldest first."""
 
     system: tuple[str, ...]
@@ -341,8 +341,8 @@ class Conversation:
         return (*head, *self.turns)
 
 
-def read_input(request: ResponsesRequest, earlier: Sequence[Message] = ()) -> Conversation:
-    """``instructions`` and ``input`` (after the ``earlier`` turns of a stored response) as a :class:`Conversation`.
+def read_input(request: ResponsesRequest, earlier: Sequence[Message] = ()) -> ResponsesInput:
+    """``instructions`` and ``input`` (after the ``earlier`` turns of a stored response) as a :class:`ResponsesInput`.
 
     Message items become turns by role (``developer`` and ``system`` messages: system parts);
     ``function_call`` and ``custom_tool_call`` items become the calls of an assistant turn, and
@@ -400,7 +400,7 @@ def read_input(request: ResponsesRequest, earlier: Sequence[Message] = ()) -> Co
                 "custom_tool_call, custom_tool_call_output and reasoning are)",
                 param=f"{param}.type",
             )
-    return Conversation(tuple(system), tuple(turns))
+    return ResponsesInput(tuple(system), tuple(turns))
 
 
 def _content_text(content: Any, param: str) -> str:
